@@ -1,0 +1,95 @@
+"""The FastAPI application."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.problems import install_problem_handlers
+from app.api.routes import admin, health, me, participants, staff_devices, studies
+from app.core.clock import Clock, SystemClock
+from app.core.config import Settings
+from app.core.db import create_db_engine, make_session_factory
+from app.core.migrations import ensure_schema_current, upgrade_to_head
+from app.worker.runner import Worker
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Kairos delivers just-in-time adaptive interventions for chronic-pain care.
+
+**Staff** (admins, coordinators, researchers) authenticate with an API key: click
+*Authorize* and paste it under `BearerToken` or `ApiKeyHeader`. Create the first key with
+`kairos create-api-key --role admin`.
+
+**The phone app** exchanges a one-time enrollment code for a participant token with
+`POST /v1/enroll`, then sends it as `Authorization: Bearer <token>` to `/v1/me…`.
+
+Every error is an RFC 9457 problem (`application/problem+json`) with `status`, `title`,
+`detail`, a stable `code` and, for invalid input, `errors` naming each field and why.
+Lists are paginated by cursor: pass `next_cursor` back as `cursor`.
+"""
+
+TAGS = [
+    {"name": "health", "description": "Liveness and readiness probes."},
+    {"name": "studies", "description": "Studies: create, read, update, close, delete."},
+    {
+        "name": "participants",
+        "description": "Participants of a study: pseudonymous "
+        "records, enrollment codes, status changes with reasons.",
+    },
+    {"name": "devices", "description": "Staff view of participants' push devices."},
+    {"name": "enrollment", "description": "The phone app's first call."},
+    {"name": "me", "description": "The phone app's own record and devices (participant token)."},
+    {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
+]
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    session_factory = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.should_auto_migrate:
+            upgrade_to_head(engine)
+        else:
+            ensure_schema_current(engine)
+        worker = None
+        if settings.should_run_worker:
+            worker = Worker(session_factory, clock, tick_seconds=settings.worker_tick_seconds)
+            worker.start_in_background()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.shutdown()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Kairos",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    install_problem_handlers(app)
+    for router in (
+        health.router,
+        studies.router,
+        participants.router,
+        staff_devices.router,
+        me.enroll_router,
+        me.router,
+        admin.router,
+    ):
+        app.include_router(router)
+    return app

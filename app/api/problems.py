@@ -1,0 +1,203 @@
+"""One error body for every 4xx and 5xx: RFC 9457 problem details (application/problem+json).
+
+Validation errors list every offending field under ``errors`` with its location and the
+reason, e.g. ``{"field": "body.timezone", "message": "unknown IANA time zone 'Mars/Base'"}``.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "field": "body.timezone",
+                    "message": "Value error, unknown IANA time zone 'Mars/Base'",
+                    "type": "value_error",
+                }
+            ]
+        }
+    )
+
+    field: str = Field(description="Where the problem is: body.x, query.y, path.z, header.w.")
+    message: str = Field(description="Why the value was refused.")
+    type: str = Field(description="A machine-readable kind of error, e.g. missing, value_error.")
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:kairos:problem:enrollment_code_used",
+                    "title": "Gone",
+                    "status": 410,
+                    "detail": "this enrollment code has already been used; ask the study "
+                    "team for a new one",
+                    "instance": "/v1/enroll",
+                    "code": "enrollment_code_used",
+                    "errors": [
+                        {
+                            "field": "body.code",
+                            "message": "this enrollment code has already been used",
+                            "type": "enrollment_code_used",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = Field("about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong this time, in words a person can act on.")
+    instance: str | None = Field(None, description="The request path.")
+    code: str | None = Field(None, description="A stable machine-readable problem name.")
+    errors: list[FieldError] | None = Field(
+        None, description="Each field that was refused, and why."
+    )
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        type=f"urn:kairos:problem:{code}" if code else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        code=code,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    errors = [
+        FieldError(field=_loc_to_field(e["loc"]), message=e["msg"], type=e["type"])
+        for e in exc.errors()
+    ]
+    fields = ", ".join(dict.fromkeys(e.field for e in errors))
+    return problem_response(
+        request,
+        422,
+        "Invalid request",
+        f"The request has invalid fields: {fields}",
+        code="validation_error",
+        errors=errors,
+    )
+
+
+async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, DomainError):  # pragma: no cover
+        raise exc
+    errors = None
+    if exc.field is not None:
+        errors = [
+            FieldError(field=f"body.{exc.field}", message=exc.detail, type=exc.code or "invalid")
+        ]
+    return problem_response(
+        request, exc.status_code, exc.title, exc.detail, code=exc.code, errors=errors
+    )
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+}
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        raise exc
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such endpoint: {request.method} {request.url.path}"
+    return problem_response(
+        request,
+        exc.status_code,
+        _TITLES.get(exc.status_code, "Error"),
+        detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        500,
+        "Internal server error",
+        "An unexpected error occurred; it has been logged. This is a bug in Kairos.",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(DomainError, _domain_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unhandled_handler)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses an operation can return."""
+    descriptions = {
+        401: "Missing, unknown or revoked credentials.",
+        403: "Authenticated, but this role or participant may not do this.",
+        404: "The resource does not exist (or belongs to someone else).",
+        409: "The request conflicts with the current state.",
+        410: "The code or credential can no longer be used.",
+        422: "A field is missing or invalid; `errors` names each one and why.",
+        503: "A service Kairos depends on (the database) is unavailable.",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

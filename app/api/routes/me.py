@@ -1,0 +1,169 @@
+"""The phone app's endpoints: enrollment, the participant's own record and devices."""
+
+import uuid
+
+from fastapi import APIRouter, Response
+from sqlalchemy.orm import Session
+
+from app.api.auth import Me
+from app.api.deps import ClockDep, SessionDep, SettingsDep
+from app.api.problems import problem_responses
+from app.api.schemas.devices import DeviceList, DeviceOut, DeviceRegister, DeviceUpdate
+from app.api.schemas.me import EnrollRequest, EnrollResponse, MeOut, MeUpdate
+from app.notifications import devices
+from app.notifications.models import Device
+from app.participants import enrollment
+from app.participants.models import Participant
+from app.studies.models import Study
+
+enroll_router = APIRouter(prefix="/v1", tags=["enrollment"])
+router = APIRouter(prefix="/v1/me", tags=["me"], responses=problem_responses(401, 403, 422))
+
+
+def me_out(session: Session, participant: Participant) -> MeOut:
+    study = session.get_one(Study, participant.study_id)
+    return MeOut(
+        id=participant.id,
+        code=participant.code,
+        study_id=study.id,
+        study_name=study.name,
+        timezone=participant.timezone,
+        status=participant.status,
+        enrolled_at=participant.enrolled_at,
+    )
+
+
+def device_out(device: Device) -> DeviceOut:
+    return DeviceOut(
+        id=device.id,
+        platform=device.platform,
+        app_version=device.app_version,
+        push_token_suffix="…" + device.push_token[-8:],
+        enabled=device.enabled,
+        disabled_reason=device.disabled_reason,
+        last_seen_at=device.last_seen_at,
+        created_at=device.created_at,
+        updated_at=device.updated_at,
+    )
+
+
+@enroll_router.post(
+    "/enroll",
+    status_code=201,
+    response_model=EnrollResponse,
+    summary="Exchange an enrollment code for a participant token",
+    responses=problem_responses(404, 410, 422),
+)
+def enroll(
+    body: EnrollRequest, session: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> EnrollResponse:
+    """Called by the phone app once, with the code the study team gave the participant.
+
+    Returns the participant token that authenticates every `/v1/me` call. A code works
+    once: 404 when it is unknown, 410 when it was used, replaced by a newer code, or
+    has expired (the `code` field of the problem says which). Codes are case-insensitive;
+    dashes and spaces are ignored. No credentials needed.
+    """
+    participant, token = enrollment.enroll(
+        session, clock, body.code, secret_key=settings.secret_key
+    )
+    session.commit()
+    return EnrollResponse(access_token=token, participant=me_out(session, participant))
+
+
+@router.get("", response_model=MeOut, summary="The participant's own record")
+def get_me(caller: Me, session: SessionDep) -> MeOut:
+    """Who the token belongs to: participant code, study, time zone and status."""
+    return me_out(session, caller.participant)
+
+
+@router.patch("", response_model=MeOut, summary="Update the participant's time zone")
+def update_me(body: MeUpdate, caller: Me, session: SessionDep, clock: ClockDep) -> MeOut:
+    """The app reports a new time zone (travel, moving); schedules follow local time."""
+    participant = caller.participant
+    for field, value in body.changes().items():
+        setattr(participant, field, value)
+    participant.updated_at = clock.now()
+    session.commit()
+    return me_out(session, participant)
+
+
+@router.delete("/token", status_code=204, summary="Sign out this app")
+def sign_out(caller: Me, session: SessionDep, clock: ClockDep) -> Response:
+    """Revokes the token used for this call; the app must enroll again with a new code."""
+    enrollment.revoke_token(clock, caller.token)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/devices", response_model=DeviceList, summary="The participant's devices")
+def list_devices(caller: Me, session: SessionDep) -> DeviceList:
+    """Devices registered for push notifications, oldest first."""
+    return DeviceList(
+        items=[device_out(d) for d in devices.list_devices(session, caller.participant)]
+    )
+
+
+@router.post(
+    "/devices",
+    status_code=201,
+    response_model=DeviceOut,
+    summary="Register this device for push notifications",
+    responses={
+        200: {
+            "model": DeviceOut,
+            "description": "The token was already registered; the device was refreshed.",
+        }
+    },
+)
+def register_device(
+    body: DeviceRegister, response: Response, caller: Me, session: SessionDep, clock: ClockDep
+) -> DeviceOut:
+    """Registers the app's FCM token. Idempotent: call it on every app start.
+
+    201 for a new device, 200 when the token was already registered (it is re-enabled and
+    its platform and app version refreshed). A token registered by another participant
+    before (a phone passed on) is disabled for them.
+    """
+    device, created = devices.register_device(
+        session,
+        clock,
+        caller.participant,
+        push_token=body.push_token,
+        platform=body.platform,
+        app_version=body.app_version,
+    )
+    session.commit()
+    if not created:
+        response.status_code = 200
+    return device_out(device)
+
+
+@router.patch(
+    "/devices/{device_id}",
+    response_model=DeviceOut,
+    summary="Update a device",
+    responses=problem_responses(404),
+)
+def update_device(
+    device_id: uuid.UUID, body: DeviceUpdate, caller: Me, session: SessionDep, clock: ClockDep
+) -> DeviceOut:
+    """Refreshes the push token (FCM rotates tokens), the app version, or turns pushes off."""
+    device = devices.get_device(session, caller.participant, device_id)
+    devices.update_device(session, clock, device, body.changes())
+    session.commit()
+    return device_out(device)
+
+
+@router.delete(
+    "/devices/{device_id}",
+    status_code=204,
+    summary="Remove a device",
+    responses=problem_responses(404),
+)
+def remove_device(device_id: uuid.UUID, caller: Me, session: SessionDep) -> Response:
+    """Forgets a device (app uninstalled, phone replaced): no more pushes go to it."""
+    device = devices.get_device(session, caller.participant, device_id)
+    session.delete(device)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""The audit log: every staff action and every staff read of participant data."""

@@ -1,0 +1,184 @@
+"""The `kairos` command line."""
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app import __version__
+from app.audit.service import CLI_ACTOR
+from app.core.clock import SystemClock
+from app.core.config import Settings, UnsafeSettingsError
+from app.core.db import create_db_engine, make_session_factory, session_scope
+from app.core.migrations import SchemaNotCurrentError, ensure_schema_current, upgrade_to_head
+from app.staff.models import Role
+
+cli = typer.Typer(
+    name="kairos",
+    help="Kairos: JITAI backend for chronic-pain care.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except UnsafeSettingsError as exc:
+        typer.secho(f"Refusing to start: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        typer.secho(f"Invalid settings: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _serve(settings: Settings, workers: int) -> None:
+    if workers > 1 and settings.is_sqlite:
+        typer.secho("Several API workers need PostgreSQL; serving with one.", fg="yellow", err=True)
+        workers = 1
+    # Check the schema here, once, so a missing `kairos migrate` is one clear message.
+    engine = create_db_engine(settings.database_url)
+    try:
+        if settings.should_auto_migrate:
+            upgrade_to_head(engine)
+        else:
+            ensure_schema_current(engine)
+    except SchemaNotCurrentError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"Kairos {__version__} on http://{settings.host}:{settings.port}/docs "
+        f"({engine.dialect.name})"
+    )
+    uvicorn.run(
+        "app.api.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@cli.command()
+def serve(
+    workers: Annotated[int, typer.Option(min=1, help="API processes (PostgreSQL only).")] = 1,
+) -> None:
+    """Serve the API. On SQLite it also upgrades the schema and runs the worker in-process."""
+    _serve(_settings(), workers)
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to this version's head (safe to run concurrently)."""
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        before, after = upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"Schema already at {after}.")
+    else:
+        typer.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the background worker (scheduling and push delivery) in the foreground."""
+    from app.worker.runner import Worker
+
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        ensure_schema_current(engine)
+    except SchemaNotCurrentError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=settings.log_level.upper())
+    Worker(
+        make_session_factory(engine), SystemClock(), tick_seconds=settings.worker_tick_seconds
+    ).run_forever()
+
+
+@cli.command("create-api-key")
+def create_api_key(
+    role: Annotated[Role, typer.Option(help="admin, coordinator or researcher.")],
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")] = "",
+) -> None:
+    """Create a staff API key and print it (it is shown only once)."""
+    from app.staff.service import create_api_key as create
+
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        ensure_schema_current(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            api_key, key = create(
+                session, SystemClock(), CLI_ACTOR, name=name or f"{role} key", role=role
+            )
+            key_id = api_key.id
+    except SchemaNotCurrentError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Created {role} API key {key_id}. Store it now; it is not shown again:")
+    typer.echo(key)
+
+
+@cli.command()
+def demo(
+    database: Annotated[Path, typer.Option(help="SQLite file for the demo (recreated).")] = Path(
+        "kairos-demo.db"
+    ),
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve after seeding.")
+    ] = True,
+) -> None:
+    """Create a fresh demo database (study, participants, keys), print how to use it, serve."""
+    from app.demo import seed_demo
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    os.environ["KAIROS_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade_to_head(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            creds = seed_demo(session, SystemClock(), settings)
+    finally:
+        engine.dispose()
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Demo study {creds.study_id} in {database}")
+    typer.echo(
+        json.dumps(
+            {
+                "api_keys": creds.api_keys,
+                "participant_tokens": creds.participant_tokens,
+                "enrollment_codes": creds.enrollment_codes,
+            },
+            indent=2,
+        )
+    )
+    typer.echo(
+        f"\nOpen {base}/docs, click Authorize and paste the admin key.\n"
+        f"Try: curl -H 'Authorization: Bearer {creds.api_keys['admin']}' {base}/v1/studies\n"
+        f"Enroll a phone: curl -X POST {base}/v1/enroll -H 'Content-Type: application/json' "
+        f'-d \'{{"code": "{next(iter(creds.enrollment_codes.values()))}"}}\'\n'
+    )
+    if serve_after:
+        _serve(settings, workers=1)
+
+
+def main() -> None:
+    cli()

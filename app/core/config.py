@@ -1,0 +1,92 @@
+"""Settings, read from the environment with the ``KAIROS_`` prefix (and a ``.env`` file)."""
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The development default. It is public (it is in this file), so it must never protect
+# real data: outside development the service refuses to start while it is in use.
+INSECURE_DEFAULT_SECRET = "kairos-development-secret-do-not-use-in-production"  # noqa: S105
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class UnsafeSettingsError(ValueError):
+    """The settings would run the service unsafely; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KAIROS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Field(
+        Environment.development,
+        description="development, test or production. Outside development the secret "
+        "key must be set to a strong value.",
+    )
+    database_url: str = Field(
+        "sqlite:///./kairos.db",
+        description="SQLAlchemy URL: sqlite:///path.db (embedded default) or "
+        "postgresql+psycopg://user:password@host:5432/dbname.",
+    )
+    secret_key: str = Field(
+        INSECURE_DEFAULT_SECRET,
+        description="Keys the hashes of enrollment codes. At least 32 characters outside "
+        "development; generate one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    auto_migrate: bool | None = Field(
+        None,
+        description="Upgrade the database schema when the service starts. Default: on for "
+        "SQLite, off for PostgreSQL (run `kairos migrate` as a release step).",
+    )
+    run_worker: bool | None = Field(
+        None,
+        description="Run the background worker inside the API process. Default: on for "
+        "SQLite (one process owns the file), off for PostgreSQL (run `kairos worker`).",
+    )
+    worker_tick_seconds: float = Field(5.0, gt=0)
+    enrollment_code_ttl_hours: int = Field(14 * 24, ge=1)
+    db_pool_size: int = Field(10, ge=1)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secret(self) -> Self:
+        if self.environment is Environment.development:
+            return self
+        if self.secret_key == INSECURE_DEFAULT_SECRET or len(self.secret_key) < MIN_SECRET_LENGTH:
+            raise UnsafeSettingsError(
+                f"KAIROS_SECRET_KEY is unset or weak while KAIROS_ENVIRONMENT={self.environment}. "
+                f"Set KAIROS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters, e.g. the output of: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def should_run_worker(self) -> bool:
+        return self.is_sqlite if self.run_worker is None else self.run_worker
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

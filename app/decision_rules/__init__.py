@@ -1,0 +1,1 @@
+"""Decision rules: tailoring variables, CEL rules, randomization and the decision log."""

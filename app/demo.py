@@ -1,0 +1,68 @@
+"""Demo data: a study with enrolled and invited participants, for trying Kairos locally."""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from app.audit.service import CLI_ACTOR
+from app.core.clock import Clock
+from app.core.config import Settings
+from app.participants import enrollment, service
+from app.staff.models import Role
+from app.staff.service import create_api_key
+from app.studies.models import StudyStatus
+from app.studies.service import create_study
+
+DEMO_STUDY_SLUG = "demo-chronic-pain-jitai"
+
+
+@dataclass
+class DemoCredentials:
+    study_id: str
+    api_keys: dict[str, str] = field(default_factory=dict)
+    participant_tokens: dict[str, str] = field(default_factory=dict)
+    enrollment_codes: dict[str, str] = field(default_factory=dict)
+
+
+def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredentials:
+    study = create_study(
+        session,
+        clock,
+        CLI_ACTOR,
+        slug=DEMO_STUDY_SLUG,
+        name="Demo: JITAI for chronic low back pain",
+        description="A demo study: pain-acceptance and activity prompts for adults with "
+        "chronic low back pain, with five decision points a day.",
+        status=StudyStatus.active,
+    )
+    creds = DemoCredentials(study_id=str(study.id))
+    for role in Role:
+        _, key = create_api_key(session, clock, CLI_ACTOR, name=f"demo {role}", role=role)
+        creds.api_keys[str(role)] = key
+    people = [
+        ("P-0001", "Europe/Berlin", {"pain_phenotype": "nociceptive", "trauma_history": False}),
+        ("P-0002", "America/Chicago", {"pain_phenotype": "nociplastic", "trauma_history": True}),
+        ("P-0003", "Asia/Kolkata", {"pain_phenotype": "neuropathic", "trauma_history": False}),
+        ("P-0004", "Australia/Sydney", {"pain_phenotype": "nociplastic", "trauma_history": False}),
+    ]
+    for index, (code, tz, attributes) in enumerate(people):
+        _, enrollment_code, _ = service.create_participant(
+            session,
+            clock,
+            CLI_ACTOR,
+            study,
+            code=code,
+            timezone=tz,
+            attributes=attributes,
+            secret_key=settings.secret_key,
+            code_ttl_hours=settings.enrollment_code_ttl_hours,
+        )
+        if index < 2:  # the first two have enrolled with the app already
+            session.flush()
+            _, token = enrollment.enroll(
+                session, clock, enrollment_code, secret_key=settings.secret_key
+            )
+            creds.participant_tokens[code] = token
+        else:
+            creds.enrollment_codes[code] = enrollment_code
+    return creds

@@ -1,0 +1,1 @@
+"""EMA: questionnaires, prompts and responses (arrives with the study protocol and ingestion)."""

@@ -1,0 +1,1 @@
+"""Notifications: the participant's devices and push tokens (delivery arrives with the outbox)."""

@@ -1,0 +1,1 @@
+"""Participants: pseudonymous enrollment, status, enrollment codes and app tokens."""

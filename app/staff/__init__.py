@@ -1,0 +1,1 @@
+"""Staff: API keys with roles (admin, coordinator, researcher)."""

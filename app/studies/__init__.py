@@ -1,0 +1,1 @@
+"""Studies: the container for a protocol, its participants and their data."""

@@ -1,0 +1,1 @@
+"""The background worker: an APScheduler clock that ticks durable, row-based work."""

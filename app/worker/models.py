@@ -1,0 +1,16 @@
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+
+class WorkerHeartbeat(Base):
+    """One row per worker process, so operators can see that work is being picked up."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime] = mapped_column(index=True)
