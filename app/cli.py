@@ -12,7 +12,7 @@ import uvicorn
 from app import __version__
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SystemClock
-from app.core.config import Settings, UnsafeSettingsError
+from app.core.config import Settings, UnsafeSettingsError, load_settings
 from app.core.db import create_db_engine, make_session_factory, session_scope
 from app.core.migrations import SchemaNotCurrentError, ensure_schema_current, upgrade_to_head
 from app.staff.models import Role
@@ -28,7 +28,7 @@ cli = typer.Typer(
 
 def _settings() -> Settings:
     try:
-        return Settings()
+        return load_settings()
     except UnsafeSettingsError as exc:
         typer.secho(f"Refusing to start: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc

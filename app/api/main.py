@@ -10,7 +10,7 @@ from app import __version__
 from app.api.problems import install_problem_handlers
 from app.api.routes import admin, health, me, participants, staff_devices, studies
 from app.core.clock import Clock, SystemClock
-from app.core.config import Settings
+from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.migrations import ensure_schema_current, upgrade_to_head
 from app.worker.runner import Worker
@@ -48,7 +48,7 @@ TAGS = [
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     clock = clock or SystemClock()
     engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     session_factory = make_session_factory(engine)

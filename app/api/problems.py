@@ -176,6 +176,7 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    document_problem_media_type(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(DomainError, _domain_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
@@ -193,11 +194,28 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "A field is missing or invalid; `errors` names each one and why.",
         503: "A service Kairos depends on (the database) is unavailable.",
     }
-    return {
-        status: {
-            "model": Problem,
-            "description": descriptions[status],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}
+
+
+def document_problem_media_type(app: FastAPI) -> None:
+    """Error responses are sent as application/problem+json; say so in the OpenAPI schema.
+
+    FastAPI documents every ``model`` response under the route's media type
+    (application/json), so the schema is corrected once, when it is first built.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and "application/json" in content:
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,9 +2,8 @@
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development default. It is public (it is in this file), so it must never protect
@@ -61,18 +60,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     log_level: str = "info"
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_secret(self) -> Self:
+    def unsafe_reason(self) -> str | None:
+        """Why these settings must not run a service, or None when they are safe enough."""
         if self.environment is Environment.development:
-            return self
+            return None
         if self.secret_key == INSECURE_DEFAULT_SECRET or len(self.secret_key) < MIN_SECRET_LENGTH:
-            raise UnsafeSettingsError(
+            return (
                 f"KAIROS_SECRET_KEY is unset or weak while KAIROS_ENVIRONMENT={self.environment}. "
                 f"Set KAIROS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters, e.g. the output of: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
-        return self
+        return None
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,6 +86,15 @@ class Settings(BaseSettings):
         return self.is_sqlite if self.run_worker is None else self.run_worker
 
 
+def load_settings() -> Settings:
+    """Settings from the environment, refused with UnsafeSettingsError when unsafe."""
+    settings = Settings()
+    reason = settings.unsafe_reason()
+    if reason is not None:
+        raise UnsafeSettingsError(reason)
+    return settings
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

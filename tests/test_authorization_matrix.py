@@ -1,0 +1,221 @@
+"""Every endpoint x every kind of caller, with the status each must get.
+
+401: no or bad credentials. 403: a known caller who may not do this (wrong role,
+participant on a staff endpoint, staff on a participant endpoint, withdrawn participant).
+404: another participant's resource, never 403.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from app.api.main import create_app
+from app.core.config import Settings
+from app.staff.models import Role
+from tests.conftest import World, bearer
+
+STAFF = ("admin", "coordinator", "researcher")
+PARTICIPANTS = ("owner", "other", "withdrawn", "revoked")
+CALLERS = ("none", *STAFF, *PARTICIPANTS)
+ALL_STAFF = frozenset(STAFF)
+WRITERS = frozenset({"admin", "coordinator"})
+ADMIN = frozenset({"admin"})
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    ok: int
+    kind: str  # "staff", "me" or "public"
+    roles: frozenset[str] = frozenset()
+    body: dict[str, Any] | None = None
+    # For /v1/me resources addressed by id: what another participant gets.
+    other: int | None = None
+    expected_public: int | None = None
+    tags: tuple[str, ...] = field(default=())
+
+
+P = "/v1/studies/{study}/participants"
+CASES = [
+    Case("GET", "/healthz", 200, "public", expected_public=200),
+    Case("GET", "/readyz", 200, "public", expected_public=200),
+    Case("POST", "/v1/enroll", 404, "public", body={"code": "UNKNOWN-CODE"}, expected_public=404),
+    Case("POST", "/v1/studies", 201, "staff", WRITERS, {"slug": "new-study", "name": "New"}),
+    Case("GET", "/v1/studies", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}", 200, "staff", ALL_STAFF),
+    Case("PATCH", "/v1/studies/{study}", 200, "staff", WRITERS, {"name": "Renamed"}),
+    Case("DELETE", "/v1/studies/{empty_study}", 204, "staff", ADMIN),
+    Case("POST", P, 201, "staff", WRITERS, {"timezone": "Europe/Paris"}),
+    Case("GET", P, 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}", 200, "staff", ALL_STAFF),
+    Case("PATCH", P + "/{participant}", 200, "staff", WRITERS, {"timezone": "Asia/Tokyo"}),
+    Case("DELETE", P + "/{invited}", 204, "staff", WRITERS),
+    Case(
+        "POST",
+        P + "/{participant}/status",
+        200,
+        "staff",
+        WRITERS,
+        {"status": "paused", "reason": "holiday"},
+    ),
+    Case("GET", P + "/{participant}/status-history", 200, "staff", ALL_STAFF),
+    Case("POST", P + "/{participant}/enrollment-code", 201, "staff", WRITERS),
+    Case("POST", P + "/{participant}/tokens/revoke", 200, "staff", WRITERS),
+    Case("GET", P + "/{participant}/devices", 200, "staff", ALL_STAFF),
+    Case(
+        "PATCH",
+        P + "/{participant}/devices/{device}",
+        200,
+        "staff",
+        WRITERS,
+        {"enabled": False, "reason": "lost phone"},
+    ),
+    Case("POST", "/v1/api-keys", 201, "staff", ADMIN, {"name": "k", "role": "researcher"}),
+    Case("GET", "/v1/api-keys", 200, "staff", ADMIN),
+    Case("DELETE", "/v1/api-keys/{api_key}", 200, "staff", ADMIN),
+    Case("GET", "/v1/audit-events", 200, "staff", ADMIN),
+    Case("GET", "/v1/me", 200, "me", other=200),
+    Case("PATCH", "/v1/me", 200, "me", body={"timezone": "America/Denver"}, other=200),
+    Case("DELETE", "/v1/me/token", 204, "me", other=204),
+    Case("GET", "/v1/me/devices", 200, "me", other=200),
+    Case(
+        "POST",
+        "/v1/me/devices",
+        201,
+        "me",
+        body={"push_token": "fresh", "platform": "ios"},
+        other=201,
+    ),
+    Case("PATCH", "/v1/me/devices/{device}", 200, "me", body={"app_version": "2.0"}, other=404),
+    Case("DELETE", "/v1/me/devices/{device}", 204, "me", other=404),
+]
+
+
+def expected(case: Case, caller: str) -> int:
+    if case.kind == "public":
+        assert case.expected_public is not None
+        return case.expected_public
+    if caller in ("none", "revoked"):
+        return 401
+    if caller == "withdrawn":
+        return 403
+    if case.kind == "staff":
+        return case.ok if caller in case.roles else 403
+    # a participant endpoint
+    if caller in STAFF:
+        return 403
+    if caller == "other":
+        assert case.other is not None
+        return case.other
+    return case.ok
+
+
+def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """A study with participants of every kind; returns path values and caller headers."""
+    client, admin = world.client, world.staff(Role.admin)
+    study = world.study()
+    empty = world.study()
+    owner, owner_token = world.enrolled_participant(study["id"])
+    _, other_token = world.enrolled_participant(study["id"])
+    withdrawn, withdrawn_token = world.enrolled_participant(study["id"])
+    _, revoked_token = world.enrolled_participant(study["id"])
+    invited = world.participant(study["id"])
+    device = client.post(
+        "/v1/me/devices",
+        json={"push_token": "owner-token", "platform": "android"},
+        headers=bearer(owner_token),
+    ).json()
+    client.post(
+        "/v1/me/devices",
+        json={"push_token": "other-token", "platform": "ios"},
+        headers=bearer(other_token),
+    )
+    assert (
+        client.post(
+            f"/v1/studies/{study['id']}/participants/{withdrawn['id']}/status",
+            json={"status": "withdrawn", "reason": "moved away"},
+            headers=admin,
+        ).status_code
+        == 200
+    )
+    assert client.delete("/v1/me/token", headers=bearer(revoked_token)).status_code == 204
+    spare_key = client.post(
+        "/v1/api-keys", json={"name": "spare", "role": "researcher"}, headers=admin
+    ).json()
+    values = {
+        "study": study["id"],
+        "empty_study": empty["id"],
+        "participant": owner["id"],
+        "invited": invited["id"],
+        "device": device["id"],
+        "api_key": spare_key["id"],
+    }
+    headers = {
+        "none": {},
+        **{role: world.staff(Role(role)) for role in STAFF},
+        "owner": bearer(owner_token),
+        "other": bearer(other_token),
+        "withdrawn": bearer(withdrawn_token),
+        "revoked": bearer(revoked_token),
+    }
+    return values, headers
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.method} {c.path}")
+def test_authorization(world: World, case: Case) -> None:
+    values, headers = setup(world)
+    mismatches = []
+    for caller in CALLERS:
+        response = world.client.request(
+            case.method, case.path.format(**values), json=case.body, headers=headers[caller]
+        )
+        want = expected(case, caller)
+        if response.status_code != want:
+            mismatches.append(f"{caller}: got {response.status_code}, want {want}: {response.text}")
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["status"] == response.status_code
+        if case.method != "GET" and response.status_code < 300:
+            # The call changed something: the next caller gets a fresh world.
+            world.reset()
+            values, headers = setup(world)
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_api_key_header_is_accepted_too(world: World) -> None:
+    key = world.staff_key(Role.researcher)
+    assert world.client.get("/v1/studies", headers={"X-API-Key": key}).status_code == 200
+    bad = world.client.get("/v1/studies", headers={"X-API-Key": "ksk_not-a-real-key"})
+    assert bad.status_code == 401
+    assert "WWW-Authenticate" in bad.headers
+
+
+def test_matrix_covers_every_route(settings: Settings) -> None:
+    """A new endpoint must be added to the matrix above."""
+    normalize = {
+        "{study_id}": "{}",
+        "{participant_id}": "{}",
+        "{device_id}": "{}",
+        "{key_id}": "{}",
+        "{study}": "{}",
+        "{empty_study}": "{}",
+        "{participant}": "{}",
+        "{invited}": "{}",
+        "{device}": "{}",
+        "{api_key}": "{}",
+    }
+
+    def norm(path: str) -> str:
+        for placeholder, replacement in normalize.items():
+            path = path.replace(placeholder, replacement)
+        return path
+
+    routes = {
+        (method.upper(), norm(path))
+        for path, operations in create_app(settings).openapi()["paths"].items()
+        for method in operations
+    }
+    covered = {(c.method, norm(c.path)) for c in CASES}
+    assert routes == covered
