@@ -180,5 +180,80 @@ def demo(
         _serve(settings, workers=1)
 
 
+protocol_cli = typer.Typer(help="Protocol documents: validate, JSON Schema, upload.")
+cli.add_typer(protocol_cli, name="protocol")
+
+
+@protocol_cli.command("validate")
+def protocol_validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON.")],
+) -> None:
+    """Validate a protocol file offline; lists every problem with its path. Exit 1 if invalid."""
+    from app.protocols.loading import ProtocolInvalid, parse_protocol
+
+    try:
+        protocol = parse_protocol(file.read_bytes())
+    except ProtocolInvalid as exc:
+        typer.secho(f"{file}: {len(exc.problems)} problem(s)", fg="red", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{file}: valid ({protocol.study.name})")
+
+
+@protocol_cli.command("schema")
+def protocol_schema() -> None:
+    """Print the protocol document's JSON Schema (for editors that validate YAML/JSON)."""
+    from app.protocols.schema import protocol_json_schema
+
+    typer.echo(json.dumps(protocol_json_schema(), indent=2))
+
+
+@protocol_cli.command("upload")
+def protocol_upload(
+    study: Annotated[str, typer.Option(help="The study's slug.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON.")],
+    activate: Annotated[bool, typer.Option(help="Make it the active version.")] = False,
+    note: Annotated[str, typer.Option(help="What changed, and why.")] = "",
+) -> None:
+    """Upload a protocol file as the study's next version."""
+    import sqlalchemy as sa
+
+    from app.core.errors import DomainError
+    from app.protocols.versions import upload_version
+    from app.studies.models import Study
+
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        ensure_schema_current(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            row = session.scalar(sa.select(Study).where(Study.slug == study))
+            if row is None:
+                typer.secho(f"no study with slug '{study}'", fg="red", err=True)
+                raise typer.Exit(2)
+            version = upload_version(
+                session,
+                SystemClock(),
+                CLI_ACTOR,
+                row,
+                file.read_bytes(),
+                note=note,
+                activate=activate,
+            )
+            number, active = version.version, row.active_protocol_version
+    except SchemaNotCurrentError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    except DomainError as exc:
+        typer.secho(f"{file}: {exc.detail}", fg="red", err=True)
+        for path, message in exc.field_errors:
+            typer.echo(f"  {path or '(document)'}: {message}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Uploaded {file} as version {number} of {study} (active version: {active}).")
+
+
 def main() -> None:
     cli()

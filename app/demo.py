@@ -8,6 +8,8 @@ from app.audit.service import CLI_ACTOR
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.participants import enrollment, service
+from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
+from app.protocols.versions import upload_version
 from app.staff.models import Role
 from app.staff.service import create_api_key
 from app.studies.models import StudyStatus
@@ -24,6 +26,18 @@ class DemoCredentials:
     enrollment_codes: dict[str, str] = field(default_factory=dict)
 
 
+def _attributes(
+    phenotype: str, trauma: bool, age: int, interference: int, preferred: list[str]
+) -> dict[str, object]:
+    return {
+        "pain_phenotype": phenotype,
+        "trauma_history": trauma,
+        "age": age,
+        "baseline_interference": interference,
+        "preferred_categories": preferred,
+    }
+
+
 def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredentials:
     study = create_study(
         session,
@@ -35,15 +49,17 @@ def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredent
         "chronic low back pain, with five decision points a day.",
         status=StudyStatus.active,
     )
+    # The shipped 12-week example: version 1, active, so every demo participant follows it.
+    upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
     creds = DemoCredentials(study_id=str(study.id))
     for role in Role:
         _, key = create_api_key(session, clock, CLI_ACTOR, name=f"demo {role}", role=role)
         creds.api_keys[str(role)] = key
     people = [
-        ("P-0001", "Europe/Berlin", {"pain_phenotype": "nociceptive", "trauma_history": False}),
-        ("P-0002", "America/Chicago", {"pain_phenotype": "nociplastic", "trauma_history": True}),
-        ("P-0003", "Asia/Kolkata", {"pain_phenotype": "neuropathic", "trauma_history": False}),
-        ("P-0004", "Australia/Sydney", {"pain_phenotype": "nociplastic", "trauma_history": False}),
+        ("P-0001", "Europe/Berlin", _attributes("nociceptive", False, 54, 6, ["movement"])),
+        ("P-0002", "America/Chicago", _attributes("nociplastic", True, 38, 7, ["cbt_skill"])),
+        ("P-0003", "Asia/Kolkata", _attributes("neuropathic", False, 61, 4, [])),
+        ("P-0004", "Australia/Sydney", _attributes("nociplastic", False, 45, 8, ["sleep"])),
     ]
     for index, (code, tz, attributes) in enumerate(people):
         _, enrollment_code, _ = service.create_participant(

@@ -9,6 +9,7 @@ from app.participants.models import (
     ParticipantStatusChange,
     ParticipantToken,
 )
+from app.protocols.models import ProtocolVersion
 from app.staff.models import ApiKey
 from app.studies.models import Study
 from app.worker.models import WorkerHeartbeat
@@ -22,6 +23,7 @@ __all__ = [
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
+    "ProtocolVersion",
     "Study",
     "WorkerHeartbeat",
 ]

@@ -12,6 +12,7 @@ import pytest
 
 from app.api.main import create_app
 from app.core.config import Settings
+from app.protocols.example_files import MINIMAL, example_text
 from app.staff.models import Role
 from tests.conftest import World, bearer
 
@@ -35,9 +36,12 @@ class Case:
     other: int | None = None
     expected_public: int | None = None
     tags: tuple[str, ...] = field(default=())
+    # A raw YAML body (protocol documents), sent instead of ``body``.
+    yaml_body: str | None = None
 
 
 P = "/v1/studies/{study}/participants"
+PROTOCOL = example_text(MINIMAL)
 CASES = [
     Case("GET", "/healthz", 200, "public", expected_public=200),
     Case("GET", "/readyz", 200, "public", expected_public=200),
@@ -47,6 +51,27 @@ CASES = [
     Case("GET", "/v1/studies/{study}", 200, "staff", ALL_STAFF),
     Case("PATCH", "/v1/studies/{study}", 200, "staff", WRITERS, {"name": "Renamed"}),
     Case("DELETE", "/v1/studies/{empty_study}", 204, "staff", ADMIN),
+    Case("POST", "/v1/studies/{study}/protocols", 201, "staff", WRITERS, yaml_body=PROTOCOL),
+    Case("GET", "/v1/studies/{study}/protocols", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/protocols/{used_version}", 200, "staff", ALL_STAFF),
+    Case(
+        "PUT",
+        "/v1/studies/{study}/protocols/{draft_version}",
+        200,
+        "staff",
+        WRITERS,
+        yaml_body=PROTOCOL,
+    ),
+    Case(
+        "POST",
+        "/v1/studies/{study}/protocols/{draft_version}/activate",
+        200,
+        "staff",
+        WRITERS,
+        {"apply_to": "all_participants"},
+    ),
+    Case("POST", "/v1/protocols/validate", 200, "staff", ALL_STAFF, yaml_body=PROTOCOL),
+    Case("GET", "/v1/protocols/schema", 200, "staff", ALL_STAFF),
     Case("POST", P, 201, "staff", WRITERS, {"timezone": "Europe/Paris"}),
     Case("GET", P, 200, "staff", ALL_STAFF),
     Case("GET", P + "/{participant}", 200, "staff", ALL_STAFF),
@@ -117,6 +142,14 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     client, admin = world.client, world.staff(Role.admin)
     study = world.study()
     empty = world.study()
+    # Version 1 is used by the participants below; version 2 is an unused draft.
+    for _ in range(2):
+        uploaded = client.post(
+            f"/v1/studies/{study['id']}/protocols",
+            content=PROTOCOL,
+            headers={**admin, "Content-Type": "application/yaml"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
     owner, owner_token = world.enrolled_participant(study["id"])
     _, other_token = world.enrolled_participant(study["id"])
     withdrawn, withdrawn_token = world.enrolled_participant(study["id"])
@@ -151,6 +184,8 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "invited": invited["id"],
         "device": device["id"],
         "api_key": spare_key["id"],
+        "used_version": "1",
+        "draft_version": "2",
     }
     headers = {
         "none": {},
@@ -168,9 +203,17 @@ def test_authorization(world: World, case: Case) -> None:
     values, headers = setup(world)
     mismatches = []
     for caller in CALLERS:
-        response = world.client.request(
-            case.method, case.path.format(**values), json=case.body, headers=headers[caller]
-        )
+        if case.yaml_body is not None:
+            response = world.client.request(
+                case.method,
+                case.path.format(**values),
+                content=case.yaml_body,
+                headers={**headers[caller], "Content-Type": "application/yaml"},
+            )
+        else:
+            response = world.client.request(
+                case.method, case.path.format(**values), json=case.body, headers=headers[caller]
+            )
         want = expected(case, caller)
         if response.status_code != want:
             mismatches.append(f"{caller}: got {response.status_code}, want {want}: {response.text}")
@@ -205,6 +248,9 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{invited}": "{}",
         "{device}": "{}",
         "{api_key}": "{}",
+        "{version}": "{}",
+        "{used_version}": "{}",
+        "{draft_version}": "{}",
     }
 
     def norm(path: str) -> str:

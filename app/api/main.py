@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import admin, health, me, participants, staff_devices, studies
+from app.api.routes import admin, health, me, participants, protocols, staff_devices, studies
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
@@ -39,6 +39,11 @@ TAGS = [
         "name": "participants",
         "description": "Participants of a study: pseudonymous "
         "records, enrollment codes, status changes with reasons.",
+    },
+    {
+        "name": "protocols",
+        "description": "Study protocol documents: upload (YAML or JSON), validate, versions, "
+        "activation. See docs/protocols.md.",
     },
     {"name": "devices", "description": "Staff view of participants' push devices."},
     {"name": "enrollment", "description": "The phone app's first call."},
@@ -85,6 +90,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for router in (
         health.router,
         studies.router,
+        protocols.router,
         participants.router,
         staff_devices.router,
         me.enroll_router,

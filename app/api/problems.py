@@ -125,14 +125,21 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
 async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, DomainError):  # pragma: no cover
         raise exc
-    errors = None
+    kind = exc.code or "invalid"
+    errors = [
+        FieldError(field=_body_field(field), message=message, type=kind)
+        for field, message in exc.field_errors
+    ]
     if exc.field is not None:
-        errors = [
-            FieldError(field=f"body.{exc.field}", message=exc.detail, type=exc.code or "invalid")
-        ]
+        errors.insert(0, FieldError(field=_body_field(exc.field), message=exc.detail, type=kind))
     return problem_response(
-        request, exc.status_code, exc.title, exc.detail, code=exc.code, errors=errors
+        request, exc.status_code, exc.title, exc.detail, code=exc.code, errors=errors or None
     )
+
+
+def _body_field(path: str) -> str:
+    """A domain field path as a request field: ``rules[2].when`` -> ``body.rules[2].when``."""
+    return f"body.{path}" if path else "body"
 
 
 _TITLES = {
@@ -191,6 +198,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "The resource does not exist (or belongs to someone else).",
         409: "The request conflicts with the current state.",
         410: "The code or credential can no longer be used.",
+        413: "The request body is larger than the limit the problem names.",
+        415: "The request body's media type is not one this endpoint reads.",
         422: "A field is missing or invalid; `errors` names each one and why.",
         503: "A service Kairos depends on (the database) is unavailable.",
     }

@@ -6,20 +6,28 @@ from typing import Any
 class DomainError(Exception):
     """Base class.
 
-    ``field`` names the input at fault, when there is one; ``code`` is a stable,
-    machine-readable name for the problem that clients may branch on.
+    ``field`` names the input at fault, when there is one; ``field_errors`` lists several
+    (field, reason) pairs when one request has many faults (e.g. a protocol document);
+    ``code`` is a stable, machine-readable name for the problem that clients may branch on.
     """
 
     status_code = 400
     title = "Bad request"
 
     def __init__(
-        self, detail: str, *, field: str | None = None, code: str | None = None, **extra: Any
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        field_errors: list[tuple[str, str]] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
         self.code = code
+        self.field_errors = field_errors or []
         self.extra = extra
 
 

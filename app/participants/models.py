@@ -26,7 +26,14 @@ def _status_enum(name: str) -> sa.Enum:
 
 class Participant(IdMixin, TimestampsMixin, Base):
     __tablename__ = "participants"
-    __table_args__ = (sa.UniqueConstraint("study_id", "code"),)
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "code"),
+        sa.ForeignKeyConstraint(
+            ["study_id", "protocol_version"],
+            ["protocol_versions.study_id", "protocol_versions.version"],
+            ondelete="RESTRICT",
+        ),
+    )
 
     study_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("studies.id", ondelete="RESTRICT"), index=True
@@ -39,6 +46,8 @@ class Participant(IdMixin, TimestampsMixin, Base):
     status_changed_at: Mapped[datetime]
     enrolled_at: Mapped[datetime | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The protocol version this participant follows; assigning one locks that version.
+    protocol_version: Mapped[int | None]
 
 
 class ParticipantStatusChange(IdMixin, Base):

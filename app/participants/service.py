@@ -14,6 +14,7 @@ from app.core.pagination import keyset_page
 from app.participants.enrollment import issue_enrollment_code, supersede_live_codes
 from app.participants.models import Participant, ParticipantStatus, ParticipantStatusChange
 from app.participants.status import set_status, transition_problem
+from app.protocols.versions import assign_active_version
 from app.studies.models import Study, StudyStatus
 
 
@@ -89,6 +90,7 @@ def create_participant(
     )
     session.add(participant)
     session.flush()
+    assign_active_version(session, clock, participant)
     session.add(
         ParticipantStatusChange(
             participant_id=participant.id,

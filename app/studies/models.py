@@ -24,3 +24,5 @@ class Study(IdMixin, TimestampsMixin, Base):
             StudyStatus, native_enum=False, length=16, name="study_status", create_constraint=True
         )
     )
+    # The protocol version new participants are assigned (None until one is uploaded).
+    active_protocol_version: Mapped[int | None]

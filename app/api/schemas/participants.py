@@ -43,6 +43,7 @@ _PARTICIPANT_EXAMPLE = {
     "status_changed_at": "2026-11-03T08:12:00Z",
     "enrolled_at": "2026-11-03T08:12:00Z",
     "attributes": {"pain_phenotype": "nociplastic", "trauma_history": False},
+    "protocol_version": 1,
     "created_at": "2026-11-02T10:00:00Z",
     "updated_at": "2026-11-03T08:12:00Z",
 }
@@ -88,6 +89,9 @@ class ParticipantOut(Schema):
     status_changed_at: datetime
     enrolled_at: datetime | None
     attributes: dict[str, AttributeValue]
+    protocol_version: int | None = Field(
+        description="The protocol version this participant follows (null while the study has none)."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -13,6 +13,7 @@ _STUDY_EXAMPLE = {
     "name": "JITAI for chronic low back pain",
     "description": "12-week micro-randomized trial of pain-acceptance prompts.",
     "status": "active",
+    "active_protocol_version": 2,
     "created_at": "2026-11-02T09:00:00Z",
     "updated_at": "2026-11-02T09:00:00Z",
 }
@@ -59,6 +60,9 @@ class StudyOut(Schema):
     name: str
     description: str
     status: StudyStatus
+    active_protocol_version: int | None = Field(
+        description="The protocol version new participants get; null until one is uploaded."
+    )
     created_at: datetime
     updated_at: datetime
 

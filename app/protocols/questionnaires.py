@@ -1,0 +1,238 @@
+"""Questionnaires answered in EMA prompts, their items and the escalations items raise."""
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from app.protocols.primitives import (
+    CelExpression,
+    Identifier,
+    NonNegativeInt,
+    Number,
+    PositiveInt,
+    ProtocolModel,
+)
+
+# Relative tolerance for "is this value on the step grid": 0.1 + 0.2 must count as 0.3.
+GRID_TOLERANCE = 1e-9
+
+
+class Severity(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class Escalation(ProtocolModel):
+    """An answer that must alert the care team (for example a self-harm item answered yes)."""
+
+    when: CelExpression
+    """CEL condition over `value`, the answer to this item (e.g. "value >= 10")."""
+    consecutive: PositiveInt = 1
+    """Raise the alert only when this many consecutive answers to the item match `when`."""
+    severity: Severity = Severity.high
+    """How urgent the alert is for the care team: low, medium, high or critical."""
+    message: str = Field(min_length=1)
+    """What the care team sees in the alert."""
+
+
+class ItemBase(ProtocolModel):
+    id: Identifier
+    """Unique within the questionnaire; data refer to it as "<questionnaire>.<item>"."""
+    version: PositiveInt = 1
+    """Raise it whenever the wording or the scale changes, so analyses can tell answers apart."""
+    text: str = Field(min_length=1)
+    """The question shown to the participant."""
+    optional: bool = False
+    """If true, the participant may skip the item."""
+    escalation: Escalation | None = None
+    """Alert the care team when an answer matches (see Escalation)."""
+
+    def validate_answer(self, value: Any) -> str | None:
+        """Why `value` is not an acceptable answer to this item, or None if it is.
+
+        A skipped item is sent as None; it is acceptable only when the item is optional.
+        """
+        if value is None:
+            return None if self.optional else "an answer is required"
+        return self._check_value(value)
+
+    def _check_value(self, value: Any) -> str | None:
+        raise NotImplementedError
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def on_grid(value: float, start: float, step: float) -> bool:
+    steps = (value - start) / step
+    return abs(steps - round(steps)) <= GRID_TOLERANCE * max(1.0, abs(steps))
+
+
+class NumericRatingItem(ItemBase):
+    """A rating on a numeric scale, e.g. pain intensity 0-10 (NRS)."""
+
+    type: Literal["numeric_rating"]
+    min: Number
+    """Lowest answer allowed."""
+    max: Number
+    """Highest answer allowed; must be greater than min."""
+    step: Number = 1
+    """Distance between allowed answers; must divide max - min."""
+    anchors: dict[int | float, str] = Field(default_factory=dict)
+    """Labels shown at some scale points, e.g. {0: "No pain", 10: "Worst pain imaginable"}."""
+
+    @property
+    def is_integer_scale(self) -> bool:
+        """True when every allowed answer is a whole number (CEL sees an int)."""
+        return all(isinstance(v, int) for v in (self.min, self.max, self.step))
+
+    def _check_value(self, value: Any) -> str | None:
+        if not _is_number(value) or not math.isfinite(value):
+            return f"expected a number from {self.min} to {self.max}"
+        if not self.min <= value <= self.max:
+            return f"{value} is outside {self.min}..{self.max}"
+        if not on_grid(value, self.min, self.step):
+            return f"{value} is not on the scale (steps of {self.step} from {self.min})"
+        return None
+
+
+class Choice(ProtocolModel):
+    value: Identifier
+    """What is stored and what CEL expressions compare against."""
+    label: str = Field(min_length=1)
+    """What the participant sees."""
+
+
+class SingleChoiceItem(ItemBase):
+    """Pick exactly one of the choices."""
+
+    type: Literal["single_choice"]
+    choices: tuple[Choice, ...]
+    """The possible answers, in display order (at least one, values unique)."""
+
+    def _check_value(self, value: Any) -> str | None:
+        values = [c.value for c in self.choices]
+        if not isinstance(value, str) or value not in values:
+            return f"expected one of {values}"
+        return None
+
+
+class MultipleChoiceItem(ItemBase):
+    """Pick any number of the choices (none is allowed)."""
+
+    type: Literal["multiple_choice"]
+    choices: tuple[Choice, ...]
+    """The possible answers, in display order (at least one, values unique)."""
+
+    def _check_value(self, value: Any) -> str | None:
+        values = [c.value for c in self.choices]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            return f"expected a list of choices from {values}"
+        unknown = [v for v in value if v not in values]
+        if unknown:
+            return f"unknown choices {unknown}; expected values from {values}"
+        if len(set(value)) != len(value):
+            return "a choice is selected more than once"
+        return None
+
+
+class YesNoItem(ItemBase):
+    """A yes/no question; the answer is true or false."""
+
+    type: Literal["yes_no"]
+
+    def _check_value(self, value: Any) -> str | None:
+        return None if isinstance(value, bool) else "expected true or false"
+
+
+class FreeTextItem(ItemBase):
+    """A short free-text answer."""
+
+    type: Literal["free_text"]
+    max_length: Annotated[int, Field(ge=1, le=10_000)]
+    """Maximum number of characters."""
+
+    def _check_value(self, value: Any) -> str | None:
+        if not isinstance(value, str):
+            return "expected text"
+        if len(value) > self.max_length:
+            return f"text is {len(value)} characters long; at most {self.max_length} allowed"
+        return None
+
+
+class DurationItem(ItemBase):
+    """A duration answered in whole minutes, e.g. hours slept."""
+
+    type: Literal["duration"]
+    min_minutes: NonNegativeInt = 0
+    """Shortest answer allowed, in minutes."""
+    max_minutes: PositiveInt
+    """Longest answer allowed, in minutes; must be greater than min_minutes."""
+
+    def _check_value(self, value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "expected a whole number of minutes"
+        if not self.min_minutes <= value <= self.max_minutes:
+            return f"{value} minutes is outside {self.min_minutes}..{self.max_minutes}"
+        return None
+
+
+Item = Annotated[
+    NumericRatingItem
+    | SingleChoiceItem
+    | MultipleChoiceItem
+    | YesNoItem
+    | FreeTextItem
+    | DurationItem,
+    Field(discriminator="type"),
+]
+ChoiceItem = SingleChoiceItem | MultipleChoiceItem
+
+ItemReference = Annotated[
+    str,
+    Field(
+        pattern=r"^(\*|[A-Za-z][A-Za-z0-9_-]*)\.[A-Za-z][A-Za-z0-9_-]*$",
+        description='"<questionnaire id>.<item id>", or "*.<item id>" for the item with that '
+        "id in every questionnaire that has it (they must agree in type and scale).",
+        examples=["morning.pain", "*.interference"],
+    ),
+]
+
+
+def answer_scale(item: Item) -> tuple[Any, ...]:
+    """What must agree between items that one wildcard reference pools together."""
+    if isinstance(item, NumericRatingItem):
+        return (item.type, item.min, item.max, item.step)
+    if isinstance(item, SingleChoiceItem | MultipleChoiceItem):
+        return (item.type, tuple(c.value for c in item.choices))
+    if isinstance(item, DurationItem):
+        return (item.type, item.min_minutes, item.max_minutes)
+    return (item.type,)
+
+
+class Questionnaire(ProtocolModel):
+    """A set of items answered together in one EMA prompt."""
+
+    id: Identifier
+    """Unique in the protocol; schedules and tailoring variables refer to it."""
+    version: PositiveInt = 1
+    """Raise it whenever items change, so answers can be told apart in analyses."""
+    title: str = Field(min_length=1)
+    """Shown at the top of the prompt."""
+    items: tuple[Item, ...] = Field(min_length=1)
+    """The questions, in display order."""
+
+    def item(self, item_id: str) -> Item:
+        """The item with this id; KeyError if there is none."""
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(item_id)
+
+    def find_item(self, item_id: str) -> Item | None:
+        return next((i for i in self.items if i.id == item_id), None)

@@ -1,0 +1,64 @@
+"""`kairos protocol validate | schema | upload`, offline where they can be."""
+
+import json
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.protocols.example_files import CHRONIC_PAIN_JITAI, MINIMAL, examples_dir
+from app.protocols.models import ProtocolVersion
+from tests.conftest import World
+
+runner = CliRunner()
+
+
+def test_validate_accepts_the_examples() -> None:
+    for name in (CHRONIC_PAIN_JITAI, MINIMAL):
+        result = runner.invoke(cli, ["protocol", "validate", str(examples_dir() / name)])
+        assert result.exit_code == 0, result.output
+        assert "valid" in result.output
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (examples_dir() / MINIMAL).read_text().replace('when: "true"', 'when: "painn > 3"')
+    bad.write_text(text.replace("Europe/Berlin", "Europe/Atlantis"))
+    result = runner.invoke(cli, ["protocol", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert "policy.rules[0].when: undefined variable 'painn'" in result.output
+    assert "study.default_timezone" in result.output
+    assert "2 problem(s)" in result.output
+
+
+def test_schema_is_json_schema() -> None:
+    result = runner.invoke(cli, ["protocol", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "policy" in schema["properties"]
+
+
+def test_upload_stores_the_next_version(world: World, database_url: str, engine: Engine) -> None:
+    study = world.study(slug="cli-upload")
+    env = {"KAIROS_DATABASE_URL": database_url}
+    path = str(examples_dir() / MINIMAL)
+    first = runner.invoke(cli, ["protocol", "upload", "--study", "cli-upload", path], env=env)
+    assert first.exit_code == 0, first.output
+    assert "version 1" in first.output
+    second = runner.invoke(
+        cli, ["protocol", "upload", "--study", "cli-upload", "--activate", path], env=env
+    )
+    assert "version 2 of cli-upload (active version: 2)" in second.output
+    with engine.connect() as conn:
+        versions = conn.scalars(
+            sa.select(ProtocolVersion.version).where(
+                ProtocolVersion.study_id == uuid.UUID(study["id"])
+            )
+        ).all()
+    assert sorted(versions) == [1, 2]
+    missing = runner.invoke(cli, ["protocol", "upload", "--study", "nope", path], env=env)
+    assert missing.exit_code == 2
