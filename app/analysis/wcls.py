@@ -204,7 +204,9 @@ def wcls(
         named.append((str(availability), availability_raw))
     for name, values in named:
         if len(values) != n_rows:
-            raise ValueError(f"column {name!r} has {len(values)} rows, id column {id!r} {n_rows}")
+            raise ValueError(
+                f"column {name!r} has {len(values)} rows, id column {id!r} has {n_rows}"
+            )
 
     if availability_raw is None:
         available = np.ones(n_rows, dtype=bool)
