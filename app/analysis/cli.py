@@ -1,0 +1,141 @@
+"""`kairos analyze`: statistical analyses of exported trial data."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.analysis.decisions_csv import load_columns
+from app.analysis.wcls import WclsResult, wcls
+
+analyze = typer.Typer(
+    help="Analyse exported trial data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# A callback keeps `mrt` a subcommand even while it is the only one: Typer otherwise collapses
+# a single-command app into that command, and `kairos analyze mrt` would change meaning.
+@analyze.callback()
+def _group() -> None:
+    """Analyse exported trial data."""
+
+
+@analyze.command("mrt")
+def mrt(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="Decisions CSV, one row per decision."
+        ),
+    ],
+    outcome: Annotated[str, typer.Option(help="Proximal outcome column.")],
+    id_column: Annotated[str, typer.Option("--id", help="Participant id column.")] = (
+        "participant_id"
+    ),
+    treatment: Annotated[str, typer.Option(help="Treatment column (1 delivered, 0 not).")] = (
+        "treated"
+    ),
+    rand_prob: Annotated[
+        str, typer.Option(help="Column of the randomization probability of treatment.")
+    ] = "probability",
+    availability: Annotated[str, typer.Option(help="Availability column (1 or 0).")] = (
+        "available"
+    ),
+    always_available: Annotated[
+        bool,
+        typer.Option(
+            "--always-available", help="Treat every decision as available (no availability column)."
+        ),
+    ] = False,
+    moderator: Annotated[
+        list[str] | None,
+        typer.Option(help="Moderator column (repeatable); none for the marginal effect."),
+    ] = None,
+    control: Annotated[list[str] | None, typer.Option(help="Control column (repeatable).")] = None,
+    numerator_prob: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Constant numerator probability p~ (default: the randomization probability "
+            "if that is constant, else 0.5).",
+            show_default=False,
+        ),
+    ] = None,
+    confidence: Annotated[float, typer.Option(min=0.0, max=1.0, help="Interval level.")] = 0.95,
+    small_sample_correction: Annotated[
+        bool, typer.Option(help="Mancl-DeRouen small-sample correction of the variance.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Estimate the causal excursion effect of treatment on a proximal outcome (WCLS)."""
+    moderators = moderator or []
+    controls = control or []
+    available_column = None if always_available else availability
+    columns = [id_column, outcome, treatment, rand_prob, *moderators, *controls]
+    if available_column is not None:
+        columns.append(available_column)
+    try:
+        data = load_columns(file, columns)
+        result = wcls(
+            data,
+            id=id_column,
+            outcome=outcome,
+            treatment=treatment,
+            rand_prob=rand_prob,
+            availability=available_column,
+            moderators=moderators,
+            controls=controls,
+            numerator_prob=numerator_prob,
+            confidence=confidence,
+            small_sample_correction=small_sample_correction,
+        )
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps({"treatment": treatment, "outcome": outcome, **result.to_dict()}))
+    else:
+        typer.echo(format_table(result, treatment=treatment, outcome=outcome))
+
+
+def format_table(result: WclsResult, *, treatment: str, outcome: str) -> str:
+    """The result as a plain-text report for a terminal."""
+    level = f"{result.confidence * 100:g}%"
+    lines = [
+        f"Causal excursion effect of {treatment!r} on {outcome!r} (WCLS)",
+        f"{result.n_participants} participants, {result.n_decisions} available decision points "
+        f"with an outcome ({result.n_rows} rows; {result.n_unavailable} unavailable; "
+        f"{result.n_missing_outcome} missing the outcome, dropped)",
+        "moderators: " + ", ".join(("(Intercept)", *result.moderators)),
+        "controls:   " + ", ".join(("(Intercept)", *result.controls)),
+        f"numerator probability {result.numerator_prob:g}; "
+        + ("Mancl-DeRouen corrected" if result.small_sample_correction else "uncorrected")
+        + f" sandwich variance; F(1, {result.df}) reference",
+        "",
+    ]
+    header = ("term", "estimate", "std.error", f"{level} CI", "F", "df1", "df2", "p-value")
+    rows = [
+        (
+            c.name,
+            f"{c.estimate:.4f}",
+            f"{c.std_error:.4f}",
+            f"({c.ci_low:.3f}, {c.ci_high:.3f})",
+            f"{c.f_statistic:.3f}",
+            "1",
+            str(c.df),
+            f"{c.p_value:.4g}",
+        )
+        for c in result.coefficients
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
