@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from app import __version__
+from app.analysis.cli import analyze
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SystemClock
 from app.core.config import Settings, UnsafeSettingsError, load_settings
@@ -179,6 +180,8 @@ def demo(
     if serve_after:
         _serve(settings, workers=1)
 
+
+cli.add_typer(analyze, name="analyze")
 
 protocol_cli = typer.Typer(help="Protocol documents: validate, JSON Schema, upload.")
 cli.add_typer(protocol_cli, name="protocol")
