@@ -2,7 +2,9 @@
 
 from app.audit.models import AuditEvent
 from app.core.db import Base
-from app.notifications.models import Device
+from app.ema.models import EmaAnswer, EmaResponse
+from app.engagement.models import EngagementEvent
+from app.notifications.models import Device, Notification
 from app.participants.models import (
     EnrollmentCode,
     Participant,
@@ -10,6 +12,8 @@ from app.participants.models import (
     ParticipantToken,
 )
 from app.protocols.models import ProtocolVersion
+from app.scheduling.models import ScheduledItem
+from app.sensing.models import WearableSummary
 from app.staff.models import ApiKey
 from app.studies.models import Study
 from app.worker.models import WorkerHeartbeat
@@ -19,11 +23,17 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Device",
+    "EmaAnswer",
+    "EmaResponse",
+    "EngagementEvent",
     "EnrollmentCode",
+    "Notification",
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
     "ProtocolVersion",
+    "ScheduledItem",
     "Study",
+    "WearableSummary",
     "WorkerHeartbeat",
 ]

@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,3 +35,56 @@ class Device(IdMixin, TimestampsMixin, Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(200))
     last_seen_at: Mapped[datetime]
+
+
+class NotificationKind(StrEnum):
+    ema_prompt = "ema_prompt"
+    reminder = "reminder"
+    intervention = "intervention"
+
+
+class NotificationStatus(StrEnum):
+    pending = "pending"  # in the outbox, waiting for its send time
+    sending = "sending"  # claimed by a sender
+    sent = "sent"  # the provider accepted it
+    failed = "failed"  # gave up (retries exhausted, bad payload, no usable device)
+    expired = "expired"  # its prompt expired before it could be sent
+    cancelled = "cancelled"  # no longer wanted (prompt answered, participant paused)
+
+
+class Notification(IdMixin, Base):
+    """A push in the outbox: written in the same transaction as what created it.
+
+    The id is stable and travels in the push payload; the app echoes it back in engagement
+    events, which is how delivery and engagement join up with decisions.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        sa.Index("ix_notifications_sendable", "status", "send_at"),
+        sa.Index("ix_notifications_participant_created", "participant_id", "created_at"),
+    )
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("participants.id", ondelete="CASCADE")
+    )
+    study_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("studies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(24))
+    # What created it: the scheduled EMA prompt or decision point, and for interventions the
+    # decision (the decision log row) and the option chosen.
+    scheduled_item_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("scheduled_items.id", ondelete="SET NULL"), index=True
+    )
+    decision_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    option_id: Mapped[str | None] = mapped_column(sa.String(64))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    deep_link: Mapped[str | None] = mapped_column(sa.String(500))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    send_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(sa.String(24), default=NotificationStatus.pending)
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)

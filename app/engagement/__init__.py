@@ -1,0 +1,1 @@
+"""Engagement: what the participant did with prompts and exercises."""

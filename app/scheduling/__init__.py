@@ -1,0 +1,1 @@
+"""Materialized schedules: EMA prompts and decision points as durable, claimable rows."""

@@ -1,0 +1,1 @@
+"""Wearable summaries: passive data aggregated on the phone (steps, sleep, heart rate)."""
