@@ -1,0 +1,49 @@
+"""The seam between the scheduler and the decision engine.
+
+The scheduler claims due decision-point rows and hands them, in batches, to a decider.
+The decider records one decision-log row per item (available or not) and returns, per
+item, what to deliver or None. The scheduler then writes each delivery as an outbox
+notification in the same transaction, so a decision and its push commit together.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from app.core.clock import Clock
+from app.scheduling.models import ScheduledItem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An intervention to push, as decided for one decision point."""
+
+    decision_id: uuid.UUID
+    option_id: str
+    title: str
+    body: str
+    deep_link: str | None = None
+    # Extra string key/values for the app (exercise id, expected duration …).
+    data: dict[str, str] = field(default_factory=dict)
+
+
+DecideBatch = Callable[[Session, Clock, Sequence[ScheduledItem]], Sequence[Delivery | None]]
+
+
+def decide_nothing(
+    session: Session, clock: Clock, items: Sequence[ScheduledItem]
+) -> list[Delivery | None]:
+    """PLACEHOLDER until the decision engine is wired in: decides "nothing" every time."""
+    for item in items:
+        logger.info(
+            "placeholder decider: nothing for participant %s at %s (%s)",
+            item.participant_id,
+            item.due_at.isoformat(),
+            item.source_id,
+        )
+    return [None for _ in items]
