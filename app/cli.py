@@ -3,11 +3,14 @@
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.orm import Session
 
 from app import __version__
 from app.analysis.cli import analyze
@@ -36,6 +39,21 @@ def _settings() -> Settings:
     except ValueError as exc:
         typer.secho(f"Invalid settings: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+
+
+@contextmanager
+def _session_on_current_schema(settings: Settings) -> Iterator[Session]:
+    """A committing session, or exit 2 saying to run `kairos migrate` first."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        ensure_schema_current(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    except SchemaNotCurrentError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
 
 
 def _serve(settings: Settings, workers: int) -> None:
@@ -118,20 +136,11 @@ def create_api_key(
     """Create a staff API key and print it (it is shown only once)."""
     from app.staff.service import create_api_key as create
 
-    settings = _settings()
-    engine = create_db_engine(settings.database_url)
-    try:
-        ensure_schema_current(engine)
-        with session_scope(make_session_factory(engine)) as session:
-            api_key, key = create(
-                session, SystemClock(), CLI_ACTOR, name=name or f"{role} key", role=role
-            )
-            key_id = api_key.id
-    except SchemaNotCurrentError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with _session_on_current_schema(_settings()) as session:
+        api_key, key = create(
+            session, SystemClock(), CLI_ACTOR, name=name or f"{role} key", role=role
+        )
+        key_id = api_key.id
     typer.echo(f"Created {role} API key {key_id}. Store it now; it is not shown again:")
     typer.echo(key)
 
@@ -226,11 +235,8 @@ def protocol_upload(
     from app.protocols.versions import upload_version
     from app.studies.models import Study
 
-    settings = _settings()
-    engine = create_db_engine(settings.database_url)
     try:
-        ensure_schema_current(engine)
-        with session_scope(make_session_factory(engine)) as session:
+        with _session_on_current_schema(_settings()) as session:
             row = session.scalar(sa.select(Study).where(Study.slug == study))
             if row is None:
                 typer.secho(f"no study with slug '{study}'", fg="red", err=True)
@@ -245,16 +251,11 @@ def protocol_upload(
                 activate=activate,
             )
             number, active = version.version, row.active_protocol_version
-    except SchemaNotCurrentError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(2) from exc
     except DomainError as exc:
         typer.secho(f"{file}: {exc.detail}", fg="red", err=True)
         for path, message in exc.field_errors:
             typer.echo(f"  {path or '(document)'}: {message}", err=True)
         raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"Uploaded {file} as version {number} of {study} (active version: {active}).")
 
 

@@ -1,4 +1,4 @@
-"""`kairos protocol validate | schema | upload`, offline where they can be."""
+"""The `kairos` command line: API keys and protocol files (offline where it can be)."""
 
 import json
 import uuid
@@ -62,3 +62,26 @@ def test_upload_stores_the_next_version(world: World, database_url: str, engine:
     assert sorted(versions) == [1, 2]
     missing = runner.invoke(cli, ["protocol", "upload", "--study", "nope", path], env=env)
     assert missing.exit_code == 2
+
+
+def test_create_api_key_prints_a_key_that_works(world: World, database_url: str) -> None:
+    result = runner.invoke(
+        cli,
+        ["create-api-key", "--role", "researcher", "--name", "analysis laptop"],
+        env={"KAIROS_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("ksk_")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert world.client.get("/v1/studies", headers=headers).status_code == 200
+    assert world.client.post("/v1/studies", json={}, headers=headers).status_code == 403
+
+
+def test_commands_refuse_an_old_schema(tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(
+        cli, ["create-api-key", "--role", "admin"], env={"KAIROS_DATABASE_URL": empty}
+    )
+    assert result.exit_code == 2
+    assert "kairos migrate" in result.output
