@@ -124,7 +124,10 @@ def worker() -> None:
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper())
     Worker(
-        make_session_factory(engine), SystemClock(), tick_seconds=settings.worker_tick_seconds
+        make_session_factory(engine),
+        SystemClock(),
+        tick_seconds=settings.worker_tick_seconds,
+        export_dir=settings.export_dir,
     ).run_forever()
 
 
@@ -257,6 +260,76 @@ def protocol_upload(
             typer.echo(f"  {path or '(document)'}: {message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"Uploaded {file} as version {number} of {study} (active version: {active}).")
+
+
+@cli.command("export")
+def export(
+    study: Annotated[str, typer.Option(help="The study's slug.")],
+    dataset: Annotated[str, typer.Option(help="e.g. decisions, ema_answers, participants.")],
+    output: Annotated[Path, typer.Option(help="The data file to write.")],
+    format: Annotated[str, typer.Option(help="csv, ndjson or parquet.")] = "csv",
+    participant: Annotated[
+        list[str] | None, typer.Option(help="Only this participant id (repeatable).")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="ISO 8601 time with offset.")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO 8601 time with offset.")] = None,
+    protocol_version: Annotated[int | None, typer.Option(help="Only this version.")] = None,
+) -> None:
+    """Export a dataset to a file, with its data dictionary and provenance beside it
+    (OUTPUT.dictionary.json). Audited like an export through the API."""
+    import uuid
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from app.core.errors import DomainError
+    from app.export.columns import Filters
+    from app.export.formats import ExportFormat
+    from app.export.service import prepare_export, stream_export
+    from app.studies.models import Study
+
+    try:
+        export_format = ExportFormat(format)
+        filters = Filters(
+            tuple(uuid.UUID(p) for p in participant or ()),
+            datetime.fromisoformat(start) if start else None,
+            datetime.fromisoformat(end) if end else None,
+            protocol_version,
+        )
+    except ValueError as exc:
+        typer.secho(f"invalid option: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    for when in (filters.start, filters.end):
+        if when is not None and when.tzinfo is None:
+            typer.secho(
+                "--start and --end need a UTC offset, e.g. 2026-01-01T00:00:00+00:00",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(2)
+    try:
+        with _session_on_current_schema(_settings()) as session:
+            row = session.scalar(sa.select(Study).where(Study.slug == study))
+            if row is None:
+                typer.secho(f"no study with slug '{study}'", fg="red", err=True)
+                raise typer.Exit(2)
+            prepared = prepare_export(
+                session, SystemClock(), CLI_ACTOR, row, dataset, export_format, filters
+            )
+            session.commit()
+            with output.open("wb") as out:
+                for chunk in stream_export(session, row, prepared):
+                    out.write(chunk)
+    except DomainError as exc:
+        typer.secho(exc.detail, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    sidecar = output.with_name(output.name + ".dictionary.json")
+    sidecar.write_text(
+        json.dumps(
+            {"data_dictionary": prepared.dictionary, "provenance": prepared.provenance}, indent=2
+        )
+    )
+    typer.echo(f"Wrote {output} and {sidecar}.")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from app.audit.models import AuditEvent
 from app.core.db import Base
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
+from app.export.models import ExportJob
 from app.notifications.models import Device, Notification
 from app.participants.models import (
     EnrollmentCode,
@@ -27,6 +28,7 @@ __all__ = [
     "EmaResponse",
     "EngagementEvent",
     "EnrollmentCode",
+    "ExportJob",
     "Notification",
     "Participant",
     "ParticipantStatusChange",

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,13 +100,14 @@ def clock() -> SimulatedClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         environment=Environment.test,
         database_url=database_url,
         secret_key=TEST_SECRET,
         auto_migrate=False,
         run_worker=False,
+        export_dir=str(tmp_path / "exports"),
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from app.api.main import create_app
 from app.core.config import Settings
+from app.export.jobs import run_next_job
 from app.protocols.example_files import MINIMAL, example_text
 from app.staff.models import Role
 from tests.conftest import World, bearer
@@ -22,6 +23,7 @@ CALLERS = ("none", *STAFF, *PARTICIPANTS)
 ALL_STAFF = frozenset(STAFF)
 WRITERS = frozenset({"admin", "coordinator"})
 ADMIN = frozenset({"admin"})
+RESEARCHERS = frozenset({"admin", "researcher"})
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,19 @@ CASES = [
         WRITERS,
         {"enabled": False, "reason": "lost phone"},
     ),
+    Case("GET", "/v1/studies/{study}/exports", 200, "staff", RESEARCHERS),
+    Case("GET", "/v1/studies/{study}/exports/{dataset}", 200, "staff", RESEARCHERS),
+    Case("GET", "/v1/studies/{study}/exports/{dataset}/dictionary", 200, "staff", RESEARCHERS),
+    Case(
+        "POST",
+        "/v1/studies/{study}/export-jobs",
+        202,
+        "staff",
+        RESEARCHERS,
+        {"dataset": "participants"},
+    ),
+    Case("GET", "/v1/studies/{study}/export-jobs/{job}", 200, "staff", RESEARCHERS),
+    Case("GET", "/v1/studies/{study}/export-jobs/{job}/bundle", 200, "staff", RESEARCHERS),
     Case("POST", "/v1/api-keys", 201, "staff", ADMIN, {"name": "k", "role": "researcher"}),
     Case("GET", "/v1/api-keys", 200, "staff", ADMIN),
     Case("DELETE", "/v1/api-keys/{api_key}", 200, "staff", ADMIN),
@@ -135,6 +150,16 @@ def expected(case: Case, caller: str) -> int:
         assert case.other is not None
         return case.other
     return case.ok
+
+
+def _finished_export_job(world: World, study_id: str, admin: dict[str, str]) -> str:
+    job = world.client.post(
+        f"/v1/studies/{study_id}/export-jobs", json={"dataset": "participants"}, headers=admin
+    ).json()
+    export_dir = world.client.app.state.settings.export_dir  # type: ignore[attr-defined]
+    assert run_next_job(world.session_factory, world.clock, export_dir, "matrix")
+    job_id: str = job["id"]
+    return job_id
 
 
 def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -186,6 +211,8 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "api_key": spare_key["id"],
         "used_version": "1",
         "draft_version": "2",
+        "dataset": "participants",
+        "job": _finished_export_job(world, study["id"], admin),
     }
     headers = {
         "none": {},
@@ -251,6 +278,9 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{version}": "{}",
         "{used_version}": "{}",
         "{draft_version}": "{}",
+        "{dataset}": "{}",
+        "{job}": "{}",
+        "{job_id}": "{}",
     }
 
     def norm(path: str) -> str:

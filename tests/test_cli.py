@@ -85,3 +85,29 @@ def test_commands_refuse_an_old_schema(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "kairos migrate" in result.output
+
+
+def test_export_writes_the_file_and_its_dictionary(
+    world: World, database_url: str, tmp_path: Path
+) -> None:
+    study = world.study(slug="cli-export")
+    world.participant(study["id"])
+    output = tmp_path / "participants.csv"
+    result = runner.invoke(
+        cli,
+        ["export", "--study", "cli-export", "--dataset", "participants", "--output", str(output)],
+        env={"KAIROS_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 0, result.output
+    lines = output.read_text().splitlines()
+    assert lines[0].startswith("participant_id,participant_code,")
+    assert len(lines) == 2
+    sidecar = json.loads((tmp_path / "participants.csv.dictionary.json").read_text())
+    assert sidecar["provenance"]["exported_by"] == "cli"
+    bad = runner.invoke(
+        cli,
+        ["export", "--study", "cli-export", "--dataset", "nope", "--output", str(output)],
+        env={"KAIROS_DATABASE_URL": database_url},
+    )
+    assert bad.exit_code == 1
+    assert "ema_answers" in bad.output

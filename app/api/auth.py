@@ -128,5 +128,6 @@ def require_participant(caller: Annotated[Caller, Depends(authenticate)]) -> Par
 
 AnyStaff = Annotated[StaffCaller, Depends(require_staff(Role.coordinator, Role.researcher))]
 Coordinator = Annotated[StaffCaller, Depends(require_staff(Role.coordinator))]
+Researcher = Annotated[StaffCaller, Depends(require_staff(Role.researcher))]
 Admin = Annotated[StaffCaller, Depends(require_staff())]
 Me = Annotated[ParticipantCaller, Depends(require_participant)]

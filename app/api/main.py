@@ -8,7 +8,16 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import admin, health, me, participants, protocols, staff_devices, studies
+from app.api.routes import (
+    admin,
+    exports,
+    health,
+    me,
+    participants,
+    protocols,
+    staff_devices,
+    studies,
+)
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
@@ -48,6 +57,11 @@ TAGS = [
     {"name": "devices", "description": "Staff view of participants' push devices."},
     {"name": "enrollment", "description": "The phone app's first call."},
     {"name": "me", "description": "The phone app's own record and devices (participant token)."},
+    {
+        "name": "exports",
+        "description": "Analysis-ready datasets for researchers (CSV, NDJSON, Parquet), "
+        "streamed or as background jobs, each with a data dictionary and provenance.",
+    },
     {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
 ]
 
@@ -66,7 +80,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ensure_schema_current(engine)
         worker = None
         if settings.should_run_worker:
-            worker = Worker(session_factory, clock, tick_seconds=settings.worker_tick_seconds)
+            worker = Worker(
+                session_factory,
+                clock,
+                tick_seconds=settings.worker_tick_seconds,
+                export_dir=settings.export_dir,
+            )
             worker.start_in_background()
         try:
             yield
@@ -95,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         staff_devices.router,
         me.enroll_router,
         me.router,
+        exports.router,
         admin.router,
     ):
         app.include_router(router)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     worker_tick_seconds: float = Field(5.0, gt=0)
     enrollment_code_ttl_hours: int = Field(14 * 24, ge=1)
     db_pool_size: int = Field(10, ge=1)
+    export_dir: str = Field(
+        "./exports",
+        description="Where background export bundles are written. With several processes "
+        "it must be storage that API and worker processes share.",
+    )
     log_level: str = "info"
 
     def unsafe_reason(self) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.clock import Clock
 from app.core.db import session_scope
+from app.export.jobs import run_next_job
 from app.worker.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,12 @@ class Worker:
         *,
         tick_seconds: float,
         worker_id: str | None = None,
+        export_dir: str | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
         self.tick_seconds = tick_seconds
+        self.export_dir = export_dir
         self.worker_id = worker_id or default_worker_id()
         self.started_at = clock.now()
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
@@ -49,6 +52,17 @@ class Worker:
                 self._heartbeat(session)
         except Exception:
             logger.exception("worker tick failed")
+
+    def run_exports(self) -> None:
+        """Background exports, one after another, apart from the tick: an export of a large
+        study takes minutes and must not hold up prompts and decisions."""
+        if self.export_dir is None:
+            return
+        try:
+            while run_next_job(self.session_factory, self.clock, self.export_dir, self.worker_id):
+                pass
+        except Exception:
+            logger.exception("export run failed")
 
     def _heartbeat(self, session: Session) -> None:
         row = session.get(WorkerHeartbeat, self.worker_id)
@@ -73,6 +87,15 @@ class Worker:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        if self.export_dir is not None:
+            scheduler.add_job(
+                self.run_exports,
+                "interval",
+                seconds=self.tick_seconds,
+                id="exports",
+                max_instances=1,
+                coalesce=True,
+            )
 
     def start_in_background(self) -> None:
         scheduler = BackgroundScheduler(timezone=UTC)

@@ -1,0 +1,1 @@
+"""Researcher exports: analysis-ready datasets, streamed, with a data dictionary and provenance."""

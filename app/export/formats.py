@@ -1,0 +1,168 @@
+"""File formats for exports, each a generator of byte chunks over a row iterator.
+
+Chunks are flushed every few thousand rows, so a response or a file grows while memory
+stays bounded. Parquet carries the data dictionary and provenance in its key-value
+metadata; text formats get them beside the data (endpoint, bundle, or sidecar file).
+"""
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from app.export.columns import Column, ColumnType
+from app.export.datasets import Row
+
+ROWS_PER_CHUNK = 2_000
+PARQUET_ROW_GROUP = 50_000
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    ndjson = "ndjson"
+    parquet = "parquet"
+
+    @property
+    def media_type(self) -> str:
+        return {
+            "csv": "text/csv; charset=utf-8",
+            "ndjson": "application/x-ndjson",
+            "parquet": "application/vnd.apache.parquet",
+        }[self.value]
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _text_cell(value: Any, kind: ColumnType) -> str:
+    if value is None:
+        return ""
+    if kind is ColumnType.timestamp:
+        return _iso(value)
+    if kind is ColumnType.boolean:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_cell(value: Any, kind: ColumnType) -> Any:
+    if value is None:
+        return None
+    if kind is ColumnType.timestamp:
+        return _iso(value)
+    if kind in (ColumnType.integer, ColumnType.number, ColumnType.boolean):
+        return value
+    return str(value)
+
+
+def write_csv(
+    columns: list[Column], rows: Iterable[Row], metadata: dict[str, Any]
+) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c.name for c in columns])
+    kinds = [c.type for c in columns]
+    for count, row in enumerate(rows, start=1):
+        writer.writerow([_text_cell(v, k) for v, k in zip(row, kinds, strict=True)])
+        if count % ROWS_PER_CHUNK == 0:
+            yield _drain(buffer)
+    yield _drain(buffer)
+
+
+def write_ndjson(
+    columns: list[Column], rows: Iterable[Row], metadata: dict[str, Any]
+) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    names = [c.name for c in columns]
+    kinds = [c.type for c in columns]
+    for count, row in enumerate(rows, start=1):
+        record = {n: _json_cell(v, k) for n, v, k in zip(names, row, kinds, strict=True)}
+        buffer.write(json.dumps(record, ensure_ascii=False))
+        buffer.write("\n")
+        if count % ROWS_PER_CHUNK == 0:
+            yield _drain(buffer)
+    yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.string: pa.string(),
+    ColumnType.integer: pa.int64(),
+    ColumnType.number: pa.float64(),
+    ColumnType.boolean: pa.bool_(),
+    ColumnType.timestamp: pa.timestamp("us", tz="UTC"),
+    ColumnType.json: pa.string(),
+}
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only file that hands over what was written so far (Parquet's output)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def write_parquet(
+    columns: list[Column], rows: Iterable[Row], metadata: dict[str, Any]
+) -> Iterator[bytes]:
+    schema = pa.schema(
+        [pa.field(c.name, _ARROW_TYPES[c.type]) for c in columns],
+        metadata={key: json.dumps(value) for key, value in metadata.items()},
+    )
+    converters = [_arrow_converter(c.type) for c in columns]
+    sink = _ChunkSink()
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        batch: list[list[Any]] = [[] for _ in columns]
+        size = 0
+        for row in rows:
+            for values, convert, value in zip(batch, converters, row, strict=True):
+                values.append(None if value is None else convert(value))
+            size += 1
+            if size == PARQUET_ROW_GROUP:
+                writer.write_batch(pa.record_batch(batch, schema=schema))
+                batch, size = [[] for _ in columns], 0
+                yield sink.take()
+        if size:
+            writer.write_batch(pa.record_batch(batch, schema=schema))
+    yield sink.take()
+
+
+def _arrow_converter(kind: ColumnType) -> Callable[[Any], Any]:
+    if kind in (ColumnType.string, ColumnType.json):
+        return str
+    if kind is ColumnType.number:
+        return float
+    return lambda value: value
+
+
+WRITERS: dict[
+    ExportFormat, Callable[[list[Column], Iterable[Row], dict[str, Any]], Iterator[bytes]]
+] = {
+    ExportFormat.csv: write_csv,
+    ExportFormat.ndjson: write_ndjson,
+    ExportFormat.parquet: write_parquet,
+}

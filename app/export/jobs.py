@@ -1,0 +1,162 @@
+"""Background exports: a request becomes a job row; a worker writes a zip bundle for it.
+
+A browser request for a year of a large study must not time out, so the work is durable
+like every other piece of work here: a row, claimed with a lease, retried after a crash.
+"""
+
+import json
+import logging
+import uuid
+import zipfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.audit.service import Actor, ActorKind
+from app.core.clock import Clock
+from app.core.db import session_scope
+from app.core.errors import ConflictError, NotFoundError
+from app.export.columns import Filters
+from app.export.formats import ExportFormat
+from app.export.models import ExportJob
+from app.export.service import check_filters, get_dataset, prepare_export, stream_export
+from app.studies.models import Study
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=30)
+
+
+def request_job(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    study: Study,
+    dataset: str,
+    export_format: ExportFormat,
+    filters: Filters,
+) -> ExportJob:
+    get_dataset(dataset)
+    check_filters(filters)
+    job = ExportJob(
+        study_id=study.id,
+        dataset=dataset,
+        format=export_format.value,
+        filters=filters.as_dict(),
+        requested_by=actor.label,
+        requested_role=actor.role,
+        status="pending",
+        created_at=clock.now(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, study: Study, job_id: uuid.UUID) -> ExportJob:
+    job = session.get(ExportJob, job_id)
+    if job is None or job.study_id != study.id:
+        raise NotFoundError(f"no export job {job_id} in this study", code="export_job_not_found")
+    return job
+
+
+def bundle_path(export_dir: str, job: ExportJob) -> Path:
+    if job.status != "done" or job.file_name is None:
+        raise ConflictError(
+            f"export job {job.id} is {job.status}; download it when its status is done",
+            code="export_not_ready",
+        )
+    return Path(export_dir) / job.file_name
+
+
+def _claim(session: Session, clock: Clock, worker_id: str) -> ExportJob | None:
+    now = clock.now()
+    stmt = (
+        sa.select(ExportJob)
+        .where(
+            sa.or_(
+                ExportJob.status == "pending",
+                sa.and_(ExportJob.status == "running", ExportJob.lease_expires_at < now),
+            )
+        )
+        .order_by(ExportJob.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    job = session.scalar(stmt)
+    if job is not None:
+        job.status, job.started_at = "running", now
+        job.lease_owner, job.lease_expires_at = worker_id, now + LEASE
+    return job
+
+
+def _filters(raw: dict[str, Any]) -> Filters:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return Filters(
+        participant_ids=tuple(uuid.UUID(p) for p in raw.get("participant_ids", [])),
+        start=when(raw.get("start")),
+        end=when(raw.get("end")),
+        protocol_version=raw.get("protocol_version"),
+    )
+
+
+def run_next_job(
+    session_factory: sessionmaker[Session], clock: Clock, export_dir: str, worker_id: str
+) -> bool:
+    """Claim and run one pending export job; False when there was none."""
+    with session_scope(session_factory) as session:
+        job = _claim(session, clock, worker_id)
+        if job is None:
+            return False
+        job_id = job.id
+    try:
+        file_name, size = _write_bundle(session_factory, clock, export_dir, job_id)
+    except Exception as exc:
+        logger.exception("export job %s failed", job_id)
+        with session_scope(session_factory) as session:
+            failed = session.get_one(ExportJob, job_id)
+            failed.status, failed.error, failed.finished_at = "failed", str(exc), clock.now()
+        return True
+    with session_scope(session_factory) as session:
+        done = session.get_one(ExportJob, job_id)
+        done.status, done.file_name, done.size_bytes = "done", file_name, size
+        done.finished_at, done.lease_owner = clock.now(), None
+    return True
+
+
+def _write_bundle(
+    session_factory: sessionmaker[Session], clock: Clock, export_dir: str, job_id: uuid.UUID
+) -> tuple[str, int]:
+    with session_factory() as session:
+        job = session.get_one(ExportJob, job_id)
+        study = session.get_one(Study, job.study_id)
+        kind, _, ident = job.requested_by.partition(":")
+        actor = Actor(cast(ActorKind, kind), ident or None, job.requested_role)
+        prepared = prepare_export(
+            session,
+            clock,
+            actor,
+            study,
+            job.dataset,
+            ExportFormat(job.format),
+            _filters(job.filters),
+        )
+        session.commit()  # the audit record: the export happens now
+        directory = Path(export_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        file_name = f"{study.slug}-{job.dataset}-{job.id}.zip"
+        partial = directory / f"{file_name}.partial"
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            with bundle.open(prepared.filename, "w", force_zip64=True) as data:
+                for chunk in stream_export(session, study, prepared):
+                    data.write(chunk)
+            bundle.writestr("data_dictionary.json", json.dumps(prepared.dictionary, indent=2))
+            bundle.writestr("provenance.json", json.dumps(prepared.provenance, indent=2))
+        # A download never sees a half-written bundle.
+        partial.rename(directory / file_name)
+        return file_name, (directory / file_name).stat().st_size

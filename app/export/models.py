@@ -1,0 +1,34 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+from app.core.models import IdMixin
+
+
+class ExportJob(IdMixin, Base):
+    """A large export run by a worker; its bundle is downloaded when ready."""
+
+    __tablename__ = "export_jobs"
+    __table_args__ = (sa.Index("ix_export_jobs_status_created", "status", "created_at"),)
+
+    study_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("studies.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(sa.String(40))
+    format: Mapped[str] = mapped_column(sa.String(16))
+    filters: Mapped[dict[str, Any]]
+    requested_by: Mapped[str] = mapped_column(sa.String(80))
+    requested_role: Mapped[str | None] = mapped_column(sa.String(16))
+    # pending -> running -> done | failed
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    # Bundle file name inside the export directory (a zip: data, dictionary, provenance).
+    file_name: Mapped[str | None] = mapped_column(sa.String(200))
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
+    lease_expires_at: Mapped[datetime | None]
