@@ -5,6 +5,7 @@ from app.core.db import Base
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export.models import ExportJob
+from app.monitoring.models import CareFlag
 from app.notifications.models import Device, Notification
 from app.participants.models import (
     EnrollmentCode,
@@ -23,6 +24,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "CareFlag",
     "Device",
     "EmaAnswer",
     "EmaResponse",

@@ -5,6 +5,7 @@ participant on a staff endpoint, staff on a participant endpoint, withdrawn part
 404: another participant's resource, never 403.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from app.api.main import create_app
 from app.core.config import Settings
 from app.export.jobs import run_next_job
+from app.monitoring.models import CareFlag
 from app.protocols.example_files import MINIMAL, example_text
 from app.staff.models import Role
 from tests.conftest import World, bearer
@@ -112,6 +114,17 @@ CASES = [
     ),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}", 200, "staff", RESEARCHERS),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}/bundle", 200, "staff", RESEARCHERS),
+    Case("GET", "/v1/studies/{study}/flags", 200, "staff", ALL_STAFF),
+    Case(
+        "POST",
+        "/v1/studies/{study}/flags/{flag}/acknowledge",
+        200,
+        "staff",
+        WRITERS,
+        {"note": "seen"},
+    ),
+    Case("GET", P + "/{participant}/trends", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/me/summary", 200, "me", other=200),
     Case("POST", "/v1/api-keys", 201, "staff", ADMIN, {"name": "k", "role": "researcher"}),
     Case("GET", "/v1/api-keys", 200, "staff", ADMIN),
     Case("DELETE", "/v1/api-keys/{api_key}", 200, "staff", ADMIN),
@@ -160,6 +173,20 @@ def _finished_export_job(world: World, study_id: str, admin: dict[str, str]) -> 
     assert run_next_job(world.session_factory, world.clock, export_dir, "matrix")
     job_id: str = job["id"]
     return job_id
+
+
+def _flag(world: World, participant: dict[str, Any]) -> str:
+    with world.session_factory() as session:
+        flag = CareFlag(
+            participant_id=uuid.UUID(participant["id"]),
+            study_id=uuid.UUID(participant["study_id"]),
+            kind="unreachable",
+            detail={},
+            raised_at=world.clock.now(),
+        )
+        session.add(flag)
+        session.commit()
+        return str(flag.id)
 
 
 def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -213,6 +240,7 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "draft_version": "2",
         "dataset": "participants",
         "job": _finished_export_job(world, study["id"], admin),
+        "flag": _flag(world, owner),
     }
     headers = {
         "none": {},
@@ -281,6 +309,8 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{dataset}": "{}",
         "{job}": "{}",
         "{job_id}": "{}",
+        "{flag}": "{}",
+        "{flag_id}": "{}",
     }
 
     def norm(path: str) -> str:

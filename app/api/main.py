@@ -13,6 +13,7 @@ from app.api.routes import (
     exports,
     health,
     me,
+    monitoring,
     participants,
     protocols,
     staff_devices,
@@ -61,6 +62,11 @@ TAGS = [
         "name": "exports",
         "description": "Analysis-ready datasets for researchers (CSV, NDJSON, Parquet), "
         "streamed or as background jobs, each with a data dictionary and provenance.",
+    },
+    {
+        "name": "monitoring",
+        "description": "Routine outcome monitoring: weekly trends and care-team flags "
+        "(non-response, treatment fatigue, unreachable).",
     },
     {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
 ]
@@ -115,6 +121,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         me.enroll_router,
         me.router,
         exports.router,
+        monitoring.router,
+        monitoring.me_router,
         admin.router,
     ):
         app.include_router(router)

@@ -44,6 +44,7 @@ def check_content(protocol: Protocol, problems: Problems) -> None:
         _check_smart(protocol.smart, protocol, problems)
     _check_personalization(protocol, problems)
     _check_outcomes(protocol, problems)
+    _check_monitoring(protocol, problems)
 
 
 def _duplicates(base: str, field: str, ids: Sequence[str], what: str, problems: Problems) -> None:
@@ -479,3 +480,23 @@ def item_of(protocol: Protocol, reference: str) -> Item | None:
     if item_reference_problem(protocol, reference):
         return None
     return protocol.item(reference)
+
+
+def _check_monitoring(protocol: Protocol, problems: Problems) -> None:
+    monitoring = protocol.monitoring
+    references = [
+        (path_of("monitoring", "trend_items", i), r) for i, r in enumerate(monitoring.trend_items)
+    ]
+    if monitoring.non_response is not None:
+        references.append(
+            (path_of("monitoring", "non_response", "item"), monitoring.non_response.item)
+        )
+    for path, reference in references:
+        message = item_reference_problem(protocol, reference)
+        if message is None and not all(
+            answer_scale(item)[0] in ("numeric_rating", "duration", "yes_no")
+            for _, item in protocol.items(reference)
+        ):
+            message = f"'{reference}' is not a numeric item, so it has no mean to follow"
+        if message is not None:
+            problems.add(path, message)

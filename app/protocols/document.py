@@ -17,6 +17,7 @@ from app.protocols.attributes import (
     TextAttribute,
 )
 from app.protocols.interventions import Category, InterventionOption
+from app.protocols.monitoring import Monitoring
 from app.protocols.outcomes import EmaOutcome, EngagementOutcome, ProximalOutcome, WearableOutcome
 from app.protocols.personalization import (
     PaiModel,
@@ -120,6 +121,8 @@ class Protocol(ProtocolModel):
     """Optional preferences and PAI model."""
     proximal_outcomes: tuple[ProximalOutcome, ...] = ()
     """Short-term outcomes recorded for each decision."""
+    monitoring: Monitoring = Monitoring()
+    """Routine outcome monitoring: weekly trends and care-team flags."""
 
     def option(self, option_id: str) -> InterventionOption:
         """The intervention option with this id; KeyError if there is none."""

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.export.jobs import run_next_job
+from app.monitoring.flags import evaluate_all
 from app.worker.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,16 @@ class Worker:
         except Exception:
             logger.exception("export run failed")
 
+    def evaluate_flags(self) -> None:
+        """Care-team flags; idempotent, so running it hourly raises each flag once."""
+        try:
+            with session_scope(self.session_factory) as session:
+                raised = evaluate_all(session, self.clock)
+            if raised:
+                logger.info("raised %d care-team flags", raised)
+        except Exception:
+            logger.exception("flag evaluation failed")
+
     def _heartbeat(self, session: Session) -> None:
         row = session.get(WorkerHeartbeat, self.worker_id)
         now = self.clock.now()
@@ -86,6 +97,9 @@ class Worker:
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
+        )
+        scheduler.add_job(
+            self.evaluate_flags, "interval", hours=1, id="flags", max_instances=1, coalesce=True
         )
         if self.export_dir is not None:
             scheduler.add_job(
