@@ -51,3 +51,13 @@ def test_bad_monitoring_is_located(section: dict[str, object], path: str, messag
     found = {p.path: p.message for p in caught.value.problems}
     assert path in found, found
     assert message in found[path]
+
+
+def test_alias_bombs_are_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 10):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    with pytest.raises(ProtocolInvalid) as caught:
+        parse_protocol("\n".join(lines))
+    assert "more than 50 aliases" in str(caught.value)

@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 
+MAX_ALIASES = 50
+
+
 class _ProtocolYamlLoader(yaml.SafeLoader):
     """YAML 1.2 core schema scalars instead of PyYAML's YAML 1.1 ones.
 
@@ -41,6 +44,20 @@ class _ProtocolYamlLoader(yaml.SafeLoader):
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # Aliases nest: ten levels of ten aliases expand to 10^10 nodes ("billion laughs")
+        # when the document is validated. Real protocols need a handful.
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count = getattr(self, "alias_count", 0) + 1
+            if self.alias_count > MAX_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"more than {MAX_ALIASES} aliases (*name); write the repeated parts out",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+        return super().compose_node(parent, index)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node)).replace("_", "").lower()
