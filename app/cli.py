@@ -105,8 +105,13 @@ def worker() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper())
+    from app.alerts.webhook import WebhookConfig
+
     Worker(
-        make_session_factory(engine), SystemClock(), tick_seconds=settings.worker_tick_seconds
+        make_session_factory(engine),
+        SystemClock(),
+        tick_seconds=settings.worker_tick_seconds,
+        alert_webhook=WebhookConfig.from_settings(settings),
     ).run_forever()
 
 

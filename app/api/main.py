@@ -7,8 +7,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.alerts.webhook import WebhookConfig
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
-from app.api.routes import admin, health, me, participants, protocols, staff_devices, studies
+from app.api.routes import (
+    admin,
+    alerts,
+    health,
+    me,
+    me_data,
+    participant_data,
+    participants,
+    protocols,
+    staff_devices,
+    studies,
+)
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
@@ -48,6 +61,21 @@ TAGS = [
     {"name": "devices", "description": "Staff view of participants' push devices."},
     {"name": "enrollment", "description": "The phone app's first call."},
     {"name": "me", "description": "The phone app's own record and devices (participant token)."},
+    {
+        "name": "app data",
+        "description": "The phone app sends EMA responses, wearable summaries (also as Open "
+        "mHealth data points) and engagement events in idempotent batches, and reads them "
+        "back. See docs/ingestion.md.",
+    },
+    {
+        "name": "participant data",
+        "description": "Staff review of a participant's EMA responses, wearable summaries and "
+        "engagement events (audited).",
+    },
+    {
+        "name": "alerts",
+        "description": "Escalation alerts raised by EMA answers, for the care team.",
+    },
     {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
 ]
 
@@ -66,7 +94,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ensure_schema_current(engine)
         worker = None
         if settings.should_run_worker:
-            worker = Worker(session_factory, clock, tick_seconds=settings.worker_tick_seconds)
+            worker = Worker(
+                session_factory,
+                clock,
+                tick_seconds=settings.worker_tick_seconds,
+                alert_webhook=WebhookConfig.from_settings(settings),
+            )
             worker.start_in_background()
         try:
             yield
@@ -87,6 +120,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.engine = engine
     app.state.session_factory = session_factory
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     for router in (
         health.router,
         studies.router,
@@ -95,6 +129,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         staff_devices.router,
         me.enroll_router,
         me.router,
+        me_data.router,
+        participant_data.router,
+        alerts.router,
         admin.router,
     ):
         app.include_router(router)

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.worker.models import WorkerHeartbeat
@@ -34,12 +35,14 @@ class Worker:
         *,
         tick_seconds: float,
         worker_id: str | None = None,
+        alert_webhook: WebhookConfig | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
         self.tick_seconds = tick_seconds
         self.worker_id = worker_id or default_worker_id()
         self.started_at = clock.now()
+        self.alert_webhook = alert_webhook
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
 
     def tick(self) -> None:
@@ -49,6 +52,15 @@ class Worker:
                 self._heartbeat(session)
         except Exception:
             logger.exception("worker tick failed")
+        self._retry_alert_webhooks()
+
+    def _retry_alert_webhooks(self) -> None:
+        if self.alert_webhook is None:
+            return
+        try:
+            deliver_due(self.session_factory, self.clock, self.alert_webhook)
+        except Exception:
+            logger.exception("alert webhook retries failed")
 
     def _heartbeat(self, session: Session) -> None:
         row = session.get(WorkerHeartbeat, self.worker_id)
