@@ -203,7 +203,7 @@ def _existing_ids(
                 EmaResponse.participant_id == participant.id, EmaResponse.client_id.in_(chunk)
             )
         )
-        found.update(dict(rows.tuples()))
+        found.update({row[0]: row[1] for row in rows})
     return found
 
 
