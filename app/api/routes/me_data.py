@@ -89,7 +89,7 @@ def _merge(
 @router.post(
     "/ema-responses",
     response_model=BatchResult,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     summary="Send EMA responses (a batch)",
     description="Stores the participant's answers to EMA questionnaires, checked against "
     "the questionnaire in their protocol version: unknown items, missing required items and "
@@ -151,7 +151,7 @@ def post_ema_responses(
 @router.post(
     "/wearables",
     response_model=BatchResult,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     summary="Send wearable summaries (a batch)",
     description="Stores summaries (steps, active minutes, sleep minutes and efficiency, "
     "resting heart rate) over a period: `start` plus `duration_minutes`, a `value` and its "
@@ -213,7 +213,7 @@ def _summary_input(
 @router.post(
     "/events",
     response_model=BatchResult,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     summary="Send engagement events (a batch)",
     description="Records what the participant did: prompt_received, prompt_opened, "
     "prompt_dismissed (with the `notification_id` or `prompt_id`), exercise_started, "

@@ -135,19 +135,23 @@ def batch_result(results: list[ItemResult]) -> BatchResult:
     items = []
     for result in results:
         counts[result.status] += 1
+        # Optional fields are set only when they say something (the routes leave unset
+        # fields out of the response), so a rejected item has no `late`, and so on.
+        extra: dict[str, Any] = {}
+        if result.id is not None:
+            extra["id"] = result.id
+        if result.errors:
+            extra["errors"] = [
+                ItemErrorOut(field=_item_field(result.index, p.field), message=p.message)
+                for p in result.errors
+            ]
+        if result.late is not None:
+            extra["late"] = result.late
+        if result.replaced is not None:
+            extra["replaced"] = result.replaced
         items.append(
             ItemResultOut(
-                index=result.index,
-                client_id=result.client_id,
-                status=result.status,
-                id=result.id,
-                errors=[
-                    ItemErrorOut(field=_item_field(result.index, p.field), message=p.message)
-                    for p in result.errors
-                ]
-                or None,
-                late=result.late,
-                replaced=result.replaced,
+                index=result.index, client_id=result.client_id, status=result.status, **extra
             )
         )
     return BatchResult(
