@@ -97,9 +97,7 @@ def ema_prompt(
         return item.id
 
 
-def morning(
-    answered_at: datetime, client_id: str | None = None, **answers: Any
-) -> dict[str, Any]:
+def morning(answered_at: datetime, client_id: str | None = None, **answers: Any) -> dict[str, Any]:
     return {
         "client_id": client_id or uuid.uuid4().hex,
         "questionnaire_id": "morning",

@@ -21,7 +21,7 @@ from app.core.config import Settings
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
-from tests.ingest_support import Phone, evening, morning, pain_study, phone
+from tests.ingest_support import evening, morning, pain_study, phone
 
 
 class Receiver:
@@ -100,7 +100,8 @@ def test_a_self_harm_answer_raises_a_critical_alert_at_once(world: World) -> Non
     result = me.post("ema-responses", [evening(now, self_harm=True)])
     [alert] = _alerts(world)
     assert alert.severity == "critical"
-    assert alert.item_id == "self_harm" and alert.questionnaire_id == "evening"
+    assert alert.item_id == "self_harm"
+    assert alert.questionnaire_id == "evening"
     assert alert.value is True
     assert str(alert.response_id) == result["items"][0]["id"]
     assert alert.webhook_status == WebhookStatus.not_configured
@@ -135,7 +136,8 @@ def test_staff_list_and_acknowledge_alerts(world: World) -> None:
     researcher = world.staff(Role.researcher)
     listed = world.client.get(path, params={"acknowledged": "false"}, headers=researcher).json()
     [alert] = listed["items"]
-    assert alert["severity"] == "critical" and alert["value"] is True
+    assert alert["severity"] == "critical"
+    assert alert["value"] is True
     assert alert["participant_id"] == me.id
     forbidden = world.client.post(
         f"{path}/{alert['id']}/acknowledge", json={"note": "seen"}, headers=researcher
@@ -155,9 +157,10 @@ def test_staff_list_and_acknowledge_alerts(world: World) -> None:
         f"{path}/{alert['id']}/acknowledge", json={"note": "again"}, headers=coordinator
     )
     assert twice.status_code == 409
-    assert world.client.get(path, params={"acknowledged": "false"}, headers=researcher).json()[
-        "items"
-    ] == []
+    assert (
+        world.client.get(path, params={"acknowledged": "false"}, headers=researcher).json()["items"]
+        == []
+    )
     other_study = world.study()
     elsewhere = world.client.post(
         f"/v1/studies/{other_study['id']}/alerts/{alert['id']}/acknowledge",
@@ -200,7 +203,8 @@ def test_a_failing_receiver_is_retried_with_backoff(hooked: World, receiver: Rec
     [alert] = _alerts(hooked)
     assert alert.webhook_status == WebhookStatus.pending
     assert alert.webhook_attempts == 1
-    assert alert.webhook_last_error is not None and alert.webhook_last_error.startswith("HTTP 500")
+    assert alert.webhook_last_error is not None
+    assert alert.webhook_last_error.startswith("HTTP 500")
     assert alert.webhook_next_attempt_at is not None
     wait = alert.webhook_next_attempt_at - hooked.clock.now()
     assert timedelta(seconds=15) <= wait <= timedelta(seconds=45)
@@ -220,7 +224,8 @@ def test_a_failing_receiver_is_retried_with_backoff(hooked: World, receiver: Rec
     Worker(hooked.session_factory, hooked.clock, tick_seconds=5, alert_webhook=config).tick()
     [alert] = _alerts(hooked)
     assert alert.webhook_status == WebhookStatus.delivered
-    assert alert.webhook_attempts == 3 and alert.webhook_last_error is None
+    assert alert.webhook_attempts == 3
+    assert alert.webhook_last_error is None
     assert [p["alert_id"] for p in receiver.payloads()] == [str(alert.id)] * 3
     assert [p["attempt"] for p in receiver.payloads()] == [1, 2, 3]
 
@@ -237,7 +242,7 @@ def test_delivery_gives_up_after_the_limit(world: World, receiver: Receiver) -> 
     receiver.statuses = [500] * 10
     config = _config(receiver, max_attempts=3)
     for _ in range(5):
-        deliver_due(world.session_factory, world.clock, config, rng=random.Random(1))
+        deliver_due(world.session_factory, world.clock, config, rng=random.Random(1))  # noqa: S311
         world.clock.advance(timedelta(hours=2))
     [alert] = _alerts(world)
     assert alert.webhook_status == WebhookStatus.failed
@@ -259,7 +264,8 @@ def test_an_unreachable_receiver_is_recorded(world: World, receiver: Receiver) -
     deliver_due(world.session_factory, world.clock, WebhookConfig(url, 1.0, 3))
     [alert] = _alerts(world)
     assert alert.webhook_status == WebhookStatus.pending
-    assert alert.webhook_last_error is not None and "ConnectError" in alert.webhook_last_error
+    assert alert.webhook_last_error is not None
+    assert "ConnectError" in alert.webhook_last_error
     # Once a receiver answers again, the next due attempt delivers it.
     back = Receiver()
     try:
@@ -293,7 +299,7 @@ def test_a_claimed_alert_is_not_sent_twice(hooked: World, receiver: Receiver) ->
 
 
 def test_retry_delays_grow_and_are_capped() -> None:
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311
     delays = [retry_delay(n, rng) for n in range(1, 12)]
     assert timedelta(seconds=15) <= delays[0] <= timedelta(seconds=45)
     assert all(d <= timedelta(minutes=90) for d in delays)

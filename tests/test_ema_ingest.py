@@ -3,6 +3,7 @@
 import uuid
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -62,13 +63,13 @@ def test_a_batch_is_stored_and_read_back(world: World, me: Phone) -> None:
 
 
 def test_the_device_offset_is_kept(world: World, me: Phone) -> None:
-    local = (world.clock.now() - timedelta(minutes=5)).astimezone(
-        __import__("zoneinfo").ZoneInfo("Europe/Berlin")
-    )
+    local = (world.clock.now() - timedelta(minutes=5)).astimezone(ZoneInfo("Europe/Berlin"))
     me.post("ema-responses", [morning(local)])
     stored = world.client.get("/v1/me/ema-responses", headers=me.headers).json()["items"][0]
     assert stored["utc_offset_minutes"] == 60
-    assert stored["answered_at"].startswith((world.clock.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))
+    assert stored["answered_at"].startswith(
+        (world.clock.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    )
 
 
 def test_replaying_a_batch_changes_nothing(world: World, me: Phone) -> None:
@@ -76,7 +77,8 @@ def test_replaying_a_batch_changes_nothing(world: World, me: Phone) -> None:
     first = me.post("ema-responses", items)
     for _ in range(3):
         again = me.post("ema-responses", items)
-        assert again["duplicate"] == 5 and again["accepted"] == 0
+        assert again["duplicate"] == 5
+        assert again["accepted"] == 0
         assert [r["id"] for r in again["items"]] == [r["id"] for r in first["items"]]
     assert _count(world, EmaResponse) == 5
     assert _count(world, EmaAnswer) == 5 * 6
@@ -113,7 +115,9 @@ def test_schema_errors_are_per_item(world: World, me: Phone) -> None:
     no_client_id = morning(now)
     del no_client_id["client_id"]
     extra = {**morning(now), "colour": "blue"}
-    result = me.post("ema-responses", [no_offset, no_client_id, extra, "not an object", morning(now)])
+    result = me.post(
+        "ema-responses", [no_offset, no_client_id, extra, "not an object", morning(now)]
+    )
     statuses = [r["status"] for r in result["items"]]
     assert statuses == ["rejected", "rejected", "rejected", "rejected", "accepted"]
     fields = [[e["field"] for e in r.get("errors", [])] for r in result["items"]]
@@ -316,16 +320,20 @@ def test_staff_list_a_participants_responses_with_filters(world: World, me: Phon
     me.post("ema-responses", items)
     path = f"/v1/studies/{me.study_id}/participants/{me.id}/ema-responses"
     headers = world.staff(Role.researcher)
-    first = world.client.get(path, params={"limit": 2, "questionnaire_id": "morning"}, headers=headers)
+    first = world.client.get(
+        path, params={"limit": 2, "questionnaire_id": "morning"}, headers=headers
+    )
     assert first.status_code == 200, first.text
     body = first.json()
-    assert len(body["items"]) == 2 and body["next_cursor"]
+    assert len(body["items"]) == 2
+    assert body["next_cursor"]
     rest = world.client.get(
         path,
         params={"cursor": body["next_cursor"], "questionnaire_id": "morning"},
         headers=headers,
     ).json()
-    assert len(rest["items"]) == 3 and rest["next_cursor"] is None
+    assert len(rest["items"]) == 3
+    assert rest["next_cursor"] is None
     since = (now + timedelta(hours=3)).isoformat()
     recent = world.client.get(path, params={"since": since}, headers=headers).json()
     assert len(recent["items"]) == 2
@@ -354,7 +362,8 @@ def test_accepted_responses_publish_ema_submitted(world: World, me: Phone) -> No
 
 
 def test_a_malformed_envelope_is_a_422(world: World, me: Phone) -> None:
-    for body in ([morning(world.clock.now())], {"responses": []}, {"items": {}}):
+    bodies: list[Any] = [[morning(world.clock.now())], {"responses": []}, {"items": {}}]
+    for body in bodies:
         response = world.client.post("/v1/me/ema-responses", json=body, headers=me.headers)
         assert response.status_code == 422, body
         assert response.headers["content-type"] == "application/problem+json"

@@ -81,7 +81,9 @@ def test_units_and_values_are_checked(
     world: World, me: Phone, metric: str, value: float, unit: str, field: str, message: str
 ) -> None:
     world.clock.advance(timedelta(hours=2))
-    result = me.post("wearables", [summary(world.clock.now() - timedelta(hours=1), metric, value, unit)])
+    result = me.post(
+        "wearables", [summary(world.clock.now() - timedelta(hours=1), metric, value, unit)]
+    )
     item = result["items"][0]
     assert item["status"] == "rejected"
     assert item["errors"][0]["field"] == f"body.items[0].{field}"
@@ -110,26 +112,36 @@ def test_a_resync_of_the_same_period_replaces_the_value(world: World, me: Phone)
     hour = world.clock.now()
     world.clock.advance(timedelta(hours=2))
     first = me.post("wearables", [summary(hour, value=1000)])["items"][0]
-    assert first["status"] == "accepted" and "replaced" in first and first["replaced"] is False
+    assert first["status"] == "accepted"
+    assert "replaced" in first
+    assert first["replaced"] is False
     same = me.post("wearables", [summary(hour, value=1000)])["items"][0]
-    assert same["status"] == "duplicate" and same["id"] == first["id"]
+    assert same["status"] == "duplicate"
+    assert same["id"] == first["id"]
     world.clock.advance(timedelta(minutes=5))
     corrected = me.post("wearables", [summary(hour, value=1500, client_id="resync")])["items"][0]
-    assert corrected["status"] == "accepted" and corrected["replaced"] is True
+    assert corrected["status"] == "accepted"
+    assert corrected["replaced"] is True
     assert corrected["id"] == first["id"]
     [row] = _rows(world)
-    assert row.value == 1500.0 and row.client_id == "resync"
+    assert row.value == 1500.0
+    assert row.client_id == "resync"
     assert row.updated_at == world.clock.now()
     assert row.received_at == world.clock.now() - timedelta(minutes=5)
     # Another metric or another period is another summary.
-    me.post("wearables", [summary(hour, "active_minutes", 10, "min"), summary(hour + timedelta(hours=1), value=5)])
+    me.post(
+        "wearables",
+        [summary(hour, "active_minutes", 10, "min"), summary(hour + timedelta(hours=1), value=5)],
+    )
     assert len(_rows(world)) == 3
 
 
 def test_the_last_summary_for_a_period_in_a_batch_wins(world: World, me: Phone) -> None:
     hour = world.clock.now()
     world.clock.advance(timedelta(hours=2))
-    result = me.post("wearables", [summary(hour, value=10), summary(hour, value=20), summary(hour, value=20)])
+    result = me.post(
+        "wearables", [summary(hour, value=10), summary(hour, value=20), summary(hour, value=20)]
+    )
     assert [r["status"] for r in result["items"]] == ["accepted", "accepted", "duplicate"]
     assert result["items"][1]["replaced"] is True
     assert len({r["id"] for r in result["items"]}) == 1
@@ -153,7 +165,7 @@ def test_time_bounds(world: World, me: Phone) -> None:
     assert "in the future" in result[2]["errors"][0]["message"]
 
 
-OMH_STEPS = {
+OMH_STEPS: dict[str, Any] = {
     "header": {
         "id": "a1b2c3d4-0000-4000-8000-000000000001",
         "creation_date_time": "2026-03-01T14:01:00+01:00",
@@ -170,7 +182,7 @@ OMH_STEPS = {
         },
     },
 }
-OMH_STEPS_3 = {
+OMH_STEPS_3: dict[str, Any] = {
     "header": {
         "id": "a1b2c3d4-0000-4000-8000-000000000002",
         "schema_id": {"namespace": "omh", "name": "step-count", "version": "3.0"},
@@ -185,7 +197,7 @@ OMH_STEPS_3 = {
         },
     },
 }
-OMH_SLEEP = {
+OMH_SLEEP: dict[str, Any] = {
     "sleep_duration": {"value": 7.5, "unit": "h"},
     "effective_time_frame": {
         "time_interval": {
@@ -194,7 +206,7 @@ OMH_SLEEP = {
         }
     },
 }
-OMH_RESTING_HR = {
+OMH_RESTING_HR: dict[str, Any] = {
     "header": {
         "id": "a1b2c3d4-0000-4000-8000-000000000003",
         "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"},
@@ -218,10 +230,10 @@ def test_open_mhealth_data_points_are_accepted_unchanged(world: World, me: Phone
     result = me.post("wearables", [OMH_STEPS, OMH_STEPS_3, OMH_SLEEP, OMH_RESTING_HR])
     assert result["accepted"] == 4, result
     assert [r["client_id"] for r in result["items"]] == [
-        OMH_STEPS["header"]["id"],  # type: ignore[index]
-        OMH_STEPS_3["header"]["id"],  # type: ignore[index]
+        OMH_STEPS["header"]["id"],
+        OMH_STEPS_3["header"]["id"],
         None,
-        OMH_RESTING_HR["header"]["id"],  # type: ignore[index]
+        OMH_RESTING_HR["header"]["id"],
     ]
     rows = {r.metric: r for r in _rows(world) if r.metric != "steps"}
     steps = sorted((r for r in _rows(world) if r.metric == "steps"), key=lambda r: r.start_at)
@@ -230,7 +242,11 @@ def test_open_mhealth_data_points_are_accepted_unchanged(world: World, me: Phone
         (345.0, timedelta(minutes=30)),
     ]
     sleep = rows["sleep_minutes"]
-    assert (sleep.value, sleep.unit, sleep.end_at - sleep.start_at) == (450.0, "min", timedelta(hours=9))
+    assert (sleep.value, sleep.unit, sleep.end_at - sleep.start_at) == (
+        450.0,
+        "min",
+        timedelta(hours=9),
+    )
     assert rows["resting_heart_rate"].value == 58.0
     assert {r.source_format for r in _rows(world)} == {"omh"}
     # Sent again (devices re-sync), nothing changes.
@@ -242,32 +258,57 @@ def test_open_mhealth_data_points_are_accepted_unchanged(world: World, me: Phone
     ("point", "field", "message"),
     [
         (
-            {**OMH_STEPS, "header": {**OMH_STEPS["header"], "schema_id": {"namespace": "omh", "name": "blood-glucose", "version": "1.0"}}},  # type: ignore[dict-item]
+            {
+                **OMH_STEPS,
+                "header": {
+                    **OMH_STEPS["header"],
+                    "schema_id": {"namespace": "omh", "name": "blood-glucose", "version": "1.0"},
+                },
+            },
             "header.schema_id.name",
             "'blood-glucose' is not accepted",
         ),
         (
-            {"heart_rate": {"value": 140, "unit": "beats/min"}, "temporal_relationship_to_physical_activity": "during exercise", "effective_time_frame": {"date_time": "2026-03-01T13:00:00+01:00"}},
+            {
+                "heart_rate": {"value": 140, "unit": "beats/min"},
+                "temporal_relationship_to_physical_activity": "during exercise",
+                "effective_time_frame": {"date_time": "2026-03-01T13:00:00+01:00"},
+            },
             "temporal_relationship_to_physical_activity",
             "resting heart rate only",
         ),
         (
-            {"step_count": 100, "descriptive_statistic": "maximum", "effective_time_frame": OMH_STEPS["body"]["effective_time_frame"]},  # type: ignore[index]
+            {
+                "step_count": 100,
+                "descriptive_statistic": "maximum",
+                "effective_time_frame": OMH_STEPS["body"]["effective_time_frame"],
+            },
             "descriptive_statistic",
             "a maximum is not a steps summary",
         ),
         (
-            {"step_count": 100, "effective_time_frame": {"time_interval": {"date": "2026-03-01", "part_of_day": "morning"}}},
+            {
+                "step_count": 100,
+                "effective_time_frame": {
+                    "time_interval": {"date": "2026-03-01", "part_of_day": "morning"}
+                },
+            },
             "effective_time_frame.time_interval",
             "part_of_day is not precise enough",
         ),
         (
-            {"sleep_duration": {"value": 7, "unit": "wk"}, "effective_time_frame": OMH_SLEEP["effective_time_frame"]},
+            {
+                "sleep_duration": {"value": 7, "unit": "wk"},
+                "effective_time_frame": OMH_SLEEP["effective_time_frame"],
+            },
             "sleep_duration.unit",
             "unit 'wk' is not accepted",
         ),
         (
-            {"step_count": "many", "effective_time_frame": OMH_STEPS["body"]["effective_time_frame"]},  # type: ignore[index]
+            {
+                "step_count": "many",
+                "effective_time_frame": OMH_STEPS["body"]["effective_time_frame"],
+            },
             "step_count",
             "",
         ),
@@ -280,7 +321,11 @@ def test_open_mhealth_problems_name_the_field(
     world.clock.advance(timedelta(days=1))
     item = me.post("wearables", [point])["items"][0]
     assert item["status"] == "rejected"
-    prefix = "body." if "header" in point and field != "header.schema_id.name" and field != "body" else ""
+    prefix = (
+        "body."
+        if "header" in point and field != "header.schema_id.name" and field != "body"
+        else ""
+    )
     fields = [e["field"] for e in item["errors"]]
     assert any(f.startswith(f"body.items[0].{prefix}{field}") for f in fields), fields
     assert any(message in e["message"] for e in item["errors"]), item["errors"]
@@ -305,8 +350,11 @@ def test_reading_back_with_filters(world: World, me: Phone) -> None:
         [summary(start + timedelta(hours=h)) for h in range(6)]
         + [summary(start, "resting_heart_rate", 60, "bpm")],
     )
-    own = world.client.get("/v1/me/wearables", params={"metric": "steps", "limit": 4}, headers=me.headers).json()
-    assert len(own["items"]) == 4 and own["next_cursor"]
+    own = world.client.get(
+        "/v1/me/wearables", params={"metric": "steps", "limit": 4}, headers=me.headers
+    ).json()
+    assert len(own["items"]) == 4
+    assert own["next_cursor"]
     assert own["items"][0]["unit"] == "count"
     other = phone(world, me.study_id)
     assert world.client.get("/v1/me/wearables", headers=other.headers).json()["items"] == []
