@@ -251,7 +251,8 @@ def _insert(
                     "received_at": now,
                     "late": a.late,
                 }
-                for a in accepted
+                # In key order, so concurrent batches lock rows in the same order.
+                for a in sorted(accepted, key=lambda a: a.submission.client_id)
             ],
         ).scalars()
     )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.participants.models import Participant
 from app.protocols.document import Protocol
@@ -29,7 +29,10 @@ class QuestionnaireLookup:
     def own_protocol(self) -> Protocol | None:
         if self._own is None and self.participant.protocol_version is not None:
             row = self.session.scalar(
-                sa.select(ProtocolVersion).where(
+                sa.select(ProtocolVersion)
+                # The uploaded text is not needed to validate answers.
+                .options(defer(ProtocolVersion.source))
+                .where(
                     ProtocolVersion.study_id == self.participant.study_id,
                     ProtocolVersion.version == self.participant.protocol_version,
                 )
@@ -61,6 +64,7 @@ class QuestionnaireLookup:
         if self._others is None:
             rows = self.session.scalars(
                 sa.select(ProtocolVersion)
+                .options(defer(ProtocolVersion.source))
                 .where(
                     ProtocolVersion.study_id == self.participant.study_id,
                     ProtocolVersion.version != self.participant.protocol_version,

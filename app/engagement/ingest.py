@@ -248,6 +248,7 @@ def _insert(
             "duration_seconds": event.duration_seconds,
             "rating": event.rating,
         }
-        for event, id_ in accepted
+        # In key order, so concurrent batches lock rows in the same order.
+        for event, id_ in sorted(accepted, key=lambda pair: pair[0].client_id)
     ]
     return set(session.execute(stmt, rows).scalars())

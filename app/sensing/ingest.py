@@ -211,7 +211,8 @@ def _upsert(session: Session, participant: Participant, now: datetime, rows: lis
                 "received_at": now,
                 "updated_at": now,
             }
-            for row in rows
+            # In key order, so concurrent batches lock rows in the same order.
+            for row in sorted(rows, key=lambda r: r.key)
         ],
     )
 
