@@ -123,11 +123,14 @@ def worker() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper())
+    from app.alerts.webhook import WebhookConfig
+
     Worker(
         make_session_factory(engine),
         SystemClock(),
         tick_seconds=settings.worker_tick_seconds,
         export_dir=settings.export_dir,
+        alert_webhook=WebhookConfig.from_settings(settings),
     ).run_forever()
 
 

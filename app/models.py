@@ -1,5 +1,6 @@
 """Every model, imported in one place so Alembic and tests see the whole metadata."""
 
+from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.core.db import Base
 from app.ema.models import EmaAnswer, EmaResponse
@@ -21,6 +22,7 @@ from app.studies.models import Study
 from app.worker.models import WorkerHeartbeat
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "AuditEvent",
     "Base",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.alerts.models import Alert, WebhookStatus
 from app.api.main import create_app
 from app.core.config import Settings
 from app.export.jobs import run_next_job
@@ -133,6 +134,24 @@ CASES = [
     Case("PATCH", "/v1/me", 200, "me", body={"timezone": "America/Denver"}, other=200),
     Case("DELETE", "/v1/me/token", 204, "me", other=204),
     Case("GET", "/v1/me/devices", 200, "me", other=200),
+    Case("POST", "/v1/me/ema-responses", 200, "me", body={"items": []}, other=200),
+    Case("GET", "/v1/me/ema-responses", 200, "me", other=200),
+    Case("POST", "/v1/me/wearables", 200, "me", body={"items": []}, other=200),
+    Case("GET", "/v1/me/wearables", 200, "me", other=200),
+    Case("POST", "/v1/me/events", 200, "me", body={"items": []}, other=200),
+    Case("GET", "/v1/me/events", 200, "me", other=200),
+    Case("GET", P + "/{participant}/ema-responses", 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}/wearables", 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}/events", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/alerts", 200, "staff", ALL_STAFF),
+    Case(
+        "POST",
+        "/v1/studies/{study}/alerts/{alert}/acknowledge",
+        200,
+        "staff",
+        WRITERS,
+        {"note": "called the participant"},
+    ),
     Case(
         "POST",
         "/v1/me/devices",
@@ -189,6 +208,26 @@ def _flag(world: World, participant: dict[str, Any]) -> str:
         return str(flag.id)
 
 
+def _alert(world: World, study_id: str, participant_id: str) -> str:
+    now = world.clock.now()
+    with world.session_factory() as session:
+        alert = Alert(
+            study_id=uuid.UUID(study_id),
+            participant_id=uuid.UUID(participant_id),
+            questionnaire_id="daily",
+            item_id="pain",
+            severity="high",
+            message="Pain 10/10",
+            value=10,
+            answered_at=now,
+            created_at=now,
+            webhook_status=WebhookStatus.not_configured,
+        )
+        session.add(alert)
+        session.commit()
+        return str(alert.id)
+
+
 def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """A study with participants of every kind; returns path values and caller headers."""
     client, admin = world.client, world.staff(Role.admin)
@@ -229,7 +268,9 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     spare_key = client.post(
         "/v1/api-keys", json={"name": "spare", "role": "researcher"}, headers=admin
     ).json()
+    alert = _alert(world, study["id"], owner["id"])
     values = {
+        "alert": alert,
         "study": study["id"],
         "empty_study": empty["id"],
         "participant": owner["id"],
@@ -311,6 +352,8 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{job_id}": "{}",
         "{flag}": "{}",
         "{flag_id}": "{}",
+        "{alert_id}": "{}",
+        "{alert}": "{}",
     }
 
     def norm(path: str) -> str:

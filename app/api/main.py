@@ -7,13 +7,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.alerts.webhook import WebhookConfig
+from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
+    alerts,
     exports,
     health,
     me,
+    me_data,
     monitoring,
+    participant_data,
     participants,
     protocols,
     staff_devices,
@@ -68,6 +73,21 @@ TAGS = [
         "description": "Routine outcome monitoring: weekly trends and care-team flags "
         "(non-response, treatment fatigue, unreachable).",
     },
+    {
+        "name": "app data",
+        "description": "The phone app sends EMA responses, wearable summaries (also as Open "
+        "mHealth data points) and engagement events in idempotent batches, and reads them "
+        "back. See docs/ingestion.md.",
+    },
+    {
+        "name": "participant data",
+        "description": "Staff review of a participant's EMA responses, wearable summaries and "
+        "engagement events (audited).",
+    },
+    {
+        "name": "alerts",
+        "description": "Escalation alerts raised by EMA answers, for the care team.",
+    },
     {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
 ]
 
@@ -91,6 +111,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 clock,
                 tick_seconds=settings.worker_tick_seconds,
                 export_dir=settings.export_dir,
+                alert_webhook=WebhookConfig.from_settings(settings),
             )
             worker.start_in_background()
         try:
@@ -112,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.engine = engine
     app.state.session_factory = session_factory
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     for router in (
         health.router,
         studies.router,
@@ -123,6 +145,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         exports.router,
         monitoring.router,
         monitoring.me_router,
+        me_data.router,
+        participant_data.router,
+        alerts.router,
         admin.router,
     ):
         app.include_router(router)

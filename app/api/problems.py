@@ -71,6 +71,11 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         None, description="Each field that was refused, and why."
     )
+    limit: int | None = Field(
+        None,
+        description="For 413: the limit that was exceeded (bytes of the body, or items of a "
+        "batch, as `detail` says).",
+    )
 
 
 def problem_response(
@@ -82,6 +87,7 @@ def problem_response(
     code: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    limit: int | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"urn:kairos:problem:{code}" if code else "about:blank",
@@ -91,6 +97,7 @@ def problem_response(
         instance=request.url.path,
         code=code,
         errors=errors,
+        limit=limit,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -133,7 +140,13 @@ async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
     if exc.field is not None:
         errors.insert(0, FieldError(field=_body_field(exc.field), message=exc.detail, type=kind))
     return problem_response(
-        request, exc.status_code, exc.title, exc.detail, code=exc.code, errors=errors or None
+        request,
+        exc.status_code,
+        exc.title,
+        exc.detail,
+        code=exc.code,
+        errors=errors or None,
+        limit=exc.extra.get("limit"),
     )
 
 
@@ -168,7 +181,9 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code,
         _TITLES.get(exc.status_code, "Error"),
         detail,
+        code=getattr(exc, "code", None),
         headers=dict(exc.headers) if exc.headers else None,
+        limit=getattr(exc, "limit", None),
     )
 
 

@@ -64,6 +64,39 @@ class Settings(BaseSettings):
         "it must be storage that API and worker processes share.",
     )
     log_level: str = "info"
+    max_request_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, in bytes; larger requests get a 413 "
+        "naming the limit.",
+    )
+    max_batch_items: int = Field(
+        5000,
+        ge=1,
+        description="Most items one ingestion batch (EMA responses, wearable summaries, "
+        "engagement events) may hold; larger batches get a 413 naming the limit.",
+    )
+    clock_skew_minutes: int = Field(
+        10,
+        ge=0,
+        le=24 * 60,
+        description="How far a phone's clock may be off: timestamps later than now plus "
+        "this, or earlier than enrollment minus this, are rejected.",
+    )
+    alert_webhook_url: str | None = Field(
+        None,
+        description="Escalation alerts are POSTed here as JSON (retried with backoff until "
+        "delivered). Unset: alerts are only listed in the API.",
+    )
+    alert_webhook_secret: str | None = Field(
+        None,
+        description="When set, each webhook request carries X-Kairos-Signature: "
+        "sha256=<HMAC-SHA256 of the body with this secret>.",
+    )
+    alert_webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    alert_webhook_max_attempts: int = Field(
+        10, ge=1, le=50, description="Give up on a webhook delivery after this many attempts."
+    )
 
     def unsafe_reason(self) -> str | None:
         """Why these settings must not run a service, or None when they are safe enough."""

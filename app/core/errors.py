@@ -51,3 +51,10 @@ class GoneError(DomainError):
 
     status_code = 410
     title = "Gone"
+
+
+class TooLargeError(DomainError):
+    """More than a configured limit allows; ``limit`` (an extra) says how much is allowed."""
+
+    status_code = 413
+    title = "Payload too large"

@@ -41,6 +41,11 @@ def subscribe(kind: Event, listener: Listener) -> None:
         _listeners[kind].append(listener)
 
 
+def unsubscribe(kind: Event, listener: Listener) -> None:
+    if listener in _listeners[kind]:
+        _listeners[kind].remove(listener)
+
+
 def publish(session: Session, clock: Clock, event: ParticipantEvent) -> None:
     for listener in _listeners[event.kind]:
         listener(session, clock, event)

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.export.jobs import run_next_job
@@ -37,6 +38,7 @@ class Worker:
         tick_seconds: float,
         worker_id: str | None = None,
         export_dir: str | None = None,
+        alert_webhook: WebhookConfig | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
@@ -44,6 +46,7 @@ class Worker:
         self.export_dir = export_dir
         self.worker_id = worker_id or default_worker_id()
         self.started_at = clock.now()
+        self.alert_webhook = alert_webhook
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
 
     def tick(self) -> None:
@@ -53,6 +56,15 @@ class Worker:
                 self._heartbeat(session)
         except Exception:
             logger.exception("worker tick failed")
+        self._retry_alert_webhooks()
+
+    def _retry_alert_webhooks(self) -> None:
+        if self.alert_webhook is None:
+            return
+        try:
+            deliver_due(self.session_factory, self.clock, self.alert_webhook)
+        except Exception:
+            logger.exception("alert webhook retries failed")
 
     def run_exports(self) -> None:
         """Background exports, one after another, apart from the tick: an export of a large

@@ -1,0 +1,1 @@
+"""Escalation alerts for the care team, raised by EMA answers, and their webhook delivery."""

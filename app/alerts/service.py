@@ -1,0 +1,108 @@
+"""Raising, listing and acknowledging escalation alerts."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.alerts.models import Alert, WebhookStatus
+from app.audit.service import Actor, record
+from app.core.clock import Clock
+from app.core.errors import ConflictError, NotFoundError
+from app.core.pagination import keyset_page
+from app.participants.models import Participant
+from app.protocols.questionnaires import Escalation
+from app.studies.models import Study
+
+
+def raise_alert(
+    session: Session,
+    clock: Clock,
+    participant: Participant,
+    *,
+    response_id: uuid.UUID,
+    questionnaire_id: str,
+    item_id: str,
+    escalation: Escalation,
+    value: Any,
+    answered_at: datetime,
+    webhook_configured: bool,
+    note: str | None = None,
+) -> Alert:
+    """Store an alert; its webhook delivery is due at once when a webhook is configured."""
+    now = clock.now()
+    alert = Alert(
+        study_id=participant.study_id,
+        participant_id=participant.id,
+        response_id=response_id,
+        questionnaire_id=questionnaire_id,
+        item_id=item_id,
+        severity=str(escalation.severity),
+        message=escalation.message if note is None else f"{escalation.message} ({note})",
+        value=value,
+        answered_at=answered_at,
+        created_at=now,
+        webhook_status=WebhookStatus.pending
+        if webhook_configured
+        else WebhookStatus.not_configured,
+        webhook_attempts=0,
+        webhook_next_attempt_at=now if webhook_configured else None,
+    )
+    session.add(alert)
+    return alert
+
+
+def list_alerts(
+    session: Session,
+    study: Study,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    acknowledged: bool | None = None,
+    severity: str | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> tuple[Sequence[Alert], uuid.UUID | None]:
+    stmt = sa.select(Alert).where(Alert.study_id == study.id)
+    if acknowledged is not None:
+        stmt = stmt.where(
+            Alert.acknowledged_at.is_not(None) if acknowledged else Alert.acknowledged_at.is_(None)
+        )
+    if severity is not None:
+        stmt = stmt.where(Alert.severity == severity)
+    if participant_id is not None:
+        stmt = stmt.where(Alert.participant_id == participant_id)
+    return keyset_page(session, stmt, Alert.id, after=after, limit=limit)
+
+
+def get_alert(session: Session, study: Study, alert_id: uuid.UUID) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.study_id != study.id:
+        raise NotFoundError(f"study {study.id} has no alert {alert_id}", code="alert_not_found")
+    return alert
+
+
+def acknowledge(session: Session, clock: Clock, actor: Actor, alert: Alert, note: str) -> Alert:
+    """Record that the care team has seen and handled the alert, and how."""
+    if alert.acknowledged_at is not None:
+        raise ConflictError(
+            f"the alert was already acknowledged at {alert.acknowledged_at.isoformat()} "
+            f"by {alert.acknowledged_by}",
+            code="alert_already_acknowledged",
+        )
+    alert.acknowledged_at = clock.now()
+    alert.acknowledged_by = actor.label
+    alert.acknowledgement_note = note
+    record(
+        session,
+        clock,
+        actor,
+        "alert.acknowledge",
+        resource_type="alert",
+        resource_id=alert.id,
+        study_id=alert.study_id,
+        detail={"note": note},
+    )
+    return alert

@@ -1,0 +1,195 @@
+"""Delivering alerts to the care team's webhook: at once, then retried until delivered.
+
+The API tries a new alert right after answering the phone (never inside the request); the
+worker's tick retries whatever is still undelivered, with exponential backoff and jitter,
+up to a maximum number of attempts. An alert is claimed before each attempt (a short
+lease), so the API and any number of workers never post it twice at the same time.
+Delivery is at least once: receivers deduplicate by ``alert_id``.
+
+The payload is pseudonymous and carries no answer values: the care team reads those in
+Kairos (`GET /v1/studies/{study_id}/alerts`), not in whatever chat or pager receives it.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.alerts.models import Alert, WebhookStatus
+from app.core.clock import Clock
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.participants.models import Participant
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+# How long an attempt holds its claim: past this, another process may try again.
+LEASE_MARGIN = timedelta(seconds=60)
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    timeout_seconds: float
+    max_attempts: int
+    secret: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "WebhookConfig | None":
+        if not settings.alert_webhook_url:
+            return None
+        return cls(
+            url=settings.alert_webhook_url,
+            timeout_seconds=settings.alert_webhook_timeout_seconds,
+            max_attempts=settings.alert_webhook_max_attempts,
+            secret=settings.alert_webhook_secret,
+        )
+
+
+def retry_delay(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential backoff (30 s, 1 min, 2 min … at most 1 h) with ±50% jitter."""
+    base: timedelta = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
+    return base * (0.5 + rng.random())
+
+
+def payload(alert: Alert, participant_code: str) -> dict[str, Any]:
+    return {
+        "type": "kairos.alert",
+        "alert_id": str(alert.id),
+        "study_id": str(alert.study_id),
+        "participant_id": str(alert.participant_id),
+        "participant_code": participant_code,
+        "questionnaire_id": alert.questionnaire_id,
+        "item_id": alert.item_id,
+        "severity": alert.severity,
+        "message": alert.message,
+        "response_id": str(alert.response_id) if alert.response_id else None,
+        "answered_at": alert.answered_at.isoformat(),
+        "created_at": alert.created_at.isoformat(),
+        "attempt": alert.webhook_attempts,
+    }
+
+
+def deliver_due(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    config: WebhookConfig,
+    *,
+    alert_ids: Sequence[uuid.UUID] | None = None,
+    rng: random.Random | None = None,
+) -> int:
+    """Try every alert whose delivery is due (or only ``alert_ids``); returns how many arrived."""
+    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    with session_scope(session_factory) as session:
+        stmt = sa.select(Alert.id).where(
+            Alert.webhook_status == WebhookStatus.pending,
+            Alert.webhook_next_attempt_at <= clock.now(),
+        )
+        if alert_ids is not None:
+            stmt = stmt.where(Alert.id.in_(list(alert_ids)))
+        due = session.scalars(stmt.order_by(Alert.webhook_next_attempt_at).limit(BATCH)).all()
+    delivered = 0
+    with httpx.Client(timeout=config.timeout_seconds) as client:
+        for alert_id in due:
+            body = _claim(session_factory, clock, config, alert_id)
+            if body is None:
+                continue  # another process holds it, or it is no longer due
+            error = _post(client, config, alert_id, body)
+            _record(session_factory, clock, config, alert_id, error, rng)
+            delivered += error is None
+    return delivered
+
+
+def _claim(
+    session_factory: sessionmaker[Session], clock: Clock, config: WebhookConfig, alert_id: uuid.UUID
+) -> bytes | None:
+    now = clock.now()
+    lease = timedelta(seconds=config.timeout_seconds) + LEASE_MARGIN
+    with session_scope(session_factory) as session:
+        claimed = session.execute(
+            sa.update(Alert)
+            .where(
+                Alert.id == alert_id,
+                Alert.webhook_status == WebhookStatus.pending,
+                Alert.webhook_next_attempt_at <= now,
+            )
+            .values(
+                webhook_next_attempt_at=now + lease, webhook_attempts=Alert.webhook_attempts + 1
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        alert = session.get_one(Alert, alert_id)
+        code = session.scalar(
+            sa.select(Participant.code).where(Participant.id == alert.participant_id)
+        )
+        return json.dumps(payload(alert, code or "")).encode()
+
+
+def _post(
+    client: httpx.Client, config: WebhookConfig, alert_id: uuid.UUID, body: bytes
+) -> str | None:
+    """None when the receiver took it, otherwise what went wrong."""
+    headers = {"Content-Type": "application/json", "X-Kairos-Alert-Id": str(alert_id)}
+    if config.secret:
+        digest = hmac.new(config.secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Kairos-Signature"] = f"sha256={digest}"
+    try:
+        response = client.post(config.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if response.is_success:
+        return None
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _record(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    config: WebhookConfig,
+    alert_id: uuid.UUID,
+    error: str | None,
+    rng: random.Random,
+) -> None:
+    now = clock.now()
+    with session_scope(session_factory) as session:
+        alert = session.get_one(Alert, alert_id)
+        if error is None:
+            alert.webhook_status = WebhookStatus.delivered
+            alert.webhook_delivered_at = now
+            alert.webhook_next_attempt_at = None
+            alert.webhook_last_error = None
+            return
+        alert.webhook_last_error = error
+        if alert.webhook_attempts >= config.max_attempts:
+            alert.webhook_status = WebhookStatus.failed
+            alert.webhook_next_attempt_at = None
+            logger.error(
+                "alert %s: webhook failed %d times, giving up: %s",
+                alert_id,
+                alert.webhook_attempts,
+                error,
+            )
+        else:
+            alert.webhook_next_attempt_at = now + retry_delay(alert.webhook_attempts, rng)
+            logger.warning(
+                "alert %s: webhook attempt %d failed (%s); retrying at %s",
+                alert_id,
+                alert.webhook_attempts,
+                error,
+                alert.webhook_next_attempt_at.isoformat(),
+            )

@@ -1,0 +1,74 @@
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from app.api.schemas.common import NonEmptyText, Schema, examples
+
+_ALERT_EXAMPLE = {
+    "id": "019a8b5e-be2f-7a3b-8c4d-5e6f7a8b9c0d",
+    "study_id": "019a8b5e-3c1f-7a2b-9d4e-5f6a7b8c9d0e",
+    "participant_id": "019a8b5e-4d2a-7c3b-8e5f-6a7b8c9d0e1f",
+    "response_id": "019a8b5e-6f7a-7b8c-9d0e-1f2a3b4c5d6e",
+    "questionnaire_id": "evening",
+    "item_id": "self_harm",
+    "severity": "critical",
+    "message": "Participant reported thoughts of self-harm. Follow the crisis procedure.",
+    "value": True,
+    "answered_at": "2026-11-20T19:02:00Z",
+    "created_at": "2026-11-20T19:02:01Z",
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "acknowledgement_note": None,
+    "webhook_status": "delivered",
+    "webhook_attempts": 1,
+    "webhook_last_error": None,
+}
+
+
+class AlertOut(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(_ALERT_EXAMPLE))
+
+    id: uuid.UUID
+    study_id: uuid.UUID
+    participant_id: uuid.UUID
+    response_id: uuid.UUID | None
+    questionnaire_id: str
+    item_id: str
+    severity: str = Field(description="low, medium, high or critical (from the protocol).")
+    message: str
+    value: Any = Field(description="The answer that raised the alert.")
+    answered_at: datetime
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledgement_note: str | None
+    webhook_status: str = Field(
+        description="pending, delivered, failed (gave up) or not_configured."
+    )
+    webhook_attempts: int
+    webhook_last_error: str | None
+
+
+class AlertPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples({"items": [_ALERT_EXAMPLE], "next_cursor": None})
+    )
+
+    items: list[AlertOut]
+    next_cursor: uuid.UUID | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class AlertAcknowledge(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"note": "Called the participant; safety plan reviewed, no immediate risk."}
+        )
+    )
+
+    note: Annotated[NonEmptyText, StringConstraints(max_length=4000)] = Field(
+        description="What the care team did; kept with the alert and in the audit log."
+    )

@@ -1,0 +1,102 @@
+"""Escalations: answers that the protocol says must alert the care team."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.alerts.models import Alert
+from app.alerts.service import raise_alert
+from app.core.clock import Clock
+from app.ema.models import EmaAnswer
+from app.participants.models import Participant
+from app.protocols.cel_rules import compile_condition, evaluate_condition
+from app.protocols.questionnaires import Escalation
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EscalationCandidate:
+    """A stored answer to an item that declares an escalation."""
+
+    response_id: uuid.UUID
+    questionnaire_id: str
+    item_id: str
+    escalation: Escalation
+    value: Any
+    answered_at: datetime
+
+
+def matches(escalation: Escalation, value: Any) -> bool:
+    """Whether one answer matches the escalation's condition.
+
+    The condition was checked at protocol upload; should it still fail on some answer, the
+    answer counts as matching: a needless alert is better than a missed crisis.
+    """
+    try:
+        return evaluate_condition(compile_condition(escalation.when), {"value": value})
+    except Exception:
+        logger.exception("escalation condition %r failed on %r", escalation.when, value)
+        return True
+
+
+def raise_escalations(
+    session: Session,
+    clock: Clock,
+    participant: Participant,
+    candidates: list[EscalationCandidate],
+    *,
+    webhook_configured: bool,
+) -> list[Alert]:
+    """An alert for each answer whose last ``consecutive`` answers to the item all match.
+
+    "The item" is the questionnaire's item (``evening.self_harm``); the answers counted are
+    those stored, by the time the participant answered, this one included. The candidates'
+    answers must already be flushed, so answers sent in the same batch count too.
+    """
+    alerts = []
+    for candidate in candidates:
+        escalation = candidate.escalation
+        if not matches(escalation, candidate.value):
+            continue
+        if escalation.consecutive > 1 and not _run_matches(session, participant, candidate):
+            continue
+        alerts.append(
+            raise_alert(
+                session,
+                clock,
+                participant,
+                response_id=candidate.response_id,
+                questionnaire_id=candidate.questionnaire_id,
+                item_id=candidate.item_id,
+                escalation=escalation,
+                value=candidate.value,
+                answered_at=candidate.answered_at,
+                webhook_configured=webhook_configured,
+            )
+        )
+    return alerts
+
+
+def _run_matches(
+    session: Session, participant: Participant, candidate: EscalationCandidate
+) -> bool:
+    count = candidate.escalation.consecutive
+    # Rare path (only answers that already match): one small indexed query each.
+    values = session.scalars(
+        sa.select(EmaAnswer.value)
+        .where(
+            EmaAnswer.participant_id == participant.id,
+            EmaAnswer.item_id == candidate.item_id,
+            EmaAnswer.questionnaire_id == candidate.questionnaire_id,
+            EmaAnswer.answered_at <= candidate.answered_at,
+        )
+        .order_by(EmaAnswer.answered_at.desc(), EmaAnswer.id.desc())
+        .limit(count)
+    ).all()
+    return len(values) == count and all(matches(candidate.escalation, v) for v in values)

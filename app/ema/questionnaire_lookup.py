@@ -1,0 +1,79 @@
+"""Which questionnaire (in which protocol version) an EMA response answers."""
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, defer
+
+from app.participants.models import Participant
+from app.protocols.document import Protocol
+from app.protocols.models import ProtocolVersion
+from app.protocols.questionnaires import Questionnaire
+from app.protocols.versions import load_protocol
+
+
+@dataclass
+class QuestionnaireLookup:
+    """Finds questionnaires in the participant's protocol version first.
+
+    A phone that was offline while the study moved the participant to a new protocol
+    version may still send answers to the questionnaire version it showed; those are
+    matched in the study's other versions (newest first), so they are kept, not lost.
+    """
+
+    session: Session
+    participant: Participant
+    _own: Protocol | None = None
+    _others: list[tuple[int, Protocol]] | None = field(default=None)
+
+    def own_protocol(self) -> Protocol | None:
+        if self._own is None and self.participant.protocol_version is not None:
+            row = self.session.scalar(
+                sa.select(ProtocolVersion)
+                # The uploaded text is not needed to validate answers.
+                .options(defer(ProtocolVersion.source))
+                .where(
+                    ProtocolVersion.study_id == self.participant.study_id,
+                    ProtocolVersion.version == self.participant.protocol_version,
+                )
+            )
+            self._own = load_protocol(row) if row is not None else None
+        return self._own
+
+    def find(self, questionnaire_id: str, version: int) -> tuple[int, Questionnaire] | str:
+        """(protocol version, questionnaire), or why there is none."""
+        own = self.own_protocol()
+        if own is None or self.participant.protocol_version is None:
+            return "the participant has no protocol version yet, so there is nothing to answer"
+        found = _questionnaire(own, questionnaire_id)
+        if found is not None and found.version == version:
+            return self.participant.protocol_version, found
+        for protocol_version, protocol in self._other_versions():
+            other = _questionnaire(protocol, questionnaire_id)
+            if other is not None and other.version == version:
+                return protocol_version, other
+        if found is None:
+            known = [q.id for q in own.questionnaires]
+            return f"the protocol has no questionnaire '{questionnaire_id}'; it has {known}"
+        return (
+            f"questionnaire '{questionnaire_id}' has no version {version} in this study "
+            f"(the participant's protocol has version {found.version})"
+        )
+
+    def _other_versions(self) -> list[tuple[int, Protocol]]:
+        if self._others is None:
+            rows = self.session.scalars(
+                sa.select(ProtocolVersion)
+                .options(defer(ProtocolVersion.source))
+                .where(
+                    ProtocolVersion.study_id == self.participant.study_id,
+                    ProtocolVersion.version != self.participant.protocol_version,
+                )
+                .order_by(ProtocolVersion.version.desc())
+            ).all()
+            self._others = [(row.version, load_protocol(row)) for row in rows]
+        return self._others
+
+
+def _questionnaire(protocol: Protocol, questionnaire_id: str) -> Questionnaire | None:
+    return next((q for q in protocol.questionnaires if q.id == questionnaire_id), None)

@@ -1,0 +1,241 @@
+"""Accepting a batch of wearable summaries from the phone.
+
+A summary is one metric over one period. Devices re-sync and correct themselves, so a
+summary for the same participant, metric and period replaces the stored value (an upsert);
+sending the same value again is a duplicate and changes nothing. Accepted summaries
+publish one ``wearable_received`` event per batch, in the same transaction.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.core.batches import (
+    ItemProblem,
+    ItemResult,
+    ItemStatus,
+    TimeBounds,
+    dialect_insert,
+    rejected,
+    sa_table,
+)
+from app.core.clock import Clock
+from app.core.events import ParticipantEvent, publish
+from app.core.ids import new_id
+from app.participants.models import Participant
+from app.protocols.tailoring import WearableMetric
+from app.protocols.timing import Event
+from app.sensing.models import WearableSummary
+from app.sensing.units import normalize
+
+# A summary covers at most this long a period.
+MAX_PERIOD = timedelta(days=31)
+
+Key = tuple[str, datetime, datetime]
+
+
+@dataclass(frozen=True)
+class SummaryInput:
+    index: int
+    client_id: str | None
+    metric: WearableMetric
+    unit: str
+    start_at: datetime
+    end_at: datetime
+    value: float
+    source_format: str  # "kairos" or "omh"
+    # Where the period, unit and value are in the item, for error messages.
+    period_field: str = "start"
+    unit_field: str = "unit"
+    value_field: str = "value"
+
+
+@dataclass
+class _Row:
+    index: int
+    client_id: str | None
+    key: Key
+    unit: str
+    value: float
+    source_format: str
+
+
+def submit_summaries(
+    session: Session,
+    clock: Clock,
+    participant: Participant,
+    inputs: Sequence[SummaryInput],
+    *,
+    skew: timedelta,
+) -> list[ItemResult]:
+    """Judge and upsert a batch; the caller commits. Results come back in index order.
+
+    Within one batch, summaries for the same period apply in order: the last one wins.
+    """
+    now = clock.now()
+    bounds = TimeBounds.for_participant(participant, now, skew)
+    results: dict[int, ItemResult] = {}
+    rows: list[_Row] = []
+    for item in inputs:
+        row = _judge(item, bounds)
+        if isinstance(row, list):
+            results[item.index] = rejected(item.index, item.client_id, row)
+        else:
+            rows.append(row)
+
+    stored = _stored(session, participant, rows)
+    latest: dict[Key, _Row] = {}
+    changed: dict[Key, bool] = {}
+    for row in rows:
+        previous = latest.get(row.key) or stored.get(row.key)
+        same = previous is not None and (previous.unit, previous.value) == (row.unit, row.value)
+        latest[row.key] = row
+        changed[row.key] = changed.get(row.key, False) or not same
+        if same:
+            results[row.index] = ItemResult(row.index, row.client_id, ItemStatus.duplicate)
+        else:
+            results[row.index] = ItemResult(
+                row.index, row.client_id, ItemStatus.accepted, replaced=previous is not None
+            )
+
+    to_write = [row for key, row in latest.items() if changed[key]]
+    _upsert(session, participant, now, to_write)
+    ids = _ids(session, participant, list(latest))
+    for row in rows:
+        results[row.index].id = ids.get(row.key)
+    if to_write:
+        newest = max(to_write, key=lambda r: r.key[2])
+        publish(
+            session,
+            clock,
+            ParticipantEvent(
+                kind=Event.wearable_received,
+                participant_id=participant.id,
+                study_id=participant.study_id,
+                occurred_at=now,
+                reference_id=ids.get(newest.key),
+            ),
+        )
+    return [results[item.index] for item in inputs]
+
+
+def _judge(item: SummaryInput, bounds: TimeBounds) -> _Row | list[ItemProblem]:
+    problems = []
+    start, end = item.start_at.astimezone(UTC), item.end_at.astimezone(UTC)
+    if end < start:
+        problems.append(ItemProblem(item.period_field, "the period ends before it starts"))
+    elif end - start > MAX_PERIOD:
+        problems.append(ItemProblem(item.period_field, "a summary covers at most 31 days"))
+    # The period's end decides: a day summary that began before enrollment (the enrollment
+    # day) is kept, one that ended before it is not.
+    time_problem = bounds.problem(item.period_field, end)
+    if time_problem is not None:
+        problems.append(time_problem)
+    minutes = max((end - start).total_seconds() / 60, 0.0)
+    normalized = normalize(item.metric, item.unit, item.value, minutes)
+    if isinstance(normalized, str):
+        field = item.unit_field if "unit" in normalized else item.value_field
+        problems.append(ItemProblem(field, normalized))
+    if problems or isinstance(normalized, str):
+        return problems
+    return _Row(
+        item.index,
+        item.client_id,
+        (str(item.metric), start, end),
+        normalized.unit,
+        normalized.value,
+        item.source_format,
+    )
+
+
+def _stored(session: Session, participant: Participant, rows: list[_Row]) -> dict[Key, _Row]:
+    """Summaries already stored for the batch's periods (one range query)."""
+    if not rows:
+        return {}
+    keys = {row.key for row in rows}
+    found = session.execute(
+        sa.select(
+            WearableSummary.metric,
+            WearableSummary.start_at,
+            WearableSummary.end_at,
+            WearableSummary.unit,
+            WearableSummary.value,
+        ).where(
+            WearableSummary.participant_id == participant.id,
+            WearableSummary.metric.in_({key[0] for key in keys}),
+            WearableSummary.start_at >= min(key[1] for key in keys),
+            WearableSummary.end_at <= max(key[2] for key in keys),
+        )
+    )
+    stored = {}
+    for metric, start, end, unit, value in found:
+        key = (metric, start, end)
+        if key in keys:
+            stored[key] = _Row(-1, None, key, unit, value, "")
+    return stored
+
+
+def _upsert(session: Session, participant: Participant, now: datetime, rows: list[_Row]) -> None:
+    if not rows:
+        return
+    table = sa_table(WearableSummary)
+    insert = dialect_insert(session, table)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["participant_id", "metric", "start_at", "end_at"],
+        set_={
+            "unit": insert.excluded.unit,
+            "value": insert.excluded.value,
+            "client_id": insert.excluded.client_id,
+            "source_format": insert.excluded.source_format,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "id": new_id(),
+                "participant_id": participant.id,
+                "study_id": participant.study_id,
+                "client_id": row.client_id,
+                "metric": row.key[0],
+                "unit": row.unit,
+                "start_at": row.key[1],
+                "end_at": row.key[2],
+                "value": row.value,
+                "source_format": row.source_format,
+                "received_at": now,
+                "updated_at": now,
+            }
+            # In key order, so concurrent batches lock rows in the same order.
+            for row in sorted(rows, key=lambda r: r.key)
+        ],
+    )
+
+
+def _ids(session: Session, participant: Participant, keys: list[Key]) -> dict[Key, uuid.UUID]:
+    if not keys:
+        return {}
+    wanted = set(keys)
+    found = session.execute(
+        sa.select(
+            WearableSummary.metric,
+            WearableSummary.start_at,
+            WearableSummary.end_at,
+            WearableSummary.id,
+        ).where(
+            WearableSummary.participant_id == participant.id,
+            WearableSummary.metric.in_({key[0] for key in keys}),
+            WearableSummary.start_at >= min(key[1] for key in keys),
+            WearableSummary.end_at <= max(key[2] for key in keys),
+        )
+    )
+    return {
+        (metric, start, end): id_
+        for metric, start, end, id_ in found
+        if (metric, start, end) in wanted
+    }
