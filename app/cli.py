@@ -95,7 +95,7 @@ def migrate() -> None:
 @cli.command()
 def worker() -> None:
     """Run the background worker (scheduling and push delivery) in the foreground."""
-    from app.worker.runner import Worker
+    from app.worker.runner import worker_from_settings
 
     settings = _settings()
     engine = create_db_engine(settings.database_url)
@@ -105,9 +105,7 @@ def worker() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper())
-    Worker(
-        make_session_factory(engine), SystemClock(), tick_seconds=settings.worker_tick_seconds
-    ).run_forever()
+    worker_from_settings(make_session_factory(engine), SystemClock(), settings).run_forever()
 
 
 @cli.command("create-api-key")

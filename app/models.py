@@ -4,7 +4,7 @@ from app.audit.models import AuditEvent
 from app.core.db import Base
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
-from app.notifications.models import Device, Notification
+from app.notifications.models import DeliveryAttempt, Device, Notification
 from app.participants.models import (
     EnrollmentCode,
     Participant,
@@ -12,7 +12,7 @@ from app.participants.models import (
     ParticipantToken,
 )
 from app.protocols.models import ProtocolVersion
-from app.scheduling.models import ScheduledItem
+from app.scheduling.models import ScheduledItem, ScheduleHorizon
 from app.sensing.models import WearableSummary
 from app.staff.models import ApiKey
 from app.studies.models import Study
@@ -22,6 +22,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "DeliveryAttempt",
     "Device",
     "EmaAnswer",
     "EmaResponse",
@@ -32,6 +33,7 @@ __all__ = [
     "ParticipantStatusChange",
     "ParticipantToken",
     "ProtocolVersion",
+    "ScheduleHorizon",
     "ScheduledItem",
     "Study",
     "WearableSummary",

@@ -12,7 +12,7 @@ from app.api.schemas.devices import DeviceList, DeviceOut, DeviceRegister, Devic
 from app.api.schemas.me import EnrollRequest, EnrollResponse, MeOut, MeUpdate
 from app.notifications import devices
 from app.notifications.models import Device
-from app.participants import enrollment
+from app.participants import enrollment, service
 from app.participants.models import Participant
 from app.studies.models import Study
 
@@ -79,11 +79,9 @@ def get_me(caller: Me, session: SessionDep) -> MeOut:
 
 @router.patch("", response_model=MeOut, summary="Update the participant's time zone")
 def update_me(body: MeUpdate, caller: Me, session: SessionDep, clock: ClockDep) -> MeOut:
-    """The app reports a new time zone (travel, moving); schedules follow local time."""
-    participant = caller.participant
-    for field, value in body.changes().items():
-        setattr(participant, field, value)
-    participant.updated_at = clock.now()
+    """The app reports a new time zone (travel, moving); schedules follow local time: prompts
+    and decision points not yet fired are re-planned in the new zone."""
+    participant = service.update_own_record(session, clock, caller.participant, body.changes())
     session.commit()
     return me_out(session, participant)
 
