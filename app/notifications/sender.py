@@ -134,10 +134,10 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
         sa.select(Notification).where(Notification.id.in_(ids), Notification.lease_owner == owner)
     ).all()
     participant_ids = {n.participant_id for n in rows}
-    statuses = dict(
+    statuses: dict[uuid.UUID, ParticipantStatus] = dict(
         session.execute(
             sa.select(Participant.id, Participant.status).where(Participant.id.in_(participant_ids))
-        ).tuples()
+        ).all()
     )
     devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
     for device in session.scalars(
