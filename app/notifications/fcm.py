@@ -16,6 +16,7 @@ turned off for the FCM endpoint; connection errors still get one immediate retry
 
 import logging
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +46,18 @@ _RETRYABLE_CODES = {
 }
 
 
+class _NoCredentials(AnonymousCredentials):
+    # google-auth refreshes credentials once when a request gets 401; there is nothing to
+    # refresh, and the 401 (e.g. an APNs auth error) must reach the classification below.
+    def refresh(self, request: Any) -> None:
+        return None
+
+
 class AnonymousCredential(credentials.Base):  # type: ignore[misc]
     """No credentials: only for a fake FCM server on loopback (tests and benchmarks)."""
 
     def get_credential(self) -> AnonymousCredentials:
-        return AnonymousCredentials()  # type: ignore[no-untyped-call]
+        return _NoCredentials()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class FcmProvider:
         options: dict[str, Any] = {"httpTimeout": config.timeout_seconds}
         if config.project_id:
             options["projectId"] = config.project_id
+        elif config.endpoint:
+            options["projectId"] = "kairos-local"
         # A named app per provider: several providers (tests) never share state.
         self.app = firebase_admin.initialize_app(
             credential, options, name=f"kairos-{uuid.uuid4().hex[:12]}"
@@ -99,7 +109,15 @@ class FcmProvider:
             requests.adapters.HTTPAdapter(
                 pool_connections=100,
                 pool_maxsize=FCM_BATCH_LIMIT,
-                max_retries=Retry(connect=1, read=0, status=0, allowed_methods=None),
+                max_retries=Retry(
+                    connect=1,
+                    read=0,
+                    status=0,
+                    allowed_methods=None,
+                    # Hand 429/503 with Retry-After to the outbox instead of sleeping here.
+                    respect_retry_after_header=False,
+                    raise_on_status=False,
+                ),
             ),
         )
         if config.endpoint:
@@ -137,6 +155,14 @@ def build_message(m: PushMessage) -> messaging.Message:
         apns_headers["apns-expiration"] = str(int(m.expires_at.timestamp()))
     if m.collapse_key:
         apns_headers["apns-collapse-id"] = m.collapse_key[:64]
+    with warnings.catch_warnings():
+        # firebase-admin 7.7 deprecates `token` in favour of installation ids (`fid`); the
+        # apps register FCM registration tokens, which the HTTP v1 API still takes as `token`.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _message(m, ttl_seconds, apns_headers)
+
+
+def _message(m: PushMessage, ttl_seconds: int, apns_headers: dict[str, str]) -> messaging.Message:
     return messaging.Message(
         token=m.token,
         notification=messaging.Notification(title=m.title, body=m.body),

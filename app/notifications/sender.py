@@ -16,6 +16,7 @@ The app de-duplicates by the notification id carried in the payload.
 """
 
 import logging
+import math
 import random
 import uuid
 from collections import defaultdict
@@ -75,7 +76,7 @@ def backoff(
     ceiling = min(policy.max_backoff, policy.base_backoff * 2 ** (attempt - 1))
     delay: timedelta = ceiling * rng.uniform(0.5, 1.0)
     if retry_after is not None:
-        delay = max(delay, timedelta(seconds=retry_after))
+        delay = max(delay, timedelta(microseconds=math.ceil(retry_after * 1_000_000)))
     return delay
 
 

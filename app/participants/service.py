@@ -37,10 +37,14 @@ def list_participants(
     after: uuid.UUID | None,
     limit: int,
     status: ParticipantStatus | None = None,
+    unreachable: bool | None = None,
 ) -> tuple[Sequence[Participant], uuid.UUID | None]:
     stmt = sa.select(Participant).where(Participant.study_id == study.id)
     if status is not None:
         stmt = stmt.where(Participant.status == status)
+    if unreachable is not None:
+        column = Participant.unreachable_since
+        stmt = stmt.where(column.is_not(None) if unreachable else column.is_(None))
     return keyset_page(session, stmt, Participant.id, after=after, limit=limit)
 
 
