@@ -105,6 +105,7 @@ CASES = [
     Case("PATCH", "/v1/me", 200, "me", body={"timezone": "America/Denver"}, other=200),
     Case("DELETE", "/v1/me/token", 204, "me", other=204),
     Case("GET", "/v1/me/devices", 200, "me", other=200),
+    Case("GET", "/v1/me/prompts", 200, "me", other=200),
     Case(
         "POST",
         "/v1/me/devices",
