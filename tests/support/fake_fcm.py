@@ -58,6 +58,8 @@ class FakeFcm:
     plans: dict[str, list[str]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     log: TextIO | None = None
+    # Seconds each answer takes, like a network round trip to FCM.
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer_for(self, token: str) -> str:
@@ -98,6 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         message = body.get("message", {})
+        if self.fake.delay:
+            time.sleep(self.fake.delay)
         answer = self.fake.answer_for(message.get("token", ""))
         self.fake.record(Received(parts[3], message, time.time(), answer))
         if answer == "ok":
@@ -140,9 +144,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", help="append each received message as a JSON line")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer after this long")
     args = parser.parse_args()
     log = open(args.log, "a") if args.log else None  # noqa: SIM115
-    server, _ = start(FakeFcm(log=log), args.port)
+    server, _ = start(FakeFcm(log=log, delay=args.delay_ms / 1000), args.port)
     print(server.server_port, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
