@@ -31,11 +31,13 @@ COUNT = 2000
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def fake_fcm(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+@pytest.fixture(params=[5])
+def fake_fcm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[int, Path]]:
+    """The fake FCM in its own process; the parameter is its answer delay in milliseconds."""
     log = tmp_path / "fcm.jsonl"
+    delay = str(request.param)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fake_fcm", "--log", str(log), "--delay-ms", "5"],
+        [sys.executable, "-m", "tests.support.fake_fcm", "--log", str(log), "--delay-ms", delay],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -88,18 +90,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, poll: float = 0.2) -
 
 def held_by(factory: sessionmaker, owner: str) -> int:  # type: ignore[type-arg]
     with factory() as session:
-        items = session.scalar(
-            sa.select(sa.func.count()).where(
-                ScheduledItem.lease_owner == owner, ScheduledItem.status == ItemStatus.claimed
-            )
-        )
-        pushes = session.scalar(
+        sending = session.scalar(
             sa.select(sa.func.count()).where(
                 Notification.lease_owner == owner,
                 Notification.status == NotificationStatus.sending,
             )
         )
-        return int(items or 0) + int(pushes or 0)
+        return int(sending or 0)
 
 
 def counts(factory: sessionmaker) -> tuple[int, int]:  # type: ignore[type-arg]
@@ -162,6 +159,8 @@ def test_three_workers_fire_every_decision_point_exactly_once(
     assert sum(received.values()) == COUNT  # no crash: exactly one push each
 
 
+# A 200 ms FCM round trip keeps each push batch in flight long enough to kill into it.
+@pytest.mark.parametrize("fake_fcm", [200], indirect=True)
 def test_a_worker_killed_mid_batch_loses_nothing(
     engine: Engine, database_url: str, fake_fcm: tuple[int, Path]
 ) -> None:
@@ -170,8 +169,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(
     workers = start_workers(database_url, port, 3)
     try:
         wait_for(lambda: sum(pushes(log).values()) >= 300, timeout=30)
-        # Kill worker-0 while it holds a batch (rows claimed or being sent under its lease).
-        wait_for(lambda: held_by(factory, "worker-0") > 0, timeout=30, poll=0.005)
+        # Kill worker-0 while it is pushing a batch (rows `sending` under its lease).
+        wait_for(lambda: held_by(factory, "worker-0") > 0, timeout=30, poll=0.01)
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait(10)
         assert held_by(factory, "worker-0") > 0, "the kill landed between batches"
