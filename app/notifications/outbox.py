@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.core.ids import new_id
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.protocols.questionnaires import Questionnaire
 from app.protocols.timing import EmaSchedule
@@ -83,6 +84,7 @@ def _notification(
     now: datetime,
 ) -> Notification:
     return Notification(
+        id=new_id(),
         participant_id=item.participant_id,
         study_id=item.study_id,
         kind=kind,
@@ -103,6 +105,7 @@ def add_intervention(
     session: Session, item: ScheduledItem, delivery: Delivery, now: datetime
 ) -> Notification:
     row = Notification(
+        id=new_id(),
         participant_id=item.participant_id,
         study_id=item.study_id,
         kind=NotificationKind.intervention,

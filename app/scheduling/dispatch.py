@@ -252,7 +252,6 @@ def settle(
         for item, delivery in zip(to_decide, deliveries, strict=True):
             if delivery is not None:
                 row = add_intervention(session, item, delivery, now)
-                session.flush()
                 result.notifications.append(row.id)
             _finish(item, ItemStatus.done, None, now)
             result.fired += 1
