@@ -9,7 +9,8 @@ from app.notifications.providers import LoggingProvider
 from app.scheduling.models import ScheduledItem
 from app.worker.runner import Worker
 from tests.conftest import World
-from tests.support.scheduling import RecordingDecider, enrolled, protocol_yaml
+from tests.support.protocols import protocol_yaml
+from tests.support.scheduling import RecordingDecider, enrolled
 
 PROMPT_DUE = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
 

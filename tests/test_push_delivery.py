@@ -28,7 +28,8 @@ from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support import fake_fcm
-from tests.support.scheduling import Enrolled, RecordingDecider, enrolled, protocol_yaml
+from tests.support.protocols import protocol_yaml
+from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 

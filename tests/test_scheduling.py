@@ -18,7 +18,8 @@ from app.scheduling.triggers import on_participant_event, subscribe_all
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
-from tests.support.scheduling import RecordingDecider, enrolled, items, protocol_yaml, upload
+from tests.support.protocols import protocol_yaml
+from tests.support.scheduling import RecordingDecider, enrolled, items, upload
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -110,10 +110,14 @@ class Worker:
             report.expired_prompts = expire_unanswered(session, self.clock.now())
         return report
 
-    def plan_horizons(self) -> int:
-        """Extend the schedules of participants whose horizon runs short (most ticks: none)."""
+    def plan_horizons(self, max_batches: int = 1) -> int:
+        """Extend the schedules of participants whose horizon runs short (most ticks: none).
+
+        At most ``max_batches`` batches per tick, so a burst (a large cohort enrolled at once)
+        never holds back due prompts and pushes: the next tick goes on with it.
+        """
         total = 0
-        while True:
+        for _ in range(max_batches):
             with session_scope(self.session_factory) as session:
                 now = self.clock.now()
                 participants = participants_needing_plans(session, now, PLAN_BATCH)
@@ -121,7 +125,8 @@ class Worker:
                     extend_horizon(session, now, participant)
             total += len(participants)
             if len(participants) < PLAN_BATCH:
-                return total
+                break
+        return total
 
     def _heartbeat(self, session: Session) -> None:
         row = session.get(WorkerHeartbeat, self.worker_id)

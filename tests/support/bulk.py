@@ -13,9 +13,9 @@ from app.core.ids import new_id
 from app.notifications.models import Device, Platform
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.versions import upload_version
-from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
+from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.studies.service import create_study
-from tests.support.scheduling import protocol_yaml
+from tests.support.protocols import protocol_yaml
 
 CHUNK = 2000
 
@@ -84,6 +84,18 @@ def seed_due_decision_points(session: Session, count: int, due_at: datetime) -> 
                     "expires_at": due_at + timedelta(minutes=10),
                     "status": ItemStatus.planned,
                     "created_at": now,
+                    "updated_at": now,
+                }
+                for pid in ids
+            ],
+        )
+        # Planned already, as they would be in a running study.
+        session.execute(
+            sa.insert(ScheduleHorizon),
+            [
+                {
+                    "participant_id": pid,
+                    "planned_until": due_at + timedelta(days=1),
                     "updated_at": now,
                 }
                 for pid in ids
