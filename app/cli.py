@@ -113,7 +113,7 @@ def migrate() -> None:
 @cli.command()
 def worker() -> None:
     """Run the background worker (scheduling and push delivery) in the foreground."""
-    from app.worker.runner import Worker
+    from app.worker.runner import worker_from_settings
 
     settings = _settings()
     engine = create_db_engine(settings.database_url)
@@ -123,15 +123,7 @@ def worker() -> None:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper())
-    from app.alerts.webhook import WebhookConfig
-
-    Worker(
-        make_session_factory(engine),
-        SystemClock(),
-        tick_seconds=settings.worker_tick_seconds,
-        export_dir=settings.export_dir,
-        alert_webhook=WebhookConfig.from_settings(settings),
-    ).run_forever()
+    worker_from_settings(make_session_factory(engine), SystemClock(), settings).run_forever()
 
 
 @cli.command("create-api-key")

@@ -7,7 +7,7 @@ from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export.models import ExportJob
 from app.monitoring.models import CareFlag
-from app.notifications.models import Device, Notification
+from app.notifications.models import DeliveryAttempt, Device, Notification
 from app.participants.models import (
     EnrollmentCode,
     Participant,
@@ -15,7 +15,7 @@ from app.participants.models import (
     ParticipantToken,
 )
 from app.protocols.models import ProtocolVersion
-from app.scheduling.models import ScheduledItem
+from app.scheduling.models import ScheduledItem, ScheduleHorizon
 from app.sensing.models import WearableSummary
 from app.staff.models import ApiKey
 from app.studies.models import Study
@@ -27,6 +27,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CareFlag",
+    "DeliveryAttempt",
     "Device",
     "EmaAnswer",
     "EmaResponse",
@@ -38,6 +39,7 @@ __all__ = [
     "ParticipantStatusChange",
     "ParticipantToken",
     "ProtocolVersion",
+    "ScheduleHorizon",
     "ScheduledItem",
     "Study",
     "WearableSummary",

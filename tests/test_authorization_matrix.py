@@ -152,6 +152,7 @@ CASES = [
         WRITERS,
         {"note": "called the participant"},
     ),
+    Case("GET", "/v1/me/prompts", 200, "me", other=200),
     Case(
         "POST",
         "/v1/me/devices",

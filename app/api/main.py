@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.alerts.webhook import WebhookConfig
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
@@ -28,7 +27,8 @@ from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.migrations import ensure_schema_current, upgrade_to_head
-from app.worker.runner import Worker
+from app.scheduling.triggers import subscribe_all
+from app.worker.runner import worker_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     clock = clock or SystemClock()
     engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     session_factory = make_session_factory(engine)
+    # Ingestion publishes participant events; scheduling turns triggers into due rows.
+    subscribe_all()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,13 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ensure_schema_current(engine)
         worker = None
         if settings.should_run_worker:
-            worker = Worker(
-                session_factory,
-                clock,
-                tick_seconds=settings.worker_tick_seconds,
-                export_dir=settings.export_dir,
-                alert_webhook=WebhookConfig.from_settings(settings),
-            )
+            worker = worker_from_settings(session_factory, clock, settings)
             worker.start_in_background()
         try:
             yield

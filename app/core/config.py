@@ -3,7 +3,7 @@
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development default. It is public (it is in this file), so it must never protect
@@ -97,9 +97,35 @@ class Settings(BaseSettings):
     alert_webhook_max_attempts: int = Field(
         10, ge=1, le=50, description="Give up on a webhook delivery after this many attempts."
     )
+    fcm_credentials_file: str | None = Field(
+        None,
+        description="Path to the Firebase service-account JSON file. With neither this nor "
+        "KAIROS_FCM_CREDENTIALS_JSON set, pushes go to the logging provider (logged only).",
+    )
+    fcm_credentials_json: SecretStr | None = Field(
+        None, description="The Firebase service-account JSON itself (e.g. from a secret store)."
+    )
+    fcm_project_id: str | None = Field(
+        None, description="Firebase project id (default: the one in the service account)."
+    )
+    fcm_endpoint: str | None = Field(
+        None,
+        description="Tests and benchmarks only: send to a fake FCM server at this base URL "
+        "(http://127.0.0.1:PORT) without credentials. Refused outside development and test.",
+    )
+    push_batch_size: int = Field(500, ge=1, le=500)
+    push_max_attempts: int = Field(6, ge=1, le=20)
+    schedule_batch_size: int = Field(100, ge=1, le=1000)
+    lease_seconds: float = Field(120.0, gt=0)
 
     def unsafe_reason(self) -> str | None:
         """Why these settings must not run a service, or None when they are safe enough."""
+        if self.fcm_endpoint and self.environment is Environment.production:
+            return (
+                "KAIROS_FCM_ENDPOINT points pushes at a fake FCM server without credentials; "
+                "it is for tests and benchmarks only. Unset it and set "
+                "KAIROS_FCM_CREDENTIALS_FILE (or _JSON) instead."
+            )
         if self.environment is Environment.development:
             return None
         if self.secret_key == INSECURE_DEFAULT_SECRET or len(self.secret_key) < MIN_SECRET_LENGTH:

@@ -59,6 +59,9 @@ def register_device(
     device.disabled_reason = None
     device.last_seen_at = now
     device.updated_at = now
+    # A working token again: coordinators no longer see the participant as unreachable.
+    participant.unreachable_since = None
+    participant.unreachable_reason = None
     session.flush()
     return device, created
 

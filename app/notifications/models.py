@@ -88,3 +88,38 @@ class Notification(IdMixin, Base):
     status_reason: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+    # A retry waits until then (backoff with jitter, or the provider's Retry-After).
+    next_attempt_at: Mapped[datetime | None]
+    # The sender holding it while it is `sending`; another takes over after expiry.
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
+    lease_expires_at: Mapped[datetime | None]
+
+
+class AttemptOutcome(StrEnum):
+    accepted = "accepted"  # the provider took the message
+    invalid_token = "invalid_token"  # noqa: S105 (an outcome, not a secret); unregistered or invalid token: the device is disabled
+    retry = "retry"  # quota or server trouble: tried again later
+    rejected = "rejected"  # auth or payload error: not retried, alerted
+
+
+class DeliveryAttempt(IdMixin, Base):
+    """One try to hand one notification to a provider for one device: every attempt is kept."""
+
+    __tablename__ = "delivery_attempts"
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("devices.id", ondelete="SET NULL")
+    )
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    attempt: Mapped[int]
+    outcome: Mapped[str] = mapped_column(sa.String(24))
+    # The provider's error code (UNREGISTERED, QUOTA_EXCEEDED, UNAVAILABLE …) if any.
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    retry_after_seconds: Mapped[float | None]
+    # The provider's message id on success, or a shortened error message.
+    response: Mapped[str | None] = mapped_column(sa.Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]

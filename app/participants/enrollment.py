@@ -21,6 +21,7 @@ from app.participants.models import (
     ParticipantToken,
 )
 from app.participants.status import ENROLLABLE, set_status
+from app.scheduling.planning import replan
 from app.studies.models import Study, StudyStatus
 
 # Writing last_used_at on every request would turn every read into a write.
@@ -131,6 +132,7 @@ def enroll(
             "enrolled with the app",
         )
         participant.enrolled_at = now
+        replan(session, now, participant, "enrolled")
     token = new_participant_token()
     session.add(
         ParticipantToken(

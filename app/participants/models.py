@@ -48,6 +48,10 @@ class Participant(IdMixin, TimestampsMixin, Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The protocol version this participant follows; assigning one locks that version.
     protocol_version: Mapped[int | None]
+    # Set when a push could reach none of the participant's devices (tokens unregistered or
+    # invalid, or none registered); cleared when a device is registered or a push arrives.
+    unreachable_since: Mapped[datetime | None]
+    unreachable_reason: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class ParticipantStatusChange(IdMixin, Base):

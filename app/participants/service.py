@@ -15,6 +15,7 @@ from app.participants.enrollment import issue_enrollment_code, supersede_live_co
 from app.participants.models import Participant, ParticipantStatus, ParticipantStatusChange
 from app.participants.status import set_status, transition_problem
 from app.protocols.versions import assign_active_version
+from app.scheduling.planning import replan
 from app.studies.models import Study, StudyStatus
 
 
@@ -36,10 +37,14 @@ def list_participants(
     after: uuid.UUID | None,
     limit: int,
     status: ParticipantStatus | None = None,
+    unreachable: bool | None = None,
 ) -> tuple[Sequence[Participant], uuid.UUID | None]:
     stmt = sa.select(Participant).where(Participant.study_id == study.id)
     if status is not None:
         stmt = stmt.where(Participant.status == status)
+    if unreachable is not None:
+        column = Participant.unreachable_since
+        stmt = stmt.where(column.is_not(None) if unreachable else column.is_(None))
     return keyset_page(session, stmt, Participant.id, after=after, limit=limit)
 
 
@@ -123,9 +128,12 @@ def update_participant(
     if "code" in changes and changes["code"] != participant.code:
         study = session.get_one(Study, participant.study_id)
         _ensure_code_free(session, study, changes["code"])
+    moved = "timezone" in changes and changes["timezone"] != participant.timezone
     for field, value in changes.items():
         setattr(participant, field, value)
     participant.updated_at = clock.now()
+    if moved:
+        replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")
     # Attribute values may be sensitive (e.g. trauma history): log which, not what.
     record(
         session,
@@ -152,6 +160,7 @@ def change_status(
     if problem is not None:
         raise ConflictError(problem, field="status", code="status_transition_not_allowed")
     set_status(session, clock, actor, participant, target, reason)
+    replan(session, clock.now(), participant, f"participant {target}: {reason}")
     if target in (ParticipantStatus.withdrawn, ParticipantStatus.completed):
         supersede_live_codes(session, clock, participant)
     record(
@@ -164,6 +173,19 @@ def change_status(
         study_id=participant.study_id,
         detail={"to": str(target), "reason": reason},
     )
+    return participant
+
+
+def update_own_record(
+    session: Session, clock: Clock, participant: Participant, changes: dict[str, Any]
+) -> Participant:
+    """The app reports changes to its participant's record (a new time zone after travel)."""
+    moved = "timezone" in changes and changes["timezone"] != participant.timezone
+    for field, value in changes.items():
+        setattr(participant, field, value)
+    participant.updated_at = clock.now()
+    if moved:
+        replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")
     return participant
 
 

@@ -217,10 +217,16 @@ def assign_version(
     session: Session, clock: Clock, participant: Participant, row: ProtocolVersion
 ) -> None:
     """Put a participant on a version; from then on that version is immutable."""
+    # Imported here: scheduling reads protocols through this module.
+    from app.scheduling.planning import replan
+
+    changed = participant.protocol_version != row.version
     participant.protocol_version = row.version
     participant.updated_at = clock.now()
     if row.locked_at is None:
         row.locked_at = clock.now()
+    if changed and participant.enrolled_at is not None:
+        replan(session, clock.now(), participant, f"protocol version {row.version}")
 
 
 def assign_active_version(session: Session, clock: Clock, participant: Participant) -> None:

@@ -23,6 +23,10 @@ class ItemStatus(StrEnum):
     cancelled = "cancelled"  # re-planned away (status, time zone or protocol change)
 
 
+# Fired EMA prompts still waiting for an answer (a partial index and the expiry sweep).
+UNANSWERED = "status = 'done' AND answered_at IS NULL AND kind = 'ema_prompt'"
+
+
 class ScheduledItem(IdMixin, Base):
     """One materialized EMA prompt or decision point of one participant: durable work.
 
@@ -34,6 +38,13 @@ class ScheduledItem(IdMixin, Base):
     __table_args__ = (
         sa.UniqueConstraint("participant_id", "slot_key"),
         sa.Index("ix_scheduled_items_due", "status", "due_at"),
+        # Fired EMA prompts still waiting for an answer: the expiry sweep reads only these.
+        sa.Index(
+            "ix_scheduled_items_unanswered",
+            "expires_at",
+            sqlite_where=sa.text(UNANSWERED),
+            postgresql_where=sa.text(UNANSWERED),
+        ),
     )
 
     participant_id: Mapped[uuid.UUID] = mapped_column(
@@ -62,4 +73,17 @@ class ScheduledItem(IdMixin, Base):
     answered_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ScheduleHorizon(Base):
+    """How far ahead a participant's schedule is materialized: every slot due before
+    ``planned_until`` has its row. The worker extends horizons that run short."""
+
+    __tablename__ = "schedule_horizons"
+
+    participant_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    planned_until: Mapped[datetime] = mapped_column(index=True)
     updated_at: Mapped[datetime]

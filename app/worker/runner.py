@@ -1,15 +1,18 @@
 """The worker: APScheduler only ticks; each tick does the durable, row-based work that is due.
 
-Work that must happen (prompts, decision points, push sends) lives in database rows with a
-due time and is claimed by ticks, so any number of workers can run and a restart loses
-nothing. Until the scheduling and delivery packages add their claims, a tick records the
-worker's heartbeat, which `/readyz` reports.
+Work that must happen (prompts, decision points, push sends, retries) lives in database
+rows with a due time and is claimed by ticks, so any number of workers can run and a
+restart loses nothing. A tick records the worker's heartbeat (which `/readyz` reports),
+then alternates between firing due schedule rows and sending due outbox rows until neither
+has work, then does the cheap housekeeping: extending schedule horizons that run short and
+recording expired, unanswered prompts as missed.
 """
 
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -17,9 +20,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
+from app.core.config import Settings
 from app.core.db import session_scope
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
+from app.notifications.provider_setup import provider_from_settings
+from app.notifications.providers import LoggingProvider, PushProvider
+from app.notifications.sender import SendPolicy, SendReport, send_batch
+from app.scheduling.decision_hook import DecideBatch, decide_nothing
+from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
+from app.scheduling.planning import extend_horizon, participants_needing_plans
 from app.worker.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -27,6 +37,18 @@ logger = logging.getLogger(__name__)
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# Participants whose horizons are extended per transaction.
+PLAN_BATCH = 200
+
+
+@dataclass
+class TickReport:
+    settled: Settled = field(default_factory=Settled)
+    sent: SendReport = field(default_factory=SendReport)
+    planned_participants: int = 0
+    expired_prompts: int = 0
 
 
 class Worker:
@@ -39,6 +61,11 @@ class Worker:
         worker_id: str | None = None,
         export_dir: str | None = None,
         alert_webhook: WebhookConfig | None = None,
+        decider: DecideBatch = decide_nothing,
+        provider: PushProvider | None = None,
+        send_policy: SendPolicy | None = None,
+        schedule_batch_size: int = 100,
+        lease: timedelta = timedelta(seconds=120),
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
@@ -47,6 +74,11 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.started_at = clock.now()
         self.alert_webhook = alert_webhook
+        self.decider = decider
+        self.provider: PushProvider = provider if provider is not None else LoggingProvider()
+        self.send_policy = send_policy or SendPolicy(lease=lease)
+        self.schedule_batch_size = schedule_batch_size
+        self.lease = lease
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
 
     def tick(self) -> None:
@@ -54,6 +86,7 @@ class Worker:
         try:
             with session_scope(self.session_factory) as session:
                 self._heartbeat(session)
+            self.run_pending()
         except Exception:
             logger.exception("worker tick failed")
         self._retry_alert_webhooks()
@@ -86,6 +119,51 @@ class Worker:
                 logger.info("raised %d care-team flags", raised)
         except Exception:
             logger.exception("flag evaluation failed")
+
+    def run_pending(self) -> TickReport:
+        """Fire due rows and send due pushes until none are left, then housekeeping."""
+        report = TickReport()
+        while True:
+            settled = run_due_batch(
+                self.session_factory,
+                self.clock,
+                self.worker_id,
+                self.decider,
+                lease=self.lease,
+                batch_size=self.schedule_batch_size,
+            )
+            report.settled.add(settled)
+            sent = send_batch(
+                self.session_factory, self.clock, self.worker_id, self.provider, self.send_policy
+            )
+            for name in vars(sent):
+                setattr(report.sent, name, getattr(report.sent, name) + getattr(sent, name))
+            if not (settled.fired or settled.missed or settled.cancelled or settled.lost) and not (
+                sent.claimed
+            ):
+                break
+        report.planned_participants = self.plan_horizons()
+        with session_scope(self.session_factory) as session:
+            report.expired_prompts = expire_unanswered(session, self.clock.now())
+        return report
+
+    def plan_horizons(self, max_batches: int = 1) -> int:
+        """Extend the schedules of participants whose horizon runs short (most ticks: none).
+
+        At most ``max_batches`` batches per tick, so a burst (a large cohort enrolled at once)
+        never holds back due prompts and pushes: the next tick goes on with it.
+        """
+        total = 0
+        for _ in range(max_batches):
+            with session_scope(self.session_factory) as session:
+                now = self.clock.now()
+                participants = participants_needing_plans(session, now, PLAN_BATCH)
+                for participant in participants:
+                    extend_horizon(session, now, participant)
+            total += len(participants)
+            if len(participants) < PLAN_BATCH:
+                break
+        return total
 
     def _heartbeat(self, session: Session) -> None:
         row = session.get(WorkerHeartbeat, self.worker_id)
@@ -143,3 +221,31 @@ class Worker:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         self._scheduler = None
+
+
+def worker_from_settings(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    *,
+    decider: DecideBatch = decide_nothing,
+    worker_id: str | None = None,
+) -> Worker:
+    lease = timedelta(seconds=settings.lease_seconds)
+    return Worker(
+        session_factory,
+        clock,
+        tick_seconds=settings.worker_tick_seconds,
+        worker_id=worker_id,
+        decider=decider,
+        provider=provider_from_settings(settings),
+        send_policy=SendPolicy(
+            max_attempts=settings.push_max_attempts,
+            lease=lease,
+            batch_size=settings.push_batch_size,
+        ),
+        schedule_batch_size=settings.schedule_batch_size,
+        lease=lease,
+        export_dir=settings.export_dir,
+        alert_webhook=WebhookConfig.from_settings(settings),
+    )

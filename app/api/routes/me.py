@@ -10,9 +10,11 @@ from app.api.deps import ClockDep, SessionDep, SettingsDep
 from app.api.problems import problem_responses
 from app.api.schemas.devices import DeviceList, DeviceOut, DeviceRegister, DeviceUpdate
 from app.api.schemas.me import EnrollRequest, EnrollResponse, MeOut, MeUpdate
-from app.notifications import devices
+from app.api.schemas.prompts import PendingInterventionOut, PendingOut, PendingPromptOut
+from app.notifications import devices, pending
 from app.notifications.models import Device
-from app.participants import enrollment
+from app.notifications.outbox import prompt_link
+from app.participants import enrollment, service
 from app.participants.models import Participant
 from app.studies.models import Study
 
@@ -79,11 +81,9 @@ def get_me(caller: Me, session: SessionDep) -> MeOut:
 
 @router.patch("", response_model=MeOut, summary="Update the participant's time zone")
 def update_me(body: MeUpdate, caller: Me, session: SessionDep, clock: ClockDep) -> MeOut:
-    """The app reports a new time zone (travel, moving); schedules follow local time."""
-    participant = caller.participant
-    for field, value in body.changes().items():
-        setattr(participant, field, value)
-    participant.updated_at = clock.now()
+    """The app reports a new time zone (travel, moving); schedules follow local time: prompts
+    and decision points not yet fired are re-planned in the new zone."""
+    participant = service.update_own_record(session, clock, caller.participant, body.changes())
     session.commit()
     return me_out(session, participant)
 
@@ -167,3 +167,45 @@ def remove_device(device_id: uuid.UUID, caller: Me, session: SessionDep) -> Resp
     session.delete(device)
     session.commit()
     return Response(status_code=204)
+
+
+@router.get("/prompts", response_model=PendingOut, summary="Pending prompts and interventions")
+def pending_prompts(caller: Me, session: SessionDep, clock: ClockDep) -> PendingOut:
+    """What the app should show now: unanswered EMA prompts that have not expired and
+    interventions that are still valid, whether or not their push arrived.
+
+    Pushes get lost (phone off, token rotated, battery savers), so the app calls this when
+    it opens and shows what it returns. Roles: the participant (token) only.
+    """
+    now = clock.now()
+    participant = caller.participant
+    return PendingOut(
+        prompts=[
+            PendingPromptOut(
+                scheduled_item_id=p.item.id,
+                notification_id=p.notification.id if p.notification else None,
+                schedule_id=p.item.source_id,
+                questionnaire_id=p.item.questionnaire_id,
+                due_at=p.item.due_at,
+                expires_at=p.item.expires_at,
+                deep_link=prompt_link(p.item),
+            )
+            for p in pending.pending_prompts(session, participant, now)
+        ],
+        interventions=[
+            PendingInterventionOut(
+                notification_id=n.id,
+                scheduled_item_id=n.scheduled_item_id,
+                decision_id=n.decision_id,
+                option_id=n.option_id,
+                title=n.title,
+                body=n.body,
+                deep_link=n.deep_link,
+                data={str(k): str(v) for k, v in (n.data or {}).items()},
+                created_at=n.created_at,
+                expires_at=n.expires_at,
+            )
+            for n in pending.pending_interventions(session, participant, now)
+        ],
+        as_of=now,
+    )

@@ -104,14 +104,23 @@ def list_participants(
     status: Annotated[
         ParticipantStatus | None, Query(description="Only participants with this status.")
     ] = None,
+    unreachable: Annotated[
+        bool | None,
+        Query(
+            description="true: only participants whom pushes cannot reach (no enabled "
+            "device); false: only reachable ones."
+        ),
+    ] = None,
 ) -> ParticipantPage:
     """Lists participants in creation order, a page at a time. The read is audited.
 
+    `unreachable=true` lists those whose push tokens were all rejected (unregistered or
+    invalid) or who have none: the study team should ask them to open the app.
     Roles: all staff.
     """
     study = get_study(session, study_id)
     items, next_cursor = service.list_participants(
-        session, study, after=cursor, limit=limit, status=status
+        session, study, after=cursor, limit=limit, status=status, unreachable=unreachable
     )
     record(
         session,

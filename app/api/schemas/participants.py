@@ -44,6 +44,8 @@ _PARTICIPANT_EXAMPLE = {
     "enrolled_at": "2026-11-03T08:12:00Z",
     "attributes": {"pain_phenotype": "nociplastic", "trauma_history": False},
     "protocol_version": 1,
+    "unreachable_since": None,
+    "unreachable_reason": None,
     "created_at": "2026-11-02T10:00:00Z",
     "updated_at": "2026-11-03T08:12:00Z",
 }
@@ -92,6 +94,12 @@ class ParticipantOut(Schema):
     protocol_version: int | None = Field(
         description="The protocol version this participant follows (null while the study has none)."
     )
+    unreachable_since: datetime | None = Field(
+        description="Set when pushes could reach none of the participant's devices (push "
+        "tokens unregistered or invalid, or none registered); null while reachable. Cleared "
+        "when the app registers a device. Prompts stay available through the app's pull."
+    )
+    unreachable_reason: str | None = Field(description="Why the participant is unreachable.")
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,126 @@
+"""Writing pushes into the outbox, in the caller's transaction.
+
+A notification row is the push: the sender delivers it later. Writing it in the same
+transaction as the prompt or decision that causes it means both commit, or neither.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.core.ids import new_id
+from app.notifications.models import Notification, NotificationKind, NotificationStatus
+from app.protocols.questionnaires import Questionnaire
+from app.protocols.timing import EmaSchedule
+from app.scheduling.decision_hook import Delivery
+from app.scheduling.models import ScheduledItem
+
+# A just-in-time intervention is stale after this long: it is not pushed later, and the
+# pull fallback stops offering it.
+INTERVENTION_VALIDITY = timedelta(minutes=60)
+
+
+def prompt_link(item: ScheduledItem) -> str:
+    return f"kairos://ema/{item.id}"
+
+
+def collapse_key(item: ScheduledItem) -> str:
+    # A reminder replaces the prompt (or the previous reminder) on the phone.
+    return f"prompt-{item.id}"
+
+
+def add_prompt_notifications(
+    session: Session,
+    item: ScheduledItem,
+    schedule: EmaSchedule | None,
+    questionnaire: Questionnaire | None,
+    now: datetime,
+) -> list[Notification]:
+    """The prompt's push now, and its reminders at their times before the prompt expires."""
+    title = questionnaire.title if questionnaire is not None else "Check-in"
+    count = len(questionnaire.items) if questionnaire is not None else None
+    body = (
+        f"A short check-in is waiting for you ({count} question{'s' if count != 1 else ''})."
+        if count
+        else "A short check-in is waiting for you."
+    )
+    data = {
+        "scheduled_item_id": str(item.id),
+        "questionnaire_id": item.questionnaire_id or "",
+        "collapse_key": collapse_key(item),
+    }
+    rows = [
+        _notification(item, NotificationKind.ema_prompt, title, body, data, send_at=now, now=now)
+    ]
+    if schedule is not None and item.expires_at is not None:
+        policy = schedule.reminders
+        for k in range(1, policy.count + 1):
+            send_at = item.due_at + timedelta(minutes=k * policy.every_minutes)
+            if send_at >= item.expires_at:
+                break
+            rows.append(
+                _notification(
+                    item,
+                    NotificationKind.reminder,
+                    f"Reminder: {title}",
+                    "Your check-in is still open. It only takes a minute.",
+                    {**data, "reminder": str(k)},
+                    send_at=max(send_at, now),
+                    now=now,
+                )
+            )
+    session.add_all(rows)
+    return rows
+
+
+def _notification(
+    item: ScheduledItem,
+    kind: NotificationKind,
+    title: str,
+    body: str,
+    data: dict[str, str],
+    *,
+    send_at: datetime,
+    now: datetime,
+) -> Notification:
+    return Notification(
+        id=new_id(),
+        participant_id=item.participant_id,
+        study_id=item.study_id,
+        kind=kind,
+        scheduled_item_id=item.id,
+        title=title,
+        body=body,
+        deep_link=prompt_link(item),
+        data=data,
+        created_at=now,
+        send_at=send_at,
+        expires_at=item.expires_at,
+        status=NotificationStatus.pending,
+        attempts=0,
+    )
+
+
+def add_intervention(
+    session: Session, item: ScheduledItem, delivery: Delivery, now: datetime
+) -> Notification:
+    row = Notification(
+        id=new_id(),
+        participant_id=item.participant_id,
+        study_id=item.study_id,
+        kind=NotificationKind.intervention,
+        scheduled_item_id=item.id,
+        decision_id=delivery.decision_id,
+        option_id=delivery.option_id,
+        title=delivery.title,
+        body=delivery.body,
+        deep_link=delivery.deep_link,
+        data=dict(delivery.data),
+        created_at=now,
+        send_at=now,
+        expires_at=now + INTERVENTION_VALIDITY,
+        status=NotificationStatus.pending,
+        attempts=0,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,386 @@
+"""The outbox sender: claims due notifications with a lease, pushes them, records each attempt.
+
+Three steps, so no database transaction stays open while the provider is called:
+
+1. claim (short transaction): due `pending` rows, and `sending` rows whose lease expired
+   (their sender died), become `sending` for this worker;
+2. prepare (read only): who gets what, on which enabled devices; what is no longer wanted
+   (expired, answered, participant paused) is settled without a push;
+3. push through the provider, outside any transaction, then finish (one transaction): a
+   guarded update re-takes the rows still leased to this worker, records every attempt and
+   sets the outcome; dead tokens disable their device.
+
+At least once: a sender that dies after the provider accepted a push but before step 3
+commits leaves the row `sending`; when its lease expires another sender pushes it again.
+The app de-duplicates by the notification id carried in the payload.
+"""
+
+import logging
+import math
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.clock import Clock
+from app.core.db import session_scope
+from app.notifications.models import (
+    AttemptOutcome,
+    DeliveryAttempt,
+    Device,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+)
+from app.notifications.providers import PushMessage, PushProvider, PushResult
+from app.participants.models import Participant, ParticipantStatus
+from app.scheduling.models import ItemStatus, ScheduledItem
+
+logger = logging.getLogger(__name__)
+
+# Without an expiry a push may wait on FCM for a day at most.
+DEFAULT_TTL = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    max_attempts: int = 6
+    base_backoff: timedelta = timedelta(seconds=30)
+    max_backoff: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(seconds=120)
+    batch_size: int = 500
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    expired: int = 0
+    cancelled: int = 0
+    lost: int = 0
+    attempts: int = 0
+
+
+def backoff(
+    attempt: int, policy: SendPolicy, retry_after: float | None, rng: random.Random
+) -> timedelta:
+    """Exponential backoff with jitter (half to all of the doubled delay), never shorter
+    than the provider's Retry-After."""
+    ceiling = min(policy.max_backoff, policy.base_backoff * 2 ** (attempt - 1))
+    delay: timedelta = ceiling * rng.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, timedelta(microseconds=math.ceil(retry_after * 1_000_000)))
+    return delay
+
+
+def claim_sendable(
+    session: Session, now: datetime, owner: str, lease: timedelta, limit: int
+) -> list[uuid.UUID]:
+    sendable = (
+        sa.select(Notification.id)
+        .where(
+            Notification.status.in_([NotificationStatus.pending, NotificationStatus.sending]),
+            Notification.send_at <= now,
+            sa.or_(
+                sa.and_(
+                    Notification.status == NotificationStatus.pending,
+                    sa.or_(
+                        Notification.next_attempt_at.is_(None),
+                        Notification.next_attempt_at <= now,
+                    ),
+                ),
+                sa.and_(
+                    Notification.status == NotificationStatus.sending,
+                    Notification.lease_expires_at < now,
+                ),
+            ),
+        )
+        .order_by(Notification.send_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(
+        session.scalars(
+            sa.update(Notification)
+            .where(Notification.id.in_(sendable.scalar_subquery()))
+            .values(
+                status=NotificationStatus.sending, lease_owner=owner, lease_expires_at=now + lease
+            )
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+
+
+@dataclass
+class _Plan:
+    """What to do with the claimed rows, worked out before any push."""
+
+    messages: list[PushMessage] = field(default_factory=list)
+    # notification id -> (status, reason) for rows settled without a push
+    settled: dict[uuid.UUID, tuple[NotificationStatus, str]] = field(default_factory=dict)
+    unreachable: set[uuid.UUID] = field(default_factory=set)  # participant ids
+
+
+def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime) -> _Plan:
+    plan = _Plan()
+    rows = session.scalars(
+        sa.select(Notification).where(Notification.id.in_(ids), Notification.lease_owner == owner)
+    ).all()
+    participant_ids = {n.participant_id for n in rows}
+    statuses: dict[uuid.UUID, ParticipantStatus] = dict(
+        session.execute(
+            sa.select(Participant.id, Participant.status).where(Participant.id.in_(participant_ids))
+        ).all()
+    )
+    devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
+    for device in session.scalars(
+        sa.select(Device)
+        .where(Device.participant_id.in_(participant_ids), Device.enabled.is_(True))
+        .order_by(Device.id)
+    ):
+        devices[device.participant_id].append(device)
+    item_ids = {n.scheduled_item_id for n in rows if n.kind == NotificationKind.reminder}
+    items = {
+        i.id: i
+        for i in session.scalars(sa.select(ScheduledItem).where(ScheduledItem.id.in_(item_ids)))
+    }
+    for n in rows:
+        if n.expires_at is not None and n.expires_at <= now:
+            plan.settled[n.id] = (NotificationStatus.expired, "expired before it could be sent")
+            continue
+        if statuses.get(n.participant_id) != ParticipantStatus.active:
+            plan.settled[n.id] = (
+                NotificationStatus.cancelled,
+                f"participant is {statuses.get(n.participant_id)}",
+            )
+            continue
+        item = items.get(n.scheduled_item_id) if n.scheduled_item_id else None
+        if item is not None and (item.answered_at is not None or item.status != ItemStatus.done):
+            plan.settled[n.id] = (NotificationStatus.cancelled, "prompt answered or closed")
+            continue
+        targets = devices.get(n.participant_id, [])
+        if not targets:
+            plan.settled[n.id] = (NotificationStatus.failed, "no enabled device")
+            plan.unreachable.add(n.participant_id)
+            continue
+        ttl = (n.expires_at - now) if n.expires_at is not None else DEFAULT_TTL
+        data = {str(k): str(v) for k, v in (n.data or {}).items()}
+        data |= {"notification_id": str(n.id), "kind": n.kind, "deep_link": n.deep_link or ""}
+        key = data.pop("collapse_key", None)
+        if key is None and n.scheduled_item_id and n.kind != NotificationKind.intervention:
+            key = f"prompt-{n.scheduled_item_id}"
+        for device in targets:
+            plan.messages.append(
+                PushMessage(
+                    notification_id=n.id,
+                    device_id=device.id,
+                    token=device.push_token,
+                    platform=str(device.platform),
+                    title=n.title,
+                    body=n.body,
+                    data=data,
+                    collapse_key=key,
+                    ttl=ttl,
+                    expires_at=n.expires_at,
+                )
+            )
+    return plan
+
+
+def _finish(
+    session: Session,
+    ids: Sequence[uuid.UUID],
+    plan: _Plan,
+    results: Sequence[PushResult],
+    started_at: datetime,
+    owner: str,
+    provider: PushProvider,
+    policy: SendPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> SendReport:
+    report = SendReport(claimed=len(ids))
+    owned = set(
+        session.scalars(
+            sa.update(Notification)
+            .where(
+                Notification.id.in_(ids),
+                Notification.lease_owner == owner,
+                Notification.status == NotificationStatus.sending,
+            )
+            .values(lease_expires_at=now + policy.lease)
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+    report.lost = len(ids) - len(owned)
+    rows = {
+        n.id: n for n in session.scalars(sa.select(Notification).where(Notification.id.in_(owned)))
+    }
+    by_notification: dict[uuid.UUID, list[tuple[PushMessage, PushResult]]] = defaultdict(list)
+    for message, result in zip(plan.messages, results, strict=True):
+        by_notification[message.notification_id].append((message, result))
+    dead_devices: dict[uuid.UUID, str] = {}
+    reachable: set[uuid.UUID] = set()
+    for notification_id, pairs in by_notification.items():
+        row = rows.get(notification_id)
+        attempt = (row.attempts if row is not None else 0) + 1
+        for message, result in pairs:
+            session.add(
+                DeliveryAttempt(
+                    notification_id=notification_id,
+                    device_id=message.device_id,
+                    provider=provider.name,
+                    attempt=attempt,
+                    outcome=result.outcome,
+                    error_code=result.error_code,
+                    retry_after_seconds=result.retry_after_seconds,
+                    response=result.response,
+                    started_at=started_at,
+                    finished_at=now,
+                )
+            )
+            report.attempts += 1
+            if result.outcome is AttemptOutcome.invalid_token:
+                dead_devices[message.device_id] = f"{provider.name}: {result.error_code}"
+            if result.alert:
+                logger.error(
+                    "push alert: %s rejected notification %s (%s): %s",
+                    provider.name,
+                    notification_id,
+                    result.error_code,
+                    result.response,
+                )
+        if row is None:
+            continue  # another sender took it over; its attempts are recorded all the same
+        row.attempts = attempt
+        outcomes = [r for _, r in pairs]
+        if any(r.outcome is AttemptOutcome.accepted for r in outcomes):
+            _set(row, NotificationStatus.sent, None)
+            row.sent_at = now
+            reachable.add(row.participant_id)
+            report.sent += 1
+            continue
+        retryable = [r for r in outcomes if r.outcome is AttemptOutcome.retry]
+        if retryable:
+            codes = ", ".join(sorted({r.error_code or "?" for r in retryable}))
+            retry_after = max((r.retry_after_seconds or 0.0) for r in retryable) or None
+            next_at = now + backoff(attempt, policy, retry_after, rng)
+            if attempt >= policy.max_attempts:
+                _set(row, NotificationStatus.failed, f"gave up after {attempt} attempts: {codes}")
+                report.failed += 1
+            elif row.expires_at is not None and next_at >= row.expires_at:
+                _set(row, NotificationStatus.expired, f"expired while retrying: {codes}")
+                report.expired += 1
+            else:
+                _set(row, NotificationStatus.pending, f"retrying after: {codes}")
+                row.next_attempt_at = next_at
+                report.retrying += 1
+            continue
+        codes = ", ".join(sorted({r.error_code or "?" for r in outcomes}))
+        if all(r.outcome is AttemptOutcome.invalid_token for r in outcomes):
+            _set(row, NotificationStatus.failed, f"no reachable device: {codes}")
+        else:
+            _set(row, NotificationStatus.failed, f"rejected by {provider.name}: {codes}")
+        report.failed += 1
+    for notification_id, (status, reason) in plan.settled.items():
+        row = rows.get(notification_id)
+        if row is not None:
+            _set(row, status, reason)
+            setattr(report, str(status), getattr(report, str(status)) + 1)
+    _update_devices(session, dead_devices, now)
+    unreachable = plan.unreachable | {
+        rows[n].participant_id for n in rows if rows[n].status == NotificationStatus.failed
+    }
+    _update_reachability(session, unreachable - reachable, reachable, now)
+    return report
+
+
+def _set(row: Notification, status: NotificationStatus, reason: str | None) -> None:
+    row.status = status
+    row.status_reason = reason
+    row.lease_owner = None
+    row.lease_expires_at = None
+    if status is not NotificationStatus.pending:
+        row.next_attempt_at = None
+
+
+def _update_devices(session: Session, dead: dict[uuid.UUID, str], now: datetime) -> None:
+    for device_id, reason in dead.items():
+        session.execute(
+            sa.update(Device)
+            .where(Device.id == device_id)
+            .values(enabled=False, disabled_reason=reason[:200], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _update_reachability(
+    session: Session, maybe_unreachable: set[uuid.UUID], reachable: set[uuid.UUID], now: datetime
+) -> None:
+    if reachable:
+        session.execute(
+            sa.update(Participant)
+            .where(Participant.id.in_(reachable), Participant.unreachable_since.is_not(None))
+            .values(unreachable_since=None, unreachable_reason=None)
+            .execution_options(synchronize_session=False)
+        )
+    if not maybe_unreachable:
+        return
+    with_device = set(
+        session.scalars(
+            sa.select(Device.participant_id).where(
+                Device.participant_id.in_(maybe_unreachable), Device.enabled.is_(True)
+            )
+        )
+    )
+    session.execute(
+        sa.update(Participant)
+        .where(
+            Participant.id.in_(maybe_unreachable - with_device),
+            Participant.unreachable_since.is_(None),
+        )
+        .values(
+            unreachable_since=now,
+            unreachable_reason="no enabled device: push tokens unregistered, invalid or missing",
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def send_batch(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    owner: str,
+    provider: PushProvider,
+    policy: SendPolicy,
+    rng: random.Random | None = None,
+) -> SendReport:
+    """Claim, push and settle one batch of due notifications."""
+    rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+    limit = min(policy.batch_size, provider.max_batch)
+    with session_scope(session_factory) as session:
+        ids = claim_sendable(session, clock.now(), owner, policy.lease, limit)
+    if not ids:
+        return SendReport()
+    with session_scope(session_factory) as session:
+        plan = _prepare(session, ids, owner, clock.now())
+    started_at = clock.now()
+    results = provider.send(plan.messages) if plan.messages else []
+    if len(results) != len(plan.messages):
+        raise RuntimeError(
+            f"provider {provider.name} returned {len(results)} results for "
+            f"{len(plan.messages)} messages"
+        )
+    with session_scope(session_factory) as session:
+        return _finish(
+            session, ids, plan, results, started_at, owner, provider, policy, clock.now(), rng
+        )

@@ -1,0 +1,331 @@
+"""Firing due rows: claim a small batch with a lease, then settle it in one transaction.
+
+1. Claim (own short transaction): due `planned` rows, and `claimed` rows whose lease has
+   expired (their worker died), become `claimed` by this worker until the lease ends.
+   PostgreSQL uses `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint batches;
+   SQLite has one writer at a time.
+2. Settle (one transaction): a guarded update (`WHERE id IN … AND lease_owner = me AND
+   status = 'claimed'`) re-takes the rows and locks them; rows another worker has taken
+   over meanwhile are skipped. Then each row is numbered, fired or recorded as missed, and
+   its pushes are written to the outbox; it all commits together.
+
+A row later than its grace period is recorded as `missed` with the reason, never fired late.
+"""
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.clock import Clock
+from app.core.db import session_scope
+from app.notifications.outbox import add_intervention, add_prompt_notifications
+from app.participants.models import Participant, ParticipantStatus
+from app.protocols.document import Protocol
+from app.protocols.models import ProtocolVersion
+from app.protocols.versions import load_protocol
+from app.scheduling.decision_hook import DecideBatch
+from app.scheduling.models import UNANSWERED, ItemKind, ItemStatus, ScheduledItem
+
+logger = logging.getLogger(__name__)
+
+# An EMA prompt may go out at most this late; later it is recorded as missed. (Decision
+# points use their protocol's grace_minutes.)
+EMA_PROMPT_GRACE = timedelta(minutes=10)
+
+
+@dataclass
+class Settled:
+    fired: int = 0
+    missed: int = 0
+    cancelled: int = 0
+    lost: int = 0  # taken over by another worker after our lease expired
+    notifications: list[uuid.UUID] = field(default_factory=list)
+
+    def add(self, other: "Settled") -> None:
+        self.fired += other.fired
+        self.missed += other.missed
+        self.cancelled += other.cancelled
+        self.lost += other.lost
+        self.notifications += other.notifications
+
+
+def claim_due(
+    session: Session, now: datetime, owner: str, lease: timedelta, limit: int
+) -> list[uuid.UUID]:
+    due = (
+        sa.select(ScheduledItem.id)
+        .where(
+            ScheduledItem.status.in_([ItemStatus.planned, ItemStatus.claimed]),
+            ScheduledItem.due_at <= now,
+            sa.or_(
+                ScheduledItem.status == ItemStatus.planned,
+                ScheduledItem.lease_expires_at < now,
+            ),
+        )
+        .order_by(ScheduledItem.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = session.scalars(
+        sa.update(ScheduledItem)
+        .where(ScheduledItem.id.in_(due.scalar_subquery()))
+        .values(
+            status=ItemStatus.claimed,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(ScheduledItem.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return list(claimed)
+
+
+def _retake(
+    session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime, lease: timedelta
+) -> list[uuid.UUID]:
+    """The guard: keep only rows still leased to us, and lock them until commit."""
+    return list(
+        session.scalars(
+            sa.update(ScheduledItem)
+            .where(
+                ScheduledItem.id.in_(ids),
+                ScheduledItem.lease_owner == owner,
+                ScheduledItem.status == ItemStatus.claimed,
+            )
+            .values(lease_expires_at=now + lease)
+            .returning(ScheduledItem.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    )
+
+
+class _Protocols:
+    """Protocol documents by (study, version), loaded once per batch."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[tuple[uuid.UUID, int], Protocol | None] = {}
+
+    def get(self, item: ScheduledItem) -> Protocol | None:
+        key = (item.study_id, item.protocol_version)
+        if key not in self._cache:
+            row = self._session.scalar(
+                sa.select(ProtocolVersion).where(
+                    ProtocolVersion.study_id == item.study_id,
+                    ProtocolVersion.version == item.protocol_version,
+                )
+            )
+            self._cache[key] = None if row is None else load_protocol(row)
+        return self._cache[key]
+
+
+def lateness_problem(item: ScheduledItem, protocol: Protocol | None, now: datetime) -> str | None:
+    """Why the row is too late to fire now, or None when it is on time."""
+    if item.kind == ItemKind.decision_point:
+        deadline = item.expires_at or item.due_at
+    else:
+        deadline = item.due_at + EMA_PROMPT_GRACE
+        if item.expires_at is not None:
+            deadline = min(deadline, item.expires_at)
+    if now <= deadline:
+        return None
+    late = now - item.due_at
+    allowed = deadline - item.due_at
+    return (
+        f"late: reached {int(late.total_seconds())} s after its due time "
+        f"{item.due_at.isoformat()}, allowed {int(allowed.total_seconds())} s"
+    )
+
+
+def _number(session: Session, items: Sequence[ScheduledItem]) -> None:
+    """Give each row the next sequence number of its participant and kind (the MRT decision
+    index). Participants are locked in id order, so two workers never hand out one number
+    twice and never deadlock."""
+    participant_ids = sorted({i.participant_id for i in items})
+    session.execute(
+        sa.select(Participant.id)
+        .where(Participant.id.in_(participant_ids))
+        .order_by(Participant.id)
+        .with_for_update()
+    )
+    latest: dict[tuple[uuid.UUID, str], int] = {
+        (pid, kind): seq
+        for pid, kind, seq in session.execute(
+            sa.select(
+                ScheduledItem.participant_id,
+                ScheduledItem.kind,
+                sa.func.max(ScheduledItem.sequence),
+            )
+            .where(
+                ScheduledItem.participant_id.in_(participant_ids),
+                ScheduledItem.sequence.is_not(None),
+            )
+            .group_by(ScheduledItem.participant_id, ScheduledItem.kind)
+        ).all()
+        if seq is not None
+    }
+    for item in sorted(items, key=lambda i: (i.due_at, i.slot_key)):
+        key = (item.participant_id, item.kind)
+        item.sequence = latest[key] = latest.get(key, -1) + 1
+
+
+def _finish(item: ScheduledItem, status: ItemStatus, reason: str | None, now: datetime) -> None:
+    item.status = status
+    item.status_reason = reason
+    item.lease_owner = None
+    item.lease_expires_at = None
+    item.completed_at = now
+    item.updated_at = now
+
+
+def settle(
+    session: Session,
+    clock: Clock,
+    ids: Sequence[uuid.UUID],
+    owner: str,
+    lease: timedelta,
+    decider: DecideBatch,
+) -> Settled:
+    now = clock.now()
+    result = Settled()
+    owned = _retake(session, ids, owner, now, lease)
+    result.lost = len(ids) - len(owned)
+    if not owned:
+        return result
+    items = session.scalars(
+        sa.select(ScheduledItem).where(ScheduledItem.id.in_(owned)).order_by(ScheduledItem.due_at)
+    ).all()
+    participants = {
+        p.id: p
+        for p in session.scalars(
+            sa.select(Participant).where(Participant.id.in_({i.participant_id for i in items}))
+        )
+    }
+    protocols = _Protocols(session)
+    to_number, to_decide, prompts = [], [], []
+    for item in items:
+        participant = participants[item.participant_id]
+        if participant.status != ParticipantStatus.active:
+            _finish(item, ItemStatus.cancelled, f"participant is {participant.status}", now)
+            result.cancelled += 1
+            continue
+        protocol = protocols.get(item)
+        problem = lateness_problem(item, protocol, now)
+        to_number.append(item)
+        if problem is not None:
+            logger.warning("missed %s %s: %s", item.kind, item.slot_key, problem)
+            _finish(item, ItemStatus.missed, problem, now)
+            result.missed += 1
+        elif item.kind == ItemKind.decision_point:
+            to_decide.append(item)
+        else:
+            prompts.append((item, protocol))
+    if to_number:
+        _number(session, to_number)
+    for item, protocol in prompts:
+        schedule = questionnaire = None
+        if protocol is not None:
+            try:
+                schedule = protocol.ema_schedule(item.source_id)
+                questionnaire = protocol.questionnaire(
+                    item.questionnaire_id or schedule.questionnaire
+                )
+            except KeyError:
+                logger.warning("EMA schedule %s not in protocol; prompting anyway", item.source_id)
+        rows = add_prompt_notifications(session, item, schedule, questionnaire, now)
+        _finish(item, ItemStatus.done, None, now)
+        result.fired += 1
+        result.notifications += [r.id for r in rows]
+    if to_decide:
+        deliveries = decider(session, clock, to_decide)
+        if len(deliveries) != len(to_decide):
+            raise ValueError(
+                f"the decider returned {len(deliveries)} results for "
+                f"{len(to_decide)} decision points"
+            )
+        for item, delivery in zip(to_decide, deliveries, strict=True):
+            if delivery is not None:
+                row = add_intervention(session, item, delivery, now)
+                result.notifications.append(row.id)
+            _finish(item, ItemStatus.done, None, now)
+            result.fired += 1
+    session.flush()
+    return result
+
+
+def run_due_batch(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    owner: str,
+    decider: DecideBatch,
+    *,
+    lease: timedelta,
+    batch_size: int,
+) -> Settled:
+    """Claim and settle one batch; returns what happened (nothing claimed: all zero)."""
+    with session_scope(session_factory) as session:
+        ids = claim_due(session, clock.now(), owner, lease, batch_size)
+    if not ids:
+        return Settled()
+    try:
+        with session_scope(session_factory) as session:
+            return settle(session, clock, ids, owner, lease, decider)
+    except Exception:
+        logger.exception("settling a batch of %d failed; settling one at a time", len(ids))
+    # One bad row must not hold back the others: settle each alone, and record a row that
+    # still fails as missed with the error, so it is not retried until its grace runs out.
+    total = Settled()
+    for item_id in ids:
+        try:
+            with session_scope(session_factory) as session:
+                total.add(settle(session, clock, [item_id], owner, lease, decider))
+        except Exception as exc:
+            logger.exception("settling %s failed", item_id)
+            with session_scope(session_factory) as session:
+                _record_failure(session, item_id, owner, clock.now(), exc)
+            total.missed += 1
+    return total
+
+
+def _record_failure(
+    session: Session, item_id: uuid.UUID, owner: str, now: datetime, exc: Exception
+) -> None:
+    session.execute(
+        sa.update(ScheduledItem)
+        .where(ScheduledItem.id == item_id, ScheduledItem.lease_owner == owner)
+        .values(
+            status=ItemStatus.missed,
+            status_reason=f"failed: {type(exc).__name__}: {exc}"[:2000],
+            lease_owner=None,
+            lease_expires_at=None,
+            completed_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def expire_unanswered(session: Session, now: datetime) -> int:
+    """Fired EMA prompts whose validity ran out unanswered are recorded as missed."""
+    result = session.execute(
+        sa.update(ScheduledItem)
+        .where(
+            # Literal, so PostgreSQL sees that the partial index ix_scheduled_items_unanswered
+            # covers the query.
+            sa.text(UNANSWERED),
+            ScheduledItem.expires_at < now,
+        )
+        .values(
+            status=ItemStatus.missed,
+            status_reason="expired: not answered before the prompt expired",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

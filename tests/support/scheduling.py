@@ -1,0 +1,82 @@
+"""Helpers for scheduling and delivery tests: a protocol, an enrolled participant, deciders."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.core.clock import Clock
+from app.scheduling.decision_hook import Delivery
+from app.scheduling.models import ScheduledItem
+from app.staff.models import Role
+from tests.conftest import World, bearer
+
+
+@dataclass
+class Enrolled:
+    study_id: str
+    participant_id: uuid.UUID
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+def enrolled(world: World, document: str, timezone: str = "Europe/Berlin") -> Enrolled:
+    study = world.study()
+    response = world.client.post(
+        f"/v1/studies/{study['id']}/protocols",
+        content=document,
+        headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 201, response.text
+    participant, token = world.enrolled_participant(study["id"], timezone=timezone)
+    return Enrolled(study["id"], uuid.UUID(participant["id"]), token)
+
+
+def upload(world: World, study_id: str, document: str) -> int:
+    response = world.client.post(
+        f"/v1/studies/{study_id}/protocols",
+        content=document,
+        headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 201, response.text
+    version: int = response.json()["version"]
+    return version
+
+
+def items(session: Session, participant_id: uuid.UUID, **filters: Any) -> list[ScheduledItem]:
+    stmt = sa.select(ScheduledItem).where(ScheduledItem.participant_id == participant_id)
+    for name, value in filters.items():
+        stmt = stmt.where(getattr(ScheduledItem, name) == value)
+    return list(session.scalars(stmt.order_by(ScheduledItem.due_at, ScheduledItem.slot_key)))
+
+
+@dataclass
+class RecordingDecider:
+    """Delivers the walk option at every decision point and records each batch it saw."""
+
+    batches: list[list[uuid.UUID]] = field(default_factory=list)
+    deliver: bool = True
+
+    def __call__(
+        self, session: Session, clock: Clock, batch: Sequence[ScheduledItem]
+    ) -> list[Delivery | None]:
+        self.batches.append([item.id for item in batch])
+        if not self.deliver:
+            return [None for _ in batch]
+        return [
+            Delivery(
+                decision_id=uuid.uuid4(),
+                option_id="walk",
+                title="Time for a short walk",
+                body="A few minutes of gentle movement can ease stiffness.",
+                deep_link="kairos://exercise/walk",
+                data={"exercise_id": "walk"},
+            )
+            for _ in batch
+        ]

@@ -1,0 +1,438 @@
+"""Materialized schedules, the worker's claims, lateness, re-planning and event triggers,
+under a simulated clock, on the configured database."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from app.core import events
+from app.core.events import ParticipantEvent
+from app.notifications.models import Notification, NotificationKind, NotificationStatus
+from app.notifications.providers import LoggingProvider
+from app.protocols.timing import Event
+from app.scheduling.dispatch import claim_due, run_due_batch
+from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
+from app.scheduling.triggers import on_participant_event, subscribe_all
+from app.staff.models import Role
+from app.worker.runner import Worker
+from tests.conftest import World
+from tests.support.protocols import protocol_yaml
+from tests.support.scheduling import RecordingDecider, enrolled, items, upload
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def worker(world: World, decider: RecordingDecider | None = None, name: str = "w1") -> Worker:
+    return Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id=name,
+        decider=decider or RecordingDecider(),
+        provider=LoggingProvider(),
+    )
+
+
+def run_until(world: World, w: Worker, until: datetime) -> None:
+    """Jump the simulated clock from due time to due time, running the worker at each."""
+    while True:
+        with world.session_factory() as session:
+            next_due = session.scalar(
+                sa.select(sa.func.min(ScheduledItem.due_at)).where(
+                    ScheduledItem.status == ItemStatus.planned,
+                    ScheduledItem.due_at > world.clock.now(),
+                )
+            )
+            next_send = session.scalar(
+                sa.select(sa.func.min(Notification.send_at)).where(
+                    Notification.status == NotificationStatus.pending,
+                    Notification.send_at > world.clock.now(),
+                )
+            )
+        candidates = [t for t in (next_due, next_send) if t is not None and t <= until]
+        if not candidates:
+            world.clock.set(until)
+            w.run_pending()
+            return
+        world.clock.set(min(candidates))
+        w.run_pending()
+
+
+def test_enrollment_materializes_two_days_idempotently(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00", "15:00"], ema_times=["20:00"]))
+    with world.session_factory() as session:
+        rows = items(session, person.participant_id)
+        # Enrolled 2026-03-01 13:00 Berlin: two days ahead, up to 03-03 13:00.
+        local = [(r.kind, r.due_at.astimezone(BERLIN).strftime("%m-%d %H:%M")) for r in rows]
+        assert local == [
+            ("decision_point", "03-01 15:00"),
+            ("ema_prompt", "03-01 20:00"),
+            ("decision_point", "03-02 09:00"),
+            ("decision_point", "03-02 15:00"),
+            ("ema_prompt", "03-02 20:00"),
+            ("decision_point", "03-03 09:00"),
+        ]
+        assert all(r.status == ItemStatus.planned and r.sequence is None for r in rows)
+        assert rows[2].slot_key == "dp:morning:2026-03-02:0"
+        assert rows[2].expires_at == rows[2].due_at + timedelta(minutes=10)
+        assert rows[1].expires_at == rows[1].due_at + timedelta(minutes=60)
+    w = worker(world)
+    w.run_pending()
+    w.run_pending()
+    with world.session_factory() as session:
+        assert len(items(session, person.participant_id)) == 6
+    world.clock.advance(timedelta(hours=12))  # a day of horizon left: nothing to do
+    w.run_pending()
+    with world.session_factory() as session:
+        assert len(items(session, person.participant_id)) == 6
+    world.clock.advance(timedelta(hours=13))  # the horizon runs short: extended once
+    w.run_pending()
+    w.run_pending()
+    with world.session_factory() as session:
+        assert len(items(session, person.participant_id)) == 9
+        keys = [r.slot_key for r in items(session, person.participant_id)]
+        assert len(keys) == len(set(keys))
+
+
+def test_decision_point_fires_on_time_once_with_its_push(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
+    decider = RecordingDecider()
+    w = worker(world, decider)
+    due = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 09:00 Berlin
+    world.clock.set(due - timedelta(seconds=1))
+    w.run_pending()
+    assert decider.batches == []
+    world.clock.set(due)
+    report = w.run_pending()
+    assert report.settled.fired == 1
+    assert report.sent.sent == 0
+    assert len(decider.batches) == 1
+    with world.session_factory() as session:
+        (item,) = items(session, person.participant_id, due_at=due)
+        assert item.status == ItemStatus.done
+        assert item.sequence == 0
+        assert item.lease_owner is None
+        assert item.completed_at == due
+        (push,) = session.scalars(sa.select(Notification)).all()
+        assert push.kind == NotificationKind.intervention
+        assert push.scheduled_item_id == item.id
+        assert push.option_id == "walk"
+        assert push.expires_at == due + timedelta(minutes=60)
+        # No device: the push fails and the participant shows as unreachable.
+        assert push.status == NotificationStatus.failed
+    w.run_pending()
+    assert len(decider.batches) == 1  # never twice
+
+
+def test_late_decision_point_is_missed_with_a_reason(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[], grace=10))
+    decider = RecordingDecider()
+    w = worker(world, decider)
+    # The worker was down from before 09:00 until 09:11 Berlin.
+    world.clock.set(datetime(2026, 3, 2, 8, 11, tzinfo=UTC))
+    w.run_pending()
+    assert decider.batches == []
+    with world.session_factory() as session:
+        (item,) = items(session, person.participant_id, due_at=datetime(2026, 3, 2, 8, tzinfo=UTC))
+        assert item.status == ItemStatus.missed
+        assert item.status_reason is not None
+        assert item.status_reason.startswith("late:")
+        assert "allowed 600 s" in item.status_reason
+        assert item.sequence == 0  # it still counts as a decision point of the trial
+        assert session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
+
+
+def test_ema_prompt_reminders_expiry_and_answer(world: World) -> None:
+    document = protocol_yaml(
+        dp_times=["09:00"], ema_times=["20:00"], reminders={"count": 2, "every_minutes": 20}
+    )
+    person = enrolled(world, document)
+    register = world.client.post(
+        "/v1/me/devices",
+        json={"push_token": "tok-1", "platform": "android"},
+        headers=person.headers,
+    )
+    assert register.status_code == 201
+    w = worker(world)
+    prompt_due = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
+    run_until(world, w, prompt_due + timedelta(minutes=5))
+    with world.session_factory() as session:
+        (prompt,) = items(
+            session, person.participant_id, kind=ItemKind.ema_prompt, due_at=prompt_due
+        )
+        assert prompt.status == ItemStatus.done
+        pushes = session.scalars(sa.select(Notification).order_by(Notification.send_at)).all()
+        assert [(p.kind, p.status) for p in pushes] == [
+            ("ema_prompt", "sent"),
+            ("reminder", "pending"),
+            ("reminder", "pending"),
+        ]
+        assert [p.send_at - prompt_due for p in pushes] == [
+            timedelta(0),
+            timedelta(minutes=20),
+            timedelta(minutes=40),
+        ]
+    run_until(world, w, prompt_due + timedelta(minutes=25))
+    # The participant answers (ingestion sets answered_at); the second reminder is dropped.
+    with world.session_factory() as session:
+        session.get_one(ScheduledItem, prompt.id).answered_at = world.clock.now()
+        session.commit()
+    run_until(world, w, prompt_due + timedelta(minutes=61))
+    with world.session_factory() as session:
+        statuses = session.scalars(
+            sa.select(Notification.status).order_by(Notification.send_at)
+        ).all()
+        assert statuses == ["sent", "sent", "cancelled"]
+        assert session.get_one(ScheduledItem, prompt.id).status == ItemStatus.done
+
+
+def test_unanswered_prompt_expires_as_missed(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
+    w = worker(world)
+    prompt_due = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)
+    run_until(world, w, prompt_due + timedelta(minutes=59))
+    with world.session_factory() as session:
+        (prompt,) = items(session, person.participant_id, due_at=prompt_due)
+        assert prompt.status == ItemStatus.done
+    run_until(world, w, prompt_due + timedelta(minutes=61))
+    with world.session_factory() as session:
+        prompt = session.get_one(ScheduledItem, prompt.id)
+        assert prompt.status == ItemStatus.missed
+        assert prompt.status_reason == "expired: not answered before the prompt expired"
+
+
+def test_time_zone_change_replans_only_future_rows(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
+    w = worker(world)
+    run_until(world, w, datetime(2026, 3, 1, 19, 30, tzinfo=UTC))  # the 20:00 prompt fired
+    response = world.client.patch(
+        "/v1/me", json={"timezone": "America/Chicago"}, headers=person.headers
+    )
+    assert response.status_code == 200
+    chicago = ZoneInfo("America/Chicago")
+    with world.session_factory() as session:
+        rows = items(session, person.participant_id)
+        fired = [r for r in rows if r.status == ItemStatus.done]
+        assert [r.due_at for r in fired] == [datetime(2026, 3, 1, 19, 0, tzinfo=UTC)]
+        planned = [r for r in rows if r.status == ItemStatus.planned]
+        assert planned, "future rows are re-planned in the new zone"
+        assert {r.due_at.astimezone(chicago).strftime("%H:%M") for r in planned} == {
+            "09:00",
+            "20:00",
+        }
+        # The Berlin 2026-03-01 evening prompt fired; Chicago's 20:00 that day is not doubled.
+        keys = [r.slot_key for r in rows]
+        assert keys.count("ema:evening:2026-03-01:0") == 1
+
+
+def test_pause_cancels_and_resume_replans(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
+    admin = world.staff(Role.admin)
+    path = f"/v1/studies/{person.study_id}/participants/{person.participant_id}/status"
+    paused = world.client.post(path, json={"status": "paused", "reason": "holiday"}, headers=admin)
+    assert paused.status_code == 200
+    with world.session_factory() as session:
+        rows = items(session, person.participant_id)
+        assert rows
+        assert all(r.status == ItemStatus.cancelled for r in rows)
+        assert rows[0].status_reason == "participant paused: holiday"
+        assert session.get(ScheduleHorizon, person.participant_id) is None
+    w = worker(world)
+    run_until(world, w, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    with world.session_factory() as session:
+        assert all(r.status == ItemStatus.cancelled for r in items(session, person.participant_id))
+    resumed = world.client.post(path, json={"status": "active", "reason": "back"}, headers=admin)
+    assert resumed.status_code == 200
+    with world.session_factory() as session:
+        rows = items(session, person.participant_id)
+        past = [r for r in rows if r.due_at <= world.clock.now()]
+        future = [r for r in rows if r.due_at > world.clock.now()]
+        assert all(r.status == ItemStatus.cancelled for r in past)  # never rewritten
+        assert future
+        assert all(r.status == ItemStatus.planned for r in future)
+    withdrawn = world.client.post(
+        path, json={"status": "withdrawn", "reason": "moved"}, headers=admin
+    )
+    assert withdrawn.status_code == 200
+    with world.session_factory() as session:
+        assert not items(session, person.participant_id, status=ItemStatus.planned)
+
+
+def test_new_protocol_version_replans(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
+    version = upload(world, person.study_id, protocol_yaml(dp_times=["10:00"], ema_times=[]))
+    response = world.client.post(
+        f"/v1/studies/{person.study_id}/protocols/{version}/activate",
+        json={"apply_to": "all_participants"},
+        headers=world.staff(Role.admin),
+    )
+    assert response.status_code == 200
+    with world.session_factory() as session:
+        planned = items(session, person.participant_id, status=ItemStatus.planned)
+        assert {r.due_at.astimezone(BERLIN).strftime("%H:%M") for r in planned} == {"10:00"}
+        assert {r.protocol_version for r in planned} == {version}
+        cancelled = items(session, person.participant_id, status=ItemStatus.cancelled)
+        assert {r.slot_key.split(":")[0] for r in cancelled} == {"ema"}
+        assert all(r.status_reason == f"protocol version {version}" for r in cancelled)
+
+
+def test_event_triggers_create_one_row_per_event(world: World) -> None:
+    document = protocol_yaml(
+        dp_times=["09:00"],
+        ema_times=[],
+        extra_ema=[
+            {
+                "id": "after_exercise",
+                "questionnaire": "after",
+                "triggers": [{"event": "exercise_completed", "delay_minutes": 30}],
+            }
+        ],
+        extra_decision_points=[
+            {"id": "after_ema", "triggers": [{"event": "ema_submitted", "questionnaire": "daily"}]}
+        ],
+    )
+    person = enrolled(world, document)
+    subscribe_all()
+    reference = uuid.uuid4()
+    now = world.clock.now()
+    event = ParticipantEvent(
+        Event.exercise_completed, person.participant_id, uuid.UUID(person.study_id), now, reference
+    )
+    with world.session_factory() as session:
+        events.publish(session, world.clock, event)
+        events.publish(session, world.clock, event)  # a replay
+        on_participant_event(
+            session,
+            world.clock,
+            ParticipantEvent(
+                Event.ema_submitted,
+                person.participant_id,
+                uuid.UUID(person.study_id),
+                now,
+                uuid.uuid4(),
+                questionnaire="after",  # filtered out: the trigger wants "daily"
+            ),
+        )
+        session.commit()
+    with world.session_factory() as session:
+        triggered = [r for r in items(session, person.participant_id) if "-trigger:" in r.slot_key]
+        assert len(triggered) == 1
+        assert triggered[0].kind == ItemKind.ema_prompt
+        assert triggered[0].due_at == now + timedelta(minutes=30)
+        assert triggered[0].questionnaire_id == "after"
+        assert str(reference) in triggered[0].slot_key
+    with world.session_factory() as session:
+        on_participant_event(
+            session,
+            world.clock,
+            ParticipantEvent(
+                Event.ema_submitted,
+                person.participant_id,
+                uuid.UUID(person.study_id),
+                now,
+                uuid.uuid4(),
+                questionnaire="daily",
+            ),
+        )
+        session.commit()
+        (dp,) = [r for r in items(session, person.participant_id) if r.source_id == "after_ema"]
+        assert dp.kind == ItemKind.decision_point
+        assert dp.due_at == now
+    decider = RecordingDecider()
+    worker(world, decider).run_pending()
+    assert [len(b) for b in decider.batches] == [1]
+
+
+def test_expired_lease_is_taken_over_and_the_first_worker_loses(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
+    due = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    world.clock.set(due)
+    with world.session_factory() as session:
+        claimed = claim_due(session, due, "crashed", timedelta(seconds=120), 10)
+        session.commit()
+    assert len(claimed) == 1
+    decider = RecordingDecider()
+    w2 = worker(world, decider, name="w2")
+    w2.run_pending()  # the lease still holds: nothing to do
+    assert decider.batches == []
+    world.clock.advance(timedelta(seconds=121))
+    w2.run_pending()
+    assert len(decider.batches) == 1
+    # The first worker wakes up: its guarded settle finds the row taken over.
+    with world.session_factory() as session:
+        (item,) = items(session, person.participant_id, due_at=due)
+        assert item.status == ItemStatus.done
+    late = run_due_batch(
+        world.session_factory,
+        world.clock,
+        "crashed",
+        RecordingDecider(),
+        lease=timedelta(seconds=120),
+        batch_size=10,
+    )
+    assert late.fired == 0
+    with world.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1
+
+
+def test_sequence_numbers_per_participant_and_kind_in_due_order(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00", "15:00"], ema_times=["20:00"]))
+    w = worker(world)
+    run_until(world, w, datetime(2026, 3, 3, 23, 0, tzinfo=UTC))
+    with world.session_factory() as session:
+        for kind in ItemKind:
+            rows = [
+                r
+                for r in items(session, person.participant_id, kind=kind)
+                if r.status in (ItemStatus.done, ItemStatus.missed)
+            ]
+            assert [r.sequence for r in rows] == list(range(len(rows)))
+            assert rows
+
+
+def test_a_failing_decider_records_the_row_missed(world: World) -> None:
+    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
+
+    def broken(*_: object) -> list[None]:
+        raise RuntimeError("rule engine exploded")
+
+    w = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="w",
+        decider=broken,
+        provider=LoggingProvider(),
+    )
+    world.clock.set(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    w.run_pending()
+    with world.session_factory() as session:
+        (item,) = items(session, person.participant_id, due_at=datetime(2026, 3, 2, 8, tzinfo=UTC))
+        assert item.status == ItemStatus.missed
+        assert item.status_reason == "failed: RuntimeError: rule engine exploded"
+
+
+def test_dst_spring_forward_in_chicago_with_a_simulated_clock(world: World) -> None:
+    # 02:30 does not exist on 2026-03-08 in Chicago: it fires at 03:30, once.
+    document = protocol_yaml(dp_times=["02:30", "09:00"], ema_times=[])
+    world.clock.set(datetime(2026, 3, 6, 18, 0, tzinfo=UTC))
+    person = enrolled(world, document, timezone="America/Chicago")
+    w = worker(world)
+    run_until(world, w, datetime(2026, 3, 10, 18, 0, tzinfo=UTC))
+    chicago = ZoneInfo("America/Chicago")
+    with world.session_factory() as session:
+        fired = items(session, person.participant_id, status=ItemStatus.done)
+        local = [r.due_at.astimezone(chicago).strftime("%m-%d %H:%M") for r in fired]
+        assert local == [
+            "03-07 02:30",
+            "03-07 09:00",
+            "03-08 03:30",
+            "03-08 09:00",
+            "03-09 02:30",
+            "03-09 09:00",
+            "03-10 02:30",
+            "03-10 09:00",
+        ]
+        assert not items(session, person.participant_id, status=ItemStatus.missed)
