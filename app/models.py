@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEvent
 from app.core.db import Base
+from app.decision_rules.models import Decision, PaiScore, SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.notifications.models import Device, Notification
@@ -22,17 +23,20 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Decision",
     "Device",
     "EmaAnswer",
     "EmaResponse",
     "EngagementEvent",
     "EnrollmentCode",
     "Notification",
+    "PaiScore",
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
     "ProtocolVersion",
     "ScheduledItem",
+    "SmartAssignment",
     "Study",
     "WearableSummary",
     "WorkerHeartbeat",
