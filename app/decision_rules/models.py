@@ -20,9 +20,7 @@ class Decision(IdMixin, Base):
     """
 
     __tablename__ = "decisions"
-    __table_args__ = (
-        sa.Index("ix_decisions_participant_decided", "participant_id", "decided_at"),
-    )
+    __table_args__ = (sa.Index("ix_decisions_participant_decided", "participant_id", "decided_at"),)
 
     participant_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("participants.id", ondelete="CASCADE")
@@ -110,7 +108,9 @@ class PaiScore(IdMixin, Base):
     """
 
     __tablename__ = "pai_scores"
-    __table_args__ = (sa.Index("ix_pai_scores_participant_computed", "participant_id", "computed_at"),)
+    __table_args__ = (
+        sa.Index("ix_pai_scores_participant_computed", "participant_id", "computed_at"),
+    )
 
     participant_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("participants.id", ondelete="CASCADE")
