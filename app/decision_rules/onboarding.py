@@ -100,3 +100,21 @@ def latest_scores(
         .order_by(PaiScore.computed_at, PaiScore.id)
     ).all()
     return {(row.participant_id, row.protocol_version): row for row in rows}
+
+
+def score_at_enrollment(session: Session, clock: Clock, participant: Participant) -> None:
+    """Score the PAI at enrollment unless onboarding already did for this protocol version
+    (the study may have had no protocol when the participant was created)."""
+    version = participant.protocol_version
+    if version is None:
+        return
+    protocol = protocol_for(session, participant.study_id, version)
+    if protocol.personalization.pai is None:
+        return
+    if (participant.id, version) in latest_scores(session, [participant.id]):
+        return
+    if attribute_problems(protocol, participant.attributes):
+        # Attributes set before the protocol existed may not fit it; the engine then falls
+        # back (and logs why) rather than enrollment failing for the participant.
+        return
+    score(session, clock, participant, protocol, reason="enrolled")
