@@ -160,9 +160,7 @@ class Trial:
             )
             session.commit()
 
-    def prompt(
-        self, participant: uuid.UUID, created_at: datetime, *, status: str = "sent"
-    ) -> None:
+    def prompt(self, participant: uuid.UUID, created_at: datetime, *, status: str = "sent") -> None:
         """An intervention notification, as the scheduler writes one for a delivery."""
         with self.world.session_factory() as session:
             session.add(

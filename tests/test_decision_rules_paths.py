@@ -38,7 +38,8 @@ def test_low_acceptance_high_interference_randomizes_pain_acceptance(trial: Tria
     participant = with_pain(trial)
     trial.ema(participant, "checkin", {"interference": 7, "acceptance": 2}, at(DAY2, 12, 30))
     decision, delivery = trial.decide_one(participant, "afternoon", at(DAY2, 14))
-    assert decision.available and not decision.fallback
+    assert decision.available
+    assert not decision.fallback
     assert decision.rule_id == "low_acceptance_high_interference"
     assert decision.probabilities == {"pain_acceptance": 0.6, "nothing": 0.4}
     assert decision.randomized
@@ -133,8 +134,10 @@ def test_weekly_feedback_on_sunday_evening_is_a_fixed_option(trial: Trial) -> No
     assert decision.rule_id == "weekly_feedback"
     assert decision.probabilities == {"feedback": 1.0}
     assert not decision.randomized
-    assert decision.option_id == "feedback" and decision.probability == 1.0
-    assert delivery is not None and delivery.title == "Your week in numbers"
+    assert decision.option_id == "feedback"
+    assert decision.probability == 1.0
+    assert delivery is not None
+    assert delivery.title == "Your week in numbers"
     assert delivery.deep_link == "kairos://feedback/steps-vs-pain"
 
 
@@ -152,9 +155,11 @@ def test_unavailable_on_the_enrollment_day(trial: Trial) -> None:
     participant = trial.participant(enrolled_at=ENROLLED)
     trial.ema(participant, "checkin", {"pain": 4}, ENROLLED + timedelta(minutes=5))
     decision, delivery = trial.decide_one(participant, "evening", at(ENROLLED, 19, 30))
-    assert not decision.available and delivery is None
+    assert not decision.available
+    assert delivery is None
     assert decision.unavailable_reason == "availability condition false: days_enrolled >= 1"
-    assert decision.option_id is None and decision.probabilities == {}
+    assert decision.option_id is None
+    assert decision.probabilities == {}
 
 
 def test_unavailable_without_data_for_a_variable_without_default(trial: Trial) -> None:
@@ -192,7 +197,8 @@ def test_minimum_gap_since_the_last_prompt(trial: Trial) -> None:
     participant = with_pain(trial)
     trial.prompt(participant, at(DAY2, 13, 15))
     decision, _ = trial.decide_one(participant, "afternoon", at(DAY2, 14))
-    assert decision.unavailable_reason == "too soon after the last prompt (45 minutes ago, minimum 90)"
+    reason = "too soon after the last prompt (45 minutes ago, minimum 90)"
+    assert decision.unavailable_reason == reason
 
 
 def test_paused_participant_is_unavailable(trial: Trial) -> None:
@@ -213,6 +219,8 @@ def test_same_participant_twice_in_a_batch_counts_the_first_prompt(trial: Trial)
     first = trial.item(participant, "evening", at(sunday, 19, 30))
     second = trial.item(participant, "evening", at(sunday, 19, 30))
     (one, delivered), (two, _) = trial.decide([first, second])
-    assert delivered is not None and one.option_id == "feedback"
+    assert delivered is not None
+    assert one.option_id == "feedback"
     assert not two.available
-    assert two.unavailable_reason is not None and "too soon" in two.unavailable_reason
+    assert two.unavailable_reason is not None
+    assert "too soon" in two.unavailable_reason
