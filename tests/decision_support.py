@@ -52,6 +52,14 @@ class Trial:
         assert response.status_code == 201, response.text
         self._sequence = 0
 
+    @classmethod
+    def of(cls, world: World, study_id: str) -> "Trial":
+        """A Trial for a study set up by the test itself."""
+        trial = cls.__new__(cls)
+        trial.world, trial.admin, trial.study_id = world, world.staff(Role.admin), study_id
+        trial._sequence = 0
+        return trial
+
     def participant(
         self,
         attributes: Mapping[str, Any] | None = None,
