@@ -171,7 +171,7 @@ def test_attributes_that_do_not_fit_a_later_protocol_fall_back(world: World) -> 
     decision, delivery = trial.decide_one(participant, "afternoon", DAY28 - timedelta(days=20))
     assert decision.fallback
     assert decision.error is not None
-    assert decision.error.startswith("KeyError")
+    assert "attributes.baseline_interference: a value is required" in decision.error
     assert delivery is None
 
 

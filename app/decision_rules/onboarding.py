@@ -64,6 +64,12 @@ def score(
     pai = protocol.personalization.pai
     if pai is None or participant.protocol_version is None:
         return None
+    problems = attribute_problems(protocol, participant.attributes)
+    if problems:
+        raise ValueError(
+            "the PAI cannot be scored, the participant's attributes do not fit the protocol: "
+            + "; ".join(f"{field}: {reason}" for field, reason in problems)
+        )
     row = PaiScore(
         participant_id=participant.id,
         protocol_version=participant.protocol_version,
