@@ -186,7 +186,7 @@ def contraindicated(option_id: str, attributes: dict[str, Any]) -> bool:
     if option_id == "mindfulness":
         return bool(attributes["trauma_history"])
     if option_id == "activity_pacing":
-        return attributes["pain_phenotype"] == "neuropathic" or attributes["age"] > 80
+        return bool(attributes["pain_phenotype"] == "neuropathic" or attributes["age"] > 80)
     return False
 
 
