@@ -8,7 +8,16 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.problems import install_problem_handlers
-from app.api.routes import admin, health, me, participants, protocols, staff_devices, studies
+from app.api.routes import (
+    admin,
+    decisions,
+    health,
+    me,
+    participants,
+    protocols,
+    staff_devices,
+    studies,
+)
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
@@ -44,6 +53,12 @@ TAGS = [
         "name": "protocols",
         "description": "Study protocol documents: upload (YAML or JSON), validate, versions, "
         "activation. See docs/protocols.md.",
+    },
+    {
+        "name": "decisions",
+        "description": "The decision log (a participant's decision history with delivery, "
+        "engagement and proximal outcomes) and previews of a protocol's decisions. See "
+        "docs/decisions-engine.md.",
     },
     {"name": "devices", "description": "Staff view of participants' push devices."},
     {"name": "enrollment", "description": "The phone app's first call."},
@@ -93,6 +108,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         protocols.router,
         participants.router,
         staff_devices.router,
+        decisions.router,
         me.enroll_router,
         me.router,
         admin.router,
