@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
@@ -21,8 +23,8 @@ from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
 from app.decision_rules.evaluation import Evaluation, Moment, evaluate, fallback
-from app.decision_rules.models import Decision, PaiScore, SmartAssignment
-from app.decision_rules.onboarding import latest_scores, score
+from app.decision_rules.models import Decision, SmartAssignment
+from app.decision_rules.onboarding import latest_recommendations, score
 from app.decision_rules.seeding import choose, derive_seed, uniform
 from app.decision_rules.smart import SmartState, advance
 from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
@@ -52,6 +54,28 @@ class _Burden:
     last_prompt_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class _Person:
+    """What deciding needs of a participant (loaded without ORM bookkeeping)."""
+
+    id: uuid.UUID
+    timezone: str
+    status: ParticipantStatus
+    enrolled_at: datetime | None
+    attributes: dict[str, Any]
+    protocol_version: int | None
+
+
+def _participants(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Person]:
+    p = Participant
+    rows = session.execute(
+        sa.select(
+            p.id, p.timezone, p.status, p.enrolled_at, p.attributes, p.protocol_version
+        ).where(p.id.in_(ids))
+    ).all()
+    return {row[0]: _Person(*row) for row in rows}
+
+
 def decide_batch(
     session: Session, clock: Clock, items: Sequence[ScheduledItem]
 ) -> list[Delivery | None]:
@@ -60,14 +84,11 @@ def decide_batch(
         return []
     now = clock.now()
     participant_ids = {item.participant_id for item in items}
-    participants = {
-        p.id: p
-        for p in session.scalars(sa.select(Participant).where(Participant.id.in_(participant_ids)))
-    }
+    participants = _participants(session, participant_ids)
     protocols = protocols_for(session, {(i.study_id, i.protocol_version) for i in items})
     smart_rows = _smart_assignments(session, participant_ids, protocols)
     pai_rows = (
-        latest_scores(session, participant_ids)
+        latest_recommendations(session, participant_ids)
         if any(p.personalization.pai for p in protocols.values())
         else {}
     )
@@ -94,7 +115,7 @@ def decide_batch(
     tailorings = compute_tailoring(session, subjects)
 
     deliveries: list[Delivery | None] = []
-    decisions: list[Decision] = []
+    decisions: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         participant = participants[item.participant_id]
         key = (item.study_id, item.protocol_version)
@@ -117,9 +138,35 @@ def decide_batch(
             smart_rows[participant.id][row.stage_id] = row
         decisions.append(decision)
         deliveries.append(delivery)
-    session.add_all(decisions)
-    session.flush()
+    _insert(session, decisions)
     return deliveries
+
+
+_TABLE = cast(sa.Table, Decision.__table__)
+_COLUMNS = [column.key for column in _TABLE.columns]
+_JSON_COLUMNS = frozenset(
+    column.key for column in _TABLE.columns if isinstance(column.type, sa.JSON)
+)
+
+
+def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the batch's log rows at once: COPY on PostgreSQL, one executemany elsewhere.
+    The rows are write-once, so the ORM's per-object bookkeeping would only cost time."""
+    session.flush()  # SMART assignments and PAI scores written while deciding
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(sa.insert(_TABLE), list(rows))
+        return
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)  # noqa: S101
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY decisions ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [Jsonb(row[key]) if key in _JSON_COLUMNS else row[key] for key in _COLUMNS]
+            )
 
 
 def _decide(
@@ -127,50 +174,69 @@ def _decide(
     clock: Clock,
     now: datetime,
     item: ScheduledItem,
-    participant: Participant,
+    participant: _Person,
     zone: ZoneInfo,
     protocol: Protocol | None,
     tailoring: Tailoring,
     smart_rows: dict[str, SmartAssignment],
-    pai_rows: dict[tuple[uuid.UUID, int], PaiScore],
+    pai_rows: dict[tuple[uuid.UUID, int], str],
     burden: _Burden,
-) -> tuple[Decision, Delivery | None, list[SmartAssignment]]:
+) -> tuple[dict[str, Any], Delivery | None, list[SmartAssignment]]:
     local = now.astimezone(zone)
-    decision = Decision(
-        id=new_id(),
-        participant_id=participant.id,
-        study_id=item.study_id,
-        scheduled_item_id=item.id,
-        decision_point_id=item.source_id,
-        decision_index=item.sequence,
-        planned_at=item.due_at,
-        decided_at=now,
-        local_time=local.isoformat(),
-        timezone=participant.timezone,
-        protocol_version=item.protocol_version,
-        tailoring=dict(tailoring.values),
-        tailoring_defaulted=list(tailoring.defaulted),
-        created_at=now,
-    )
+    decision: dict[str, Any] = {
+        "id": new_id(),
+        "participant_id": participant.id,
+        "study_id": item.study_id,
+        "scheduled_item_id": item.id,
+        "decision_point_id": item.source_id,
+        "decision_index": item.sequence,
+        "planned_at": item.due_at,
+        "decided_at": now,
+        "local_time": local.isoformat(),
+        "timezone": participant.timezone,
+        "protocol_version": item.protocol_version,
+        "tailoring": dict(tailoring.values),
+        "tailoring_defaulted": list(tailoring.defaulted),
+        "created_at": now,
+        # Every column explicitly: the rows are inserted in bulk (see _insert).
+        "study_day": None,
+        "stage": None,
+        "track": None,
+        "available": True,
+        "unavailable_reason": None,
+        "pai_recommendation": None,
+        "rule_id": None,
+        "declared_probabilities": {},
+        "excluded": {},
+        "probabilities": {},
+        "randomized": False,
+        "seed": None,
+        "draw": None,
+        "option_id": None,
+        "probability": None,
+        "note": None,
+        "fallback": False,
+        "error": None,
+    }
     if protocol is None:
-        decision.available = True
-        decision.fallback = True
-        decision.error = (
+        decision["available"] = True
+        decision["fallback"] = True
+        decision["error"] = (
             f"protocol version {item.protocol_version} of the study could not be loaded; "
             "nothing is delivered"
         )
         return decision, None, []
-    decision.seed = decision_seed(
+    decision["seed"] = decision_seed(
         protocol.study.random_seed, participant.id, item.source_id, decision_index(item)
     )
     reason = _status_reason(participant, protocol, now, zone)
     day = study_day(now, participant.enrolled_at, zone) if participant.enrolled_at else None
-    decision.study_day = day
+    decision["study_day"] = day
     smart = SmartState()
     pai = ""
     try:
         pai = _pai_recommendation(session, clock, participant, protocol, pai_rows)
-        decision.pai_recommendation = pai or None
+        decision["pai_recommendation"] = pai or None
         if protocol.smart is not None and day is not None and participant.status in _FOLLOWED:
             smart = advance(
                 protocol,
@@ -183,10 +249,10 @@ def _decide(
                 attributes=participant.attributes,
                 pai_recommendation=pai,
                 now=now,
-                decision_id=decision.id,
+                decision_id=decision["id"],
             )
             session.add_all(smart.new)
-            decision.stage, decision.track = smart.stage, smart.track
+            decision["stage"], decision["track"] = smart.stage, smart.track
     except Exception as exc:
         moment = Moment(item.source_id, local, participant.attributes)
         evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
@@ -215,7 +281,7 @@ _FOLLOWED = (ParticipantStatus.active, ParticipantStatus.paused)
 
 
 def _status_reason(
-    participant: Participant, protocol: Protocol, now: datetime, zone: ZoneInfo
+    participant: _Person, protocol: Protocol, now: datetime, zone: ZoneInfo
 ) -> str | None:
     if participant.status is not ParticipantStatus.active:
         return f"participant is {participant.status}"
@@ -230,55 +296,55 @@ def _status_reason(
 def _pai_recommendation(
     session: Session,
     clock: Clock,
-    participant: Participant,
+    participant: _Person,
     protocol: Protocol,
-    pai_rows: dict[tuple[uuid.UUID, int], PaiScore],
+    pai_rows: dict[tuple[uuid.UUID, int], str],
 ) -> str:
     """The stored PAI recommendation, scored now if onboarding did not (e.g. the protocol
     was activated after the participant was created)."""
     if protocol.personalization.pai is None or participant.protocol_version is None:
         return ""
     key = (participant.id, participant.protocol_version)
-    row = pai_rows.get(key)
-    if row is None:
+    recommendation = pai_rows.get(key)
+    if recommendation is None:
         row = score(session, clock, participant, protocol, reason="first_decision")
         if row is None:
             return ""
-        pai_rows[key] = row
-    return row.recommendation
+        recommendation = pai_rows[key] = row.recommendation
+    return recommendation
 
 
 def _finish(
-    decision: Decision,
+    decision: dict[str, Any],
     evaluation: Evaluation,
     protocol: Protocol,
     moment: Moment,
     tailoring: Tailoring,
     burden: _Burden,
-) -> tuple[Decision, Delivery | None]:
+) -> tuple[dict[str, Any], Delivery | None]:
     """Draw, render the message (falling back if it cannot be), record, and count the
     prompt against the participant's burden for the rest of the batch."""
     delivery = None
     if evaluation.deliberate:
-        assert decision.seed is not None  # noqa: S101
-        u = uniform(decision.seed)
+        assert decision["seed"] is not None  # noqa: S101
+        u = uniform(decision["seed"])
         option_id: str | None = choose(evaluation.probabilities, u)
         assert option_id is not None  # noqa: S101
         try:
-            delivery = _delivery(decision.id, protocol, option_id, tailoring.values)
+            delivery = _delivery(decision["id"], protocol, option_id, tailoring.values)
         except Exception as exc:
             index = [o.id for o in protocol.intervention_options].index(option_id)
             error = f"intervention_options[{index}] message: {type(exc).__name__}: {exc}"
             evaluation = fallback(protocol, moment, error)
             option_id = choose(evaluation.probabilities, u) if evaluation.deliberate else None
-            delivery = _safe_delivery(decision.id, protocol, option_id, tailoring.values)
-        decision.draw = u
-        decision.option_id = option_id
-        decision.probability = evaluation.probabilities.get(option_id) if option_id else None
+            delivery = _safe_delivery(decision["id"], protocol, option_id, tailoring.values)
+        decision["draw"] = u
+        decision["option_id"] = option_id
+        decision["probability"] = evaluation.probabilities.get(option_id) if option_id else None
     _record(decision, evaluation)
     if delivery is not None:
         burden.prompts_today += 1
-        burden.last_prompt_at = decision.decided_at
+        burden.last_prompt_at = decision["decided_at"]
     return decision, delivery
 
 
@@ -316,17 +382,17 @@ def _delivery(
     )
 
 
-def _record(decision: Decision, evaluation: Evaluation) -> None:
-    decision.available = evaluation.available
-    decision.unavailable_reason = evaluation.unavailable_reason
-    decision.rule_id = evaluation.rule_id
-    decision.declared_probabilities = dict(evaluation.declared)
-    decision.probabilities = dict(evaluation.probabilities)
-    decision.excluded = dict(evaluation.excluded)
-    decision.randomized = evaluation.randomized
-    decision.note = evaluation.note
-    decision.fallback = evaluation.fallback
-    decision.error = evaluation.error
+def _record(decision: dict[str, Any], evaluation: Evaluation) -> None:
+    decision["available"] = evaluation.available
+    decision["unavailable_reason"] = evaluation.unavailable_reason
+    decision["rule_id"] = evaluation.rule_id
+    decision["declared_probabilities"] = dict(evaluation.declared)
+    decision["probabilities"] = dict(evaluation.probabilities)
+    decision["excluded"] = dict(evaluation.excluded)
+    decision["randomized"] = evaluation.randomized
+    decision["note"] = evaluation.note
+    decision["fallback"] = evaluation.fallback
+    decision["error"] = evaluation.error
 
 
 def _smart_assignments(
@@ -346,7 +412,7 @@ def _smart_assignments(
 def _burden(
     session: Session,
     now: datetime,
-    participants: Mapping[uuid.UUID, Participant],
+    participants: Mapping[uuid.UUID, _Person],
     zones: Mapping[uuid.UUID, ZoneInfo],
     items: Sequence[ScheduledItem],
     protocols: Mapping[VersionKey, Protocol],

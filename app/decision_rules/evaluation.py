@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import cel
+
 from app.decision_rules.probabilities import Adjusted, adjust
 from app.decision_rules.tailoring import Tailoring
 from app.protocols.cel_rules import compile_condition, evaluate_condition
@@ -119,7 +121,9 @@ def evaluate(protocol: Protocol, moment: Moment, tailoring: Tailoring) -> Evalua
             + ", ".join(tailoring.missing)
             + " (a tailoring variable without a default)",
         )
-    context = {**tailoring.present(), **builtins(moment)}
+    # One converted context for every expression of this decision: converting a dict on
+    # each evaluation costs far more than the evaluation itself.
+    context = cel.Context({**tailoring.present(), **builtins(moment)})
     try:
         for index, condition in enumerate(protocol.policy.availability.conditions):
             if not _holds(condition, context, f"policy.availability.conditions[{index}]"):
@@ -164,11 +168,14 @@ def fallback(protocol: Protocol, moment: Moment, error: str) -> Evaluation:
     )
 
 
-def _holds(expression: str, context: dict[str, Any], where: str) -> bool:
+def _holds(expression: str, context: cel.Context, where: str) -> bool:
     try:
-        return evaluate_condition(compile_condition(expression), context)
+        result = compile_condition(expression).execute(context)
     except Exception as exc:
         raise ExpressionError(where, exc) from exc
+    if not isinstance(result, bool):
+        raise ExpressionError(where, TypeError(f"condition gave {result!r}, not true or false"))
+    return result
 
 
 def _adjust(

@@ -1,8 +1,9 @@
 """Onboarding (inter-patient) personalization: participant attributes checked against the
 protocol's schema, and the Personalized Advantage Index scored and stored."""
 
+import typing
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,10 +53,21 @@ def validate_attributes(protocol: Protocol, attributes: Mapping[str, Any]) -> No
         )
 
 
+class Scorable(typing.Protocol):
+    """What scoring needs of a participant (an ORM row or a lighter record)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def protocol_version(self) -> int | None: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
+
+
 def score(
     session: Session,
     clock: Clock,
-    participant: Participant,
+    participant: Scorable,
     protocol: Protocol,
     *,
     reason: str,
@@ -93,19 +105,20 @@ def onboard(session: Session, clock: Clock, participant: Participant, *, reason:
     score(session, clock, participant, protocol, reason=reason)
 
 
-def latest_scores(
+def latest_recommendations(
     session: Session, participant_ids: Iterable[uuid.UUID]
-) -> dict[tuple[uuid.UUID, int], PaiScore]:
-    """The latest PAI score of each participant, by (participant, protocol version)."""
+) -> dict[tuple[uuid.UUID, int], str]:
+    """The latest PAI recommendation of each participant, by (participant, protocol
+    version)."""
     ids = list(set(participant_ids))
     if not ids:
         return {}
-    rows: Sequence[PaiScore] = session.scalars(
-        sa.select(PaiScore)
+    rows = session.execute(
+        sa.select(PaiScore.participant_id, PaiScore.protocol_version, PaiScore.recommendation)
         .where(PaiScore.participant_id.in_(ids))
         .order_by(PaiScore.computed_at, PaiScore.id)
     ).all()
-    return {(row.participant_id, row.protocol_version): row for row in rows}
+    return {(pid, version): recommendation for pid, version, recommendation in rows}
 
 
 def score_at_enrollment(session: Session, clock: Clock, participant: Participant) -> None:
@@ -117,7 +130,7 @@ def score_at_enrollment(session: Session, clock: Clock, participant: Participant
     protocol = protocol_for(session, participant.study_id, version)
     if protocol.personalization.pai is None:
         return
-    if (participant.id, version) in latest_scores(session, [participant.id]):
+    if (participant.id, version) in latest_recommendations(session, [participant.id]):
         return
     if attribute_problems(protocol, participant.attributes):
         # Attributes set before the protocol existed may not fit it; the engine then falls

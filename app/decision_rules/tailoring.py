@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,11 @@ class Subject:
     enrolled_at: datetime | None
     attributes: Mapping[str, Any]
     protocol: Protocol
+
+    @cached_property
+    def today_start(self) -> datetime:
+        """Local midnight of the decision's day (several variables use it)."""
+        return start_of_local_day(self.at, self.zone)
 
 
 @dataclass
@@ -116,7 +122,7 @@ def _window(
         return subject.enrolled_at, end
     assert variable.window is not None  # noqa: S101 - exactly one of window, baseline_days
     span = window_span(variable.window)
-    start = start_of_local_day(at, subject.zone) if span is None else at - span
+    start = subject.today_start if span is None else at - span
     return start, at
 
 
