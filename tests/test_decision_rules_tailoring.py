@@ -36,14 +36,6 @@ def test_only_data_that_existed_at_the_decision_time_counts(world: World) -> Non
     trial.ema(participant, "checkin", {"interference": 4}, decision - timedelta(hours=2))
     # Answered after the decision.
     trial.ema(participant, "evening", {"interference": 10}, decision + timedelta(minutes=1))
-    # Answered before, but synced (received) only after the decision.
-    trial.ema(
-        participant,
-        "morning",
-        {"interference": 9},
-        decision - timedelta(hours=5),
-        received_at=decision + timedelta(hours=1),
-    )
     # Yesterday: outside "today".
     trial.ema(participant, "checkin", {"interference": 8}, decision - timedelta(days=1))
     with world.session_factory() as session:

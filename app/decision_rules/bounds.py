@@ -10,12 +10,13 @@ plain text comparisons that agree with time order.
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.core.db import UTCDateTime
 
@@ -69,3 +70,16 @@ def bounds_table(session: Session, bounds: Sequence[Bound]) -> sa.Subquery:
         .columns(k=sa.Integer, pid=sa.Uuid, s=UTCDateTime, e=UTCDateTime)
         .subquery("b")
     )
+
+
+def among(
+    session: Session,
+    column: sa.ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+    ids: Iterable[uuid.UUID],
+) -> sa.ColumnElement[bool]:
+    """``column IN ids``, as one array parameter on PostgreSQL (a 10,000-item IN list costs
+    more to send and parse than to run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Uuid()))
+        return column == sa.any_(array)
+    return column.in_(list(ids))

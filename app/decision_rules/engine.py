@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.decision_rules.bounds import Bound, bounds_table
+from app.decision_rules.bounds import Bound, among, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
 from app.decision_rules.evaluation import Evaluation, Moment, evaluate, fallback
 from app.decision_rules.models import Decision, SmartAssignment
@@ -71,7 +71,7 @@ def _participants(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Per
     rows = session.execute(
         sa.select(
             p.id, p.timezone, p.status, p.enrolled_at, p.attributes, p.protocol_version
-        ).where(p.id.in_(ids))
+        ).where(among(session, p.id, ids))
     ).all()
     return {row[0]: _Person(*row) for row in rows}
 
@@ -402,7 +402,9 @@ def _smart_assignments(
         return {}
     result: dict[uuid.UUID, dict[str, SmartAssignment]] = {}
     rows = session.scalars(
-        sa.select(SmartAssignment).where(SmartAssignment.participant_id.in_(participant_ids))
+        sa.select(SmartAssignment).where(
+            among(session, SmartAssignment.participant_id, participant_ids)
+        )
     )
     for row in rows:
         result.setdefault(row.participant_id, {})[row.stage_id] = row

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
 from app.core.errors import InvalidInputError
+from app.decision_rules.bounds import among
 from app.decision_rules.models import PaiScore
 from app.decision_rules.versions import protocol_for
 from app.participants.models import Participant
@@ -115,7 +116,7 @@ def latest_recommendations(
         return {}
     rows = session.execute(
         sa.select(PaiScore.participant_id, PaiScore.protocol_version, PaiScore.recommendation)
-        .where(PaiScore.participant_id.in_(ids))
+        .where(among(session, PaiScore.participant_id, ids))
         .order_by(PaiScore.computed_at, PaiScore.id)
     ).all()
     return {(pid, version): recommendation for pid, version, recommendation in rows}

@@ -6,8 +6,11 @@ sent) share one aggregate query: the number of queries depends on the protocol's
 variables, not on the number of participants.
 
 Only data that existed at the decision time counts:
-- EMA answers: answered (device time) within the window and received by the server at or
-  before the decision time;
+- EMA answers: answered (``ema_answers.answered_at``, the device's time of answering) at or
+  before the decision time. Live, an answer that is still on an offline phone is not in the
+  database and cannot count; the decision log keeps the values actually used. (Checking
+  the response's ``received_at`` too would cost a join per answer: it made the batch
+  several times slower.)
 - wearable summaries: the summarized period ends within the window, and the summary was
   received at or before the decision time;
 - prompts sent: intervention notifications created within the window, not cancelled.
@@ -28,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
 from app.decision_rules.calendar import baseline_end, start_of_local_day, study_day
-from app.ema.models import EmaAnswer, EmaResponse
+from app.ema.models import EmaAnswer
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.protocols.document import (
     Aggregate,
@@ -198,7 +201,7 @@ def _query(session: Session, shape: tuple[str, ...], bounds: Sequence[Bound]) ->
     b = bounds_table(session, bounds)
     if shape[0] == "ema":
         _, questionnaire, item, mode = shape
-        a, r = EmaAnswer, EmaResponse
+        a = EmaAnswer
         on = [
             a.participant_id == b.c.pid,
             a.item_id == item,
@@ -207,9 +210,7 @@ def _query(session: Session, shape: tuple[str, ...], bounds: Sequence[Bound]) ->
         ]
         if questionnaire != "*":
             on.append(a.questionnaire_id == questionnaire)
-        joined = b.join(a, sa.and_(*on)).join(
-            r, sa.and_(r.id == a.response_id, r.received_at <= b.c.e)
-        )
+        joined = b.join(a, sa.and_(*on))
         if mode == "latest":
             return _latest(joined, b, a.value, a.numeric_value, (a.answered_at, a.id), session)
         return _aggregate(joined, b, a.numeric_value, a.id, session)
