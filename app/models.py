@@ -3,6 +3,7 @@
 from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.core.db import Base
+from app.decision_rules.models import Decision, PaiScore, SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export.models import ExportJob
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CareFlag",
+    "Decision",
     "DeliveryAttempt",
     "Device",
     "EmaAnswer",
@@ -35,12 +37,14 @@ __all__ = [
     "EnrollmentCode",
     "ExportJob",
     "Notification",
+    "PaiScore",
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
     "ProtocolVersion",
     "ScheduleHorizon",
     "ScheduledItem",
+    "SmartAssignment",
     "Study",
     "WearableSummary",
     "WorkerHeartbeat",

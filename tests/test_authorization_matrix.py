@@ -94,6 +94,15 @@ CASES = [
     Case("POST", P + "/{participant}/enrollment-code", 201, "staff", WRITERS),
     Case("POST", P + "/{participant}/tokens/revoke", 200, "staff", WRITERS),
     Case("GET", P + "/{participant}/devices", 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}/decisions", 200, "staff", ALL_STAFF),
+    Case(
+        "POST",
+        "/v1/studies/{study}/decisions/preview",
+        200,
+        "staff",
+        ALL_STAFF,
+        {"decision_point": "afternoon", "local_time": "2026-03-02T15:00:00", "tailoring": {}},
+    ),
     Case(
         "PATCH",
         P + "/{participant}/devices/{device}",

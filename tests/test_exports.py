@@ -24,6 +24,14 @@ from app.sensing.models import WearableSummary
 from app.staff.models import Role
 from tests.conftest import World, bearer
 
+# Onboarding attributes the chronic-pain example requires of every participant.
+PAIN_ATTRIBUTES = {
+    "trauma_history": False,
+    "pain_phenotype": "nociplastic",
+    "age": 47,
+    "baseline_interference": 6,
+}
+
 
 def _study_with_data(world: World) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     study = world.study()
@@ -33,7 +41,9 @@ def _study_with_data(world: World) -> tuple[dict[str, Any], list[dict[str, Any]]
         headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
     )
     assert uploaded.status_code == 201
-    people = [world.enrolled_participant(study["id"])[0] for _ in range(2)]
+    people = [
+        world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)[0] for _ in range(2)
+    ]
     now = world.clock.now()
     with world.session_factory() as session:
         for n, person in enumerate(people):

@@ -18,6 +18,7 @@ from app.sensing.models import WearableSummary
 from app.staff.models import Role
 from app.studies.models import Study
 from tests.conftest import World, bearer
+from tests.test_exports import PAIN_ATTRIBUTES
 
 DAY = timedelta(days=1)
 
@@ -95,7 +96,7 @@ def _flags(world: World, study_id: str, **params: Any) -> list[dict[str, Any]]:
 
 def test_non_response_is_flagged_and_resolves_when_pain_improves(world: World) -> None:
     study = _study(world)
-    participant, token = world.enrolled_participant(study["id"])
+    participant, token = world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)
     start = world.clock.now()
     with world.session_factory() as session:
         for day in range(7):
@@ -136,7 +137,7 @@ def test_non_response_is_flagged_and_resolves_when_pain_improves(world: World) -
 
 def test_no_flag_before_the_protocols_week(world: World) -> None:
     study = _study(world)
-    participant, _ = world.enrolled_participant(study["id"])
+    participant, _ = world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)
     start = world.clock.now()
     with world.session_factory() as session:
         for day in range(20):
@@ -151,7 +152,7 @@ def test_no_flag_before_the_protocols_week(world: World) -> None:
 
 def test_fatigue_flag_and_its_automatic_response(world: World) -> None:
     study = _study(world)
-    participant, token = world.enrolled_participant(study["id"])
+    participant, token = world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)
     start = world.clock.now()
     with world.session_factory() as session:
         _prompts(session, participant, start + 7 * DAY, offered=14, answered=13)
@@ -198,7 +199,7 @@ def test_fatigue_flag_and_its_automatic_response(world: World) -> None:
 
 def test_unreachable_after_days_without_push_or_contact(world: World) -> None:
     study = _study(world)
-    participant, token = world.enrolled_participant(study["id"])
+    participant, token = world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)
     start = world.clock.now()
     world.clock.set(start + 2 * DAY)
     with world.session_factory() as session:
@@ -221,7 +222,7 @@ def test_unreachable_after_days_without_push_or_contact(world: World) -> None:
 
 def test_trends_show_weekly_means_against_baseline(world: World) -> None:
     study = _study(world)
-    participant, _ = world.enrolled_participant(study["id"])
+    participant, _ = world.enrolled_participant(study["id"], attributes=PAIN_ATTRIBUTES)
     start = world.clock.now()
     with world.session_factory() as session:
         for day, value in ((1, 6.0), (2, 8.0), (8, 5.0), (9, 4.0)):
@@ -270,7 +271,9 @@ def test_trends_show_weekly_means_against_baseline(world: World) -> None:
 
 def test_my_summary_puts_steps_beside_pain(world: World) -> None:
     study = _study(world)
-    participant, token = world.enrolled_participant(study["id"], timezone="America/Chicago")
+    participant, token = world.enrolled_participant(
+        study["id"], timezone="America/Chicago", attributes=PAIN_ATTRIBUTES
+    )
     start = world.clock.now()  # 12:00 UTC = 06:00 in Chicago
     with world.session_factory() as session:
         _pain(session, participant, start + timedelta(hours=2), 4.0)

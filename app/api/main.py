@@ -12,6 +12,7 @@ from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
     alerts,
+    decisions,
     exports,
     health,
     me,
@@ -59,6 +60,12 @@ TAGS = [
         "name": "protocols",
         "description": "Study protocol documents: upload (YAML or JSON), validate, versions, "
         "activation. See docs/protocols.md.",
+    },
+    {
+        "name": "decisions",
+        "description": "The decision log (a participant's decision history with delivery, "
+        "engagement and proximal outcomes) and previews of a protocol's decisions. See "
+        "docs/decisions-engine.md.",
     },
     {"name": "devices", "description": "Staff view of participants' push devices."},
     {"name": "enrollment", "description": "The phone app's first call."},
@@ -136,6 +143,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         protocols.router,
         participants.router,
         staff_devices.router,
+        decisions.router,
         me.enroll_router,
         me.router,
         exports.router,

@@ -14,6 +14,7 @@ from app.core.secrets import (
     new_enrollment_code,
     new_participant_token,
 )
+from app.decision_rules.onboarding import score_at_enrollment
 from app.participants.models import (
     EnrollmentCode,
     Participant,
@@ -133,6 +134,7 @@ def enroll(
         )
         participant.enrolled_at = now
         replan(session, now, participant, "enrolled")
+        score_at_enrollment(session, clock, participant)
     token = new_participant_token()
     session.add(
         ParticipantToken(

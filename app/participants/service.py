@@ -11,6 +11,7 @@ from app.audit.service import Actor, record
 from app.core.clock import Clock
 from app.core.errors import ConflictError, NotFoundError
 from app.core.pagination import keyset_page
+from app.decision_rules.onboarding import onboard
 from app.participants.enrollment import issue_enrollment_code, supersede_live_codes
 from app.participants.models import Participant, ParticipantStatus, ParticipantStatusChange
 from app.participants.status import set_status, transition_problem
@@ -96,6 +97,9 @@ def create_participant(
     session.add(participant)
     session.flush()
     assign_active_version(session, clock, participant)
+    # Attributes are checked against the protocol the participant follows, and the PAI
+    # (when the protocol declares one) is scored now, at onboarding.
+    onboard(session, clock, participant, reason="created")
     session.add(
         ParticipantStatusChange(
             participant_id=participant.id,
@@ -134,6 +138,8 @@ def update_participant(
     participant.updated_at = clock.now()
     if moved:
         replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")
+    if "attributes" in changes:
+        onboard(session, clock, participant, reason="attributes_updated")
     # Attribute values may be sensitive (e.g. trauma history): log which, not what.
     record(
         session,

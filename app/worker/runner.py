@@ -22,6 +22,7 @@ from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.decision_rules.engine import decide_batch
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
 from app.notifications.provider_setup import provider_from_settings
@@ -228,7 +229,7 @@ def worker_from_settings(
     clock: Clock,
     settings: Settings,
     *,
-    decider: DecideBatch = decide_nothing,
+    decider: DecideBatch = decide_batch,
     worker_id: str | None = None,
 ) -> Worker:
     lease = timedelta(seconds=settings.lease_seconds)

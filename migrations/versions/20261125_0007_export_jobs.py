@@ -1,7 +1,7 @@
 """export jobs
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-25 13:19:42.743915
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision: str = '0007'
-down_revision: str | None = '0003'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

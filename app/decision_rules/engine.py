@@ -1,0 +1,491 @@
+"""The live decider: a batch of due decision points in, one decision-log row per item and
+a delivery (or None) per item out. Plugs into the scheduler as its ``DecideBatch``.
+
+The number of queries per batch does not grow with its size: participants, protocol
+versions, SMART assignments, PAI scores, recent prompts, then one query per kind of
+tailoring data (see ``tailoring``). Everything is written in the caller's transaction.
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+from sqlalchemy.orm import Session
+
+from app.core.clock import Clock
+from app.core.ids import new_id
+from app.decision_rules.bounds import Bound, among, bounds_table
+from app.decision_rules.calendar import start_of_local_day, study_day
+from app.decision_rules.evaluation import Evaluation, Moment, evaluate, fallback
+from app.decision_rules.models import Decision, SmartAssignment
+from app.decision_rules.onboarding import latest_recommendations, score
+from app.decision_rules.seeding import choose, derive_seed, uniform
+from app.decision_rules.smart import SmartState, advance
+from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
+from app.decision_rules.versions import VersionKey, protocols_for
+from app.monitoring.models import CareFlag, FlagKind
+from app.notifications.models import Notification, NotificationKind, NotificationStatus
+from app.participants.models import Participant, ParticipantStatus
+from app.protocols.document import Protocol
+from app.scheduling.decision_hook import Delivery
+from app.scheduling.models import ScheduledItem
+
+
+def decision_seed(
+    study_seed: int, participant_id: uuid.UUID, decision_point_id: str, index: int | str
+) -> int:
+    """The seed of one decision's draw: (study seed, participant, decision point, index)."""
+    return derive_seed(study_seed, participant_id, decision_point_id, index)
+
+
+def decision_index(item: ScheduledItem) -> int | str:
+    """The decision index, or the planned time for an item without one."""
+    return item.sequence if item.sequence is not None else item.due_at.isoformat()
+
+
+@dataclass
+class _Burden:
+    prompts_today: int = 0
+    last_prompt_at: datetime | None = None
+    # The protocol's automatic response to an unresolved fatigue flag (1.0: none).
+    budget_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Person:
+    """What deciding needs of a participant (loaded without ORM bookkeeping)."""
+
+    id: uuid.UUID
+    timezone: str
+    status: ParticipantStatus
+    enrolled_at: datetime | None
+    attributes: dict[str, Any]
+    protocol_version: int | None
+
+
+def _participants(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Person]:
+    p = Participant
+    rows = session.execute(
+        sa.select(
+            p.id, p.timezone, p.status, p.enrolled_at, p.attributes, p.protocol_version
+        ).where(among(session, p.id, ids))
+    ).all()
+    return {row[0]: _Person(*row) for row in rows}
+
+
+def decide_batch(
+    session: Session, clock: Clock, items: Sequence[ScheduledItem]
+) -> list[Delivery | None]:
+    """Decide every item; write its decision-log row; return what to deliver (or None)."""
+    if not items:
+        return []
+    now = clock.now()
+    participant_ids = {item.participant_id for item in items}
+    participants = _participants(session, participant_ids)
+    protocols = protocols_for(session, {(i.study_id, i.protocol_version) for i in items})
+    smart_rows = _smart_assignments(session, participant_ids, protocols)
+    pai_rows = (
+        latest_recommendations(session, participant_ids)
+        if any(p.personalization.pai for p in protocols.values())
+        else {}
+    )
+    zones = {pid: ZoneInfo(p.timezone) for pid, p in participants.items()}
+    burden = _burden(session, now, participants, zones, items, protocols)
+
+    subjects: list[Subject] = []
+    subject_of: dict[int, int] = {}
+    for position, item in enumerate(items):
+        protocol = protocols.get((item.study_id, item.protocol_version))
+        participant = participants[item.participant_id]
+        if protocol is not None:
+            subject_of[position] = len(subjects)
+            subjects.append(
+                Subject(
+                    participant_id=participant.id,
+                    at=now,
+                    zone=zones[participant.id],
+                    enrolled_at=participant.enrolled_at,
+                    attributes=participant.attributes,
+                    protocol=protocol,
+                )
+            )
+    tailorings = compute_tailoring(session, subjects)
+
+    deliveries: list[Delivery | None] = []
+    decisions: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        participant = participants[item.participant_id]
+        key = (item.study_id, item.protocol_version)
+        protocol = protocols.get(key)
+        tailoring = tailorings[subject_of[position]] if protocol is not None else Tailoring()
+        decision, delivery, added = _decide(
+            session,
+            clock,
+            now,
+            item,
+            participant,
+            zones[participant.id],
+            protocol,
+            tailoring,
+            smart_rows.setdefault(participant.id, {}),
+            pai_rows,
+            burden.setdefault(participant.id, _Burden()),
+        )
+        for row in added:
+            smart_rows[participant.id][row.stage_id] = row
+        decisions.append(decision)
+        deliveries.append(delivery)
+    _insert(session, decisions)
+    return deliveries
+
+
+_TABLE = cast(sa.Table, Decision.__table__)
+_COLUMNS = [column.key for column in _TABLE.columns]
+_JSON_COLUMNS = frozenset(
+    column.key for column in _TABLE.columns if isinstance(column.type, sa.JSON)
+)
+
+
+def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write the batch's log rows at once: COPY on PostgreSQL, one executemany elsewhere.
+    The rows are write-once, so the ORM's per-object bookkeeping would only cost time."""
+    session.flush()  # SMART assignments and PAI scores written while deciding
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(sa.insert(_TABLE), list(rows))
+        return
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)  # noqa: S101
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY decisions ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                [Jsonb(row[key]) if key in _JSON_COLUMNS else row[key] for key in _COLUMNS]
+            )
+
+
+def _decide(
+    session: Session,
+    clock: Clock,
+    now: datetime,
+    item: ScheduledItem,
+    participant: _Person,
+    zone: ZoneInfo,
+    protocol: Protocol | None,
+    tailoring: Tailoring,
+    smart_rows: dict[str, SmartAssignment],
+    pai_rows: dict[tuple[uuid.UUID, int], str],
+    burden: _Burden,
+) -> tuple[dict[str, Any], Delivery | None, list[SmartAssignment]]:
+    local = now.astimezone(zone)
+    decision: dict[str, Any] = {
+        "id": new_id(),
+        "participant_id": participant.id,
+        "study_id": item.study_id,
+        "scheduled_item_id": item.id,
+        "decision_point_id": item.source_id,
+        "decision_index": item.sequence,
+        "planned_at": item.due_at,
+        "decided_at": now,
+        "local_time": local.isoformat(),
+        "timezone": participant.timezone,
+        "protocol_version": item.protocol_version,
+        "tailoring": dict(tailoring.values),
+        "tailoring_defaulted": list(tailoring.defaulted),
+        "created_at": now,
+        # Every column explicitly: the rows are inserted in bulk (see _insert).
+        "study_day": None,
+        "stage": None,
+        "track": None,
+        "available": True,
+        "unavailable_reason": None,
+        "pai_recommendation": None,
+        "rule_id": None,
+        "declared_probabilities": {},
+        "excluded": {},
+        "probabilities": {},
+        "randomized": False,
+        "seed": None,
+        "draw": None,
+        "option_id": None,
+        "probability": None,
+        "note": None,
+        "fallback": False,
+        "error": None,
+    }
+    if protocol is None:
+        decision["available"] = True
+        decision["fallback"] = True
+        decision["error"] = (
+            f"protocol version {item.protocol_version} of the study could not be loaded; "
+            "nothing is delivered"
+        )
+        return decision, None, []
+    decision["seed"] = decision_seed(
+        protocol.study.random_seed, participant.id, item.source_id, decision_index(item)
+    )
+    reason = _status_reason(participant, protocol, now, zone)
+    day = study_day(now, participant.enrolled_at, zone) if participant.enrolled_at else None
+    decision["study_day"] = day
+    smart = SmartState()
+    pai = ""
+    try:
+        pai = _pai_recommendation(session, clock, participant, protocol, pai_rows)
+        decision["pai_recommendation"] = pai or None
+        if protocol.smart is not None and day is not None and participant.status in _FOLLOWED:
+            smart = advance(
+                protocol,
+                participant_id=participant.id,
+                study_id=item.study_id,
+                protocol_version=item.protocol_version,
+                study_day=day,
+                existing=smart_rows,
+                tailoring=tailoring,
+                attributes=participant.attributes,
+                pai_recommendation=pai,
+                now=now,
+                decision_id=decision["id"],
+            )
+            session.add_all(smart.new)
+            decision["stage"], decision["track"] = smart.stage, smart.track
+    except Exception as exc:
+        moment = Moment(item.source_id, local, participant.attributes)
+        evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
+        return (*_finish(decision, evaluation, protocol, moment, tailoring, burden), smart.new)
+    if reason is not None:
+        _record(decision, Evaluation(available=False, unavailable_reason=reason))
+        return decision, None, smart.new
+    moment = Moment(
+        decision_point=item.source_id,
+        local=local,
+        attributes=participant.attributes,
+        stage=smart.stage,
+        track=smart.track,
+        pai_recommendation=pai,
+        prompts_today=burden.prompts_today,
+        last_prompt_at=burden.last_prompt_at,
+        prompt_budget_factor=burden.budget_factor,
+    )
+    try:
+        evaluation = evaluate(protocol, moment, tailoring)
+    except Exception as exc:
+        evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
+    return (*_finish(decision, evaluation, protocol, moment, tailoring, burden), smart.new)
+
+
+_FOLLOWED = (ParticipantStatus.active, ParticipantStatus.paused)
+
+
+def _status_reason(
+    participant: _Person, protocol: Protocol, now: datetime, zone: ZoneInfo
+) -> str | None:
+    if participant.status is not ParticipantStatus.active:
+        return f"participant is {participant.status}"
+    if participant.enrolled_at is None:
+        return "participant has not enrolled"
+    day = study_day(now, participant.enrolled_at, zone)
+    if day > protocol.study.last_day:
+        return f"study period over (study day {day}, the last is {protocol.study.last_day})"
+    return None
+
+
+def _pai_recommendation(
+    session: Session,
+    clock: Clock,
+    participant: _Person,
+    protocol: Protocol,
+    pai_rows: dict[tuple[uuid.UUID, int], str],
+) -> str:
+    """The stored PAI recommendation, scored now if onboarding did not (e.g. the protocol
+    was activated after the participant was created)."""
+    if protocol.personalization.pai is None or participant.protocol_version is None:
+        return ""
+    key = (participant.id, participant.protocol_version)
+    recommendation = pai_rows.get(key)
+    if recommendation is None:
+        row = score(session, clock, participant, protocol, reason="first_decision")
+        if row is None:
+            return ""
+        recommendation = pai_rows[key] = row.recommendation
+    return recommendation
+
+
+def _finish(
+    decision: dict[str, Any],
+    evaluation: Evaluation,
+    protocol: Protocol,
+    moment: Moment,
+    tailoring: Tailoring,
+    burden: _Burden,
+) -> tuple[dict[str, Any], Delivery | None]:
+    """Draw, render the message (falling back if it cannot be), record, and count the
+    prompt against the participant's burden for the rest of the batch."""
+    delivery = None
+    if evaluation.deliberate:
+        assert decision["seed"] is not None  # noqa: S101
+        u = uniform(decision["seed"])
+        option_id: str | None = choose(evaluation.probabilities, u)
+        assert option_id is not None  # noqa: S101
+        try:
+            delivery = _delivery(decision["id"], protocol, option_id, tailoring.values)
+        except Exception as exc:
+            index = [o.id for o in protocol.intervention_options].index(option_id)
+            error = f"intervention_options[{index}] message: {type(exc).__name__}: {exc}"
+            evaluation = fallback(protocol, moment, error)
+            option_id = choose(evaluation.probabilities, u) if evaluation.deliberate else None
+            delivery = _safe_delivery(decision["id"], protocol, option_id, tailoring.values)
+        decision["draw"] = u
+        decision["option_id"] = option_id
+        decision["probability"] = evaluation.probabilities.get(option_id) if option_id else None
+    _record(decision, evaluation)
+    if delivery is not None:
+        burden.prompts_today += 1
+        burden.last_prompt_at = decision["decided_at"]
+    return decision, delivery
+
+
+def _safe_delivery(
+    decision_id: uuid.UUID, protocol: Protocol, option_id: str | None, values: Mapping[str, Any]
+) -> Delivery | None:
+    if option_id is None:
+        return None
+    try:
+        return _delivery(decision_id, protocol, option_id, values)
+    except Exception:
+        # The fallback's own message cannot be rendered either: deliver nothing.
+        return None
+
+
+def _delivery(
+    decision_id: uuid.UUID, protocol: Protocol, option_id: str, values: Mapping[str, Any]
+) -> Delivery | None:
+    option = protocol.option(option_id)
+    if option.delivers_nothing:
+        return None
+    title, body = option.render(values)
+    data = {"decision_id": str(decision_id), "option_id": option.id, "category": option.category}
+    if option.exercise_id is not None:
+        data["exercise_id"] = option.exercise_id
+    if option.expected_duration_minutes is not None:
+        data["expected_duration_minutes"] = str(option.expected_duration_minutes)
+    return Delivery(
+        decision_id=decision_id,
+        option_id=option.id,
+        title=title,
+        body=body,
+        deep_link=option.deep_link,
+        data=data,
+    )
+
+
+def _record(decision: dict[str, Any], evaluation: Evaluation) -> None:
+    decision["available"] = evaluation.available
+    decision["unavailable_reason"] = evaluation.unavailable_reason
+    decision["rule_id"] = evaluation.rule_id
+    decision["declared_probabilities"] = dict(evaluation.declared)
+    decision["probabilities"] = dict(evaluation.probabilities)
+    decision["excluded"] = dict(evaluation.excluded)
+    decision["randomized"] = evaluation.randomized
+    decision["note"] = evaluation.note
+    decision["fallback"] = evaluation.fallback
+    decision["error"] = evaluation.error
+
+
+def _smart_assignments(
+    session: Session, participant_ids: set[uuid.UUID], protocols: Mapping[VersionKey, Protocol]
+) -> dict[uuid.UUID, dict[str, SmartAssignment]]:
+    if not any(p.smart for p in protocols.values()):
+        return {}
+    result: dict[uuid.UUID, dict[str, SmartAssignment]] = {}
+    rows = session.scalars(
+        sa.select(SmartAssignment).where(
+            among(session, SmartAssignment.participant_id, participant_ids)
+        )
+    )
+    for row in rows:
+        result.setdefault(row.participant_id, {})[row.stage_id] = row
+    return result
+
+
+def _burden(
+    session: Session,
+    now: datetime,
+    participants: Mapping[uuid.UUID, _Person],
+    zones: Mapping[uuid.UUID, ZoneInfo],
+    items: Sequence[ScheduledItem],
+    protocols: Mapping[VersionKey, Protocol],
+) -> dict[uuid.UUID, _Burden]:
+    """Intervention prompts created today (local day) and the last one, per participant:
+    one query over a bounded set (today, or the minimum gap if that reaches further)."""
+    gaps: dict[uuid.UUID, int] = {}
+    for item in items:
+        protocol = protocols.get((item.study_id, item.protocol_version))
+        gap = protocol.policy.availability.min_minutes_between_prompts if protocol else None
+        gaps[item.participant_id] = max(gaps.get(item.participant_id, 0), gap or 0)
+    today = {pid: start_of_local_day(now, zones[pid]) for pid in participants}
+    bounds = [
+        Bound(index, pid, min(today[pid], now - timedelta(minutes=gaps.get(pid, 0))), now)
+        for index, pid in enumerate(participants)
+    ]
+    keys = dict(enumerate(participants))
+    b = bounds_table(session, bounds)
+    n = Notification
+    rows = session.execute(
+        sa.select(b.c.k, n.created_at).select_from(
+            b.join(
+                n,
+                sa.and_(
+                    n.participant_id == b.c.pid,
+                    n.kind == NotificationKind.intervention,
+                    n.status != NotificationStatus.cancelled,
+                    n.created_at >= b.c.s,
+                    n.created_at <= b.c.e,
+                ),
+            )
+        )
+    ).all()
+    result = {pid: _Burden() for pid in participants}
+    for k, created_at in rows:
+        pid = keys[k]
+        entry = result[pid]
+        if created_at >= today[pid]:
+            entry.prompts_today += 1
+        if entry.last_prompt_at is None or created_at > entry.last_prompt_at:
+            entry.last_prompt_at = created_at
+    _fatigue_responses(session, items, protocols, result)
+    return result
+
+
+def _fatigue_responses(
+    session: Session,
+    items: Sequence[ScheduledItem],
+    protocols: Mapping[VersionKey, Protocol],
+    burden: dict[uuid.UUID, _Burden],
+) -> None:
+    """Scale the daily cap of participants with an unresolved fatigue flag, where their
+    protocol declares an automatic response (one query for the batch)."""
+    factors = {}
+    for item in items:
+        protocol = protocols.get((item.study_id, item.protocol_version))
+        response = protocol.monitoring.fatigue.response if protocol else None
+        if response is not None:
+            factors[item.participant_id] = response.prompt_budget_factor
+    if not factors:
+        return
+    flagged = session.scalars(
+        sa.select(CareFlag.participant_id).where(
+            among(session, CareFlag.participant_id, set(factors)),
+            CareFlag.kind == FlagKind.fatigue,
+            CareFlag.resolved_at.is_(None),
+        )
+    )
+    for pid in flagged:
+        burden[pid].budget_factor = factors[pid]

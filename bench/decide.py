@@ -1,0 +1,212 @@
+"""Decisions per second of the decision engine for one batch of many participants.
+
+Creates a throwaway PostgreSQL database, fills it with a realistic study (the example
+chronic-pain protocol; N participants in four time zones, DAYS days of EMA three times a
+day with four items each, hourly step counts), then times ``decide_batch`` on one
+decision point per participant, all due at the same minute. Run:
+
+    python bench/decide.py [--participants 10000] [--days 21] [--url postgresql+psycopg://...]
+
+Prints the data volume, then the time for the whole batch in one call and in the chunks a
+scheduler would claim. Each measured run is rolled back, so every run decides the same
+items from the same state; the last run commits, to show the commit's cost too.
+"""
+
+import argparse
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from app.audit.service import CLI_ACTOR
+from app.core.clock import SimulatedClock
+from app.core.db import create_db_engine, make_session_factory
+from app.core.migrations import upgrade_to_head
+from app.decision_rules.engine import decide_batch
+from app.decision_rules.models import Decision
+from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
+from app.protocols.versions import upload_version
+from app.scheduling.models import ScheduledItem
+from app.studies.models import Study, StudyStatus
+
+ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
+START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+
+def fill(url: str, participants: int, days: int) -> None:
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    clock = SimulatedClock(START)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        study = Study(
+            slug="bench",
+            name="Bench",
+            description="",
+            status=StudyStatus.active,
+            created_at=START,
+            updated_at=START,
+        )
+        session.add(study)
+        session.flush()
+        upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
+        session.commit()
+        study_id = study.id
+    steps = [
+        (
+            "participants",
+            """INSERT INTO participants (id, study_id, code, timezone, status, status_changed_at,
+                 enrolled_at, attributes, protocol_version, created_at, updated_at)
+               SELECT gen_random_uuid(), :study, 'B-' || i, (CAST(:zones AS text[]))[1 + i % 4], 'active', :start,
+                 :start, jsonb_build_object('trauma_history', i % 5 = 0,
+                   'pain_phenotype', (ARRAY['nociceptive','neuropathic','nociplastic'])[1 + i % 3],
+                   'age', 20 + i % 60, 'baseline_interference', i % 11,
+                   'preferred_categories', CASE WHEN i % 2 = 0 THEN '["pain_acceptance"]'::jsonb
+                                                ELSE '[]'::jsonb END),
+                 1, :start, :start
+               FROM generate_series(1, :n) i""",
+        ),
+        (
+            "PAI scores (as onboarding leaves them)",
+            """INSERT INTO pai_scores (id, participant_id, protocol_version, outcome, scores,
+                 recommendation, reason, computed_at)
+               SELECT gen_random_uuid(), id, 1, 'interference', '{}'::jsonb,
+                 CASE WHEN attributes->>'pain_phenotype' = 'nociceptive' THEN 'cbt_skill'
+                      ELSE 'pain_acceptance' END, 'created', :start
+               FROM participants""",
+        ),
+        (
+            "EMA responses",
+            """INSERT INTO ema_responses (id, participant_id, study_id, client_id, questionnaire_id,
+                 questionnaire_version, protocol_version, answered_at, utc_offset_minutes,
+                 received_at, late)
+               SELECT gen_random_uuid(), p.id, p.study_id, d || '-' || q.qid, q.qid, 1, 1,
+                 p.enrolled_at + make_interval(days => d, hours => q.h), 60,
+                 p.enrolled_at + make_interval(days => d, hours => q.h, mins => 2), false
+               FROM participants p, generate_series(0, :days - 1) d,
+                 (VALUES ('morning', 0), ('checkin', 4), ('evening', 10)) q(qid, h)""",
+        ),
+        (
+            "EMA answers",
+            """INSERT INTO ema_answers (id, response_id, participant_id, questionnaire_id, item_id,
+                 answered_at, value, numeric_value)
+               SELECT gen_random_uuid(), r.id, r.participant_id, r.questionnaire_id, i.item,
+                 r.answered_at, to_jsonb(v.x), v.x
+               FROM ema_responses r
+               CROSS JOIN (VALUES ('pain'), ('interference'), ('acceptance'), ('sleep_duration'))
+                 i(item)
+               CROSS JOIN LATERAL (SELECT CASE WHEN i.item = 'sleep_duration'
+                   THEN 300 + floor(random() * 200) ELSE floor(random() * 11) END
+                   + 0 * extract(epoch FROM r.answered_at) AS x) v
+               WHERE i.item <> 'sleep_duration' OR r.questionnaire_id = 'morning'""",
+        ),
+        (
+            "hourly steps",
+            """INSERT INTO wearable_summaries (id, participant_id, study_id, metric, unit, start_at,
+                 end_at, value, source_format, received_at, updated_at)
+               SELECT gen_random_uuid(), p.id, p.study_id, 'steps', 'count',
+                 p.enrolled_at + make_interval(hours => h),
+                 p.enrolled_at + make_interval(hours => h + 1),
+                 floor(random() * 600 + 0 * h), 'kairos',
+                 p.enrolled_at + make_interval(hours => h + 1, mins => 5),
+                 p.enrolled_at + make_interval(hours => h + 1, mins => 5)
+               FROM participants p, generate_series(0, :days * 24 - 1) h""",
+        ),
+    ]
+    params = {
+        "study": study_id,
+        "zones": list(ZONES),
+        "start": START,
+        "n": participants,
+        "days": days,
+    }
+    with engine.begin() as conn:
+        for label, sql in steps:
+            began = time.perf_counter()
+            count = conn.execute(sa.text(sql), params).rowcount
+            print(f"  {label}: {count:,} rows in {time.perf_counter() - began:.1f} s")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def add_items(url: str, when: datetime) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                """INSERT INTO scheduled_items (id, participant_id, study_id, protocol_version,
+                     kind, slot_key, source_id, sequence, due_at, expires_at, status,
+                     created_at, updated_at)
+                   SELECT gen_random_uuid(), id, study_id, 1, 'decision_point',
+                     'dp:afternoon:bench', 'afternoon', 100, :when, :expires, 'claimed',
+                     :when, :when
+                   FROM participants"""
+            ),
+            {"when": when, "expires": when + timedelta(minutes=10)},
+        )
+    engine.dispose()
+
+
+def measure(url: str, when: datetime, chunk: int, *, commit: bool = False) -> float:
+    engine = create_db_engine(url)
+    factory = make_session_factory(engine)
+    clock = SimulatedClock(when)
+    with factory() as session:
+        items = list(session.scalars(sa.select(ScheduledItem).order_by(ScheduledItem.id)))
+        began = time.perf_counter()
+        for start in range(0, len(items), chunk):
+            decide_batch(session, clock, items[start : start + chunk])
+        elapsed = time.perf_counter() - began
+        if commit:
+            committed = time.perf_counter()
+            session.commit()
+            print(f"  commit of {len(items):,} decisions: {time.perf_counter() - committed:.2f} s")
+            summary = session.execute(
+                sa.select(Decision.available, sa.func.count()).group_by(Decision.available)
+            ).all()
+            print(f"  available / unavailable: {dict(summary)}")
+        else:
+            session.rollback()
+    engine.dispose()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=21)
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    name = f"kairos_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
+    try:
+        print(f"filling {name}: {args.participants:,} participants, {args.days} days")
+        fill(url, args.participants, args.days)
+        # 13:00 UTC on the last day: some of today's EMA and steps exist, later ones do not.
+        when = START.replace(hour=13) + timedelta(days=args.days - 1)
+        add_items(url, when)
+        n = args.participants
+        measure(url, when, n)  # warm-up: caches, parsed protocol, connection
+        for chunk in (n, 1000, 250):
+            runs = [measure(url, when, chunk) for _ in range(3)]
+            best = min(runs)
+            print(
+                f"batch of {chunk:>6,}: {n:,} decisions in {best:.2f} s (best of 3) "
+                f"= {n / best:,.0f} decisions/s"
+            )
+        measure(url, when, n, commit=True)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
