@@ -96,8 +96,10 @@ def authenticate(
         caller = ParticipantCaller(participant, token)
     else:
         raise _unauthenticated("the credentials are not a Kairos API key or participant token")
-    # Persist the last-used bookkeeping now, apart from whatever the route will do.
-    session.commit()
+    # Persist the last-used bookkeeping now, apart from whatever the route will do (it is
+    # written every few minutes at most; otherwise there is nothing to commit).
+    if session.dirty:
+        session.commit()
     return caller
 
 

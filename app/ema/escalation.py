@@ -59,12 +59,13 @@ def raise_escalations(
     those stored, by the time the participant answered, this one included. The candidates'
     answers must already be flushed, so answers sent in the same batch count too.
     """
+    matching = [c for c in candidates if matches(c.escalation, c.value)]
+    histories = _histories(
+        session, participant, [c for c in matching if c.escalation.consecutive > 1]
+    )
     alerts = []
-    for candidate in candidates:
-        escalation = candidate.escalation
-        if not matches(escalation, candidate.value):
-            continue
-        if escalation.consecutive > 1 and not _run_matches(session, participant, candidate):
+    for candidate in matching:
+        if candidate.escalation.consecutive > 1 and not _run_matches(candidate, histories):
             continue
         alerts.append(
             raise_alert(
@@ -74,7 +75,7 @@ def raise_escalations(
                 response_id=candidate.response_id,
                 questionnaire_id=candidate.questionnaire_id,
                 item_id=candidate.item_id,
-                escalation=escalation,
+                escalation=candidate.escalation,
                 value=candidate.value,
                 answered_at=candidate.answered_at,
                 webhook_configured=webhook_configured,
@@ -83,20 +84,52 @@ def raise_escalations(
     return alerts
 
 
-def _run_matches(
-    session: Session, participant: Participant, candidate: EscalationCandidate
-) -> bool:
-    count = candidate.escalation.consecutive
-    # Rare path (only answers that already match): one small indexed query each.
-    values = session.scalars(
-        sa.select(EmaAnswer.value)
-        .where(
+ItemKey = tuple[str, str]
+# (answered_at, answer id, response id, value), oldest first.
+History = list[tuple[datetime, uuid.UUID, uuid.UUID, Any]]
+
+
+def _histories(
+    session: Session, participant: Participant, candidates: list[EscalationCandidate]
+) -> dict[ItemKey, History]:
+    """Per item: the stored answers from N-1 before the earliest candidate to the latest.
+
+    Two small indexed queries per item with a multi-answer escalation, however many of the
+    batch's answers match.
+    """
+    by_item: dict[ItemKey, list[EscalationCandidate]] = {}
+    for candidate in candidates:
+        by_item.setdefault((candidate.questionnaire_id, candidate.item_id), []).append(candidate)
+    histories = {}
+    for (questionnaire_id, item_id), group in by_item.items():
+        earliest = min(c.answered_at for c in group)
+        latest = max(c.answered_at for c in group)
+        before = max(c.escalation.consecutive for c in group) - 1
+        columns = sa.select(
+            EmaAnswer.answered_at, EmaAnswer.id, EmaAnswer.response_id, EmaAnswer.value
+        ).where(
             EmaAnswer.participant_id == participant.id,
-            EmaAnswer.item_id == candidate.item_id,
-            EmaAnswer.questionnaire_id == candidate.questionnaire_id,
-            EmaAnswer.answered_at <= candidate.answered_at,
+            EmaAnswer.item_id == item_id,
+            EmaAnswer.questionnaire_id == questionnaire_id,
         )
-        .order_by(EmaAnswer.answered_at.desc(), EmaAnswer.id.desc())
-        .limit(count)
-    ).all()
-    return len(values) == count and all(matches(candidate.escalation, v) for v in values)
+        within = session.execute(
+            columns.where(EmaAnswer.answered_at >= earliest, EmaAnswer.answered_at <= latest)
+        ).all()
+        earlier = session.execute(
+            columns.where(EmaAnswer.answered_at < earliest)
+            .order_by(EmaAnswer.answered_at.desc(), EmaAnswer.id.desc())
+            .limit(before)
+        ).all()
+        rows = [(r[0], r[1], r[2], r[3]) for r in [*earlier, *within]]
+        histories[(questionnaire_id, item_id)] = sorted(rows, key=lambda r: (r[0], r[1]))
+    return histories
+
+
+def _run_matches(candidate: EscalationCandidate, histories: dict[ItemKey, History]) -> bool:
+    history = histories[(candidate.questionnaire_id, candidate.item_id)]
+    position = next((i for i, row in enumerate(history) if row[2] == candidate.response_id), None)
+    count = candidate.escalation.consecutive
+    if position is None or position + 1 < count:
+        return False
+    run = history[position + 1 - count : position + 1]
+    return all(matches(candidate.escalation, row[3]) for row in run)

@@ -23,7 +23,7 @@ from app.core.batches import (
     ItemStatus,
     TimeBounds,
     chunks,
-    dialect_insert,
+    insert_new,
     rejected,
     sa_table,
 )
@@ -227,35 +227,25 @@ def _insert(
     """Insert responses and their answers; returns the client ids actually inserted."""
     if not accepted:
         return set()
-    responses = sa_table(EmaResponse)
-    stmt = (
-        dialect_insert(session, responses)
-        .on_conflict_do_nothing(index_elements=["participant_id", "client_id"])
-        .returning(responses.c.client_id)
-    )
-    stored = set(
-        session.execute(
-            stmt,
-            [
-                {
-                    "id": a.id,
-                    "participant_id": participant.id,
-                    "study_id": participant.study_id,
-                    "client_id": a.submission.client_id,
-                    "prompt_id": a.prompt.id if a.prompt else None,
-                    "questionnaire_id": a.questionnaire.id,
-                    "questionnaire_version": a.questionnaire.version,
-                    "protocol_version": a.protocol_version,
-                    "answered_at": a.submission.answered_at,
-                    "utc_offset_minutes": _offset_minutes(a.submission.answered_at),
-                    "received_at": now,
-                    "late": a.late,
-                }
-                # In key order, so concurrent batches lock rows in the same order.
-                for a in sorted(accepted, key=lambda a: a.submission.client_id)
-            ],
-        ).scalars()
-    )
+    rows = [
+        {
+            "id": a.id,
+            "participant_id": participant.id,
+            "study_id": participant.study_id,
+            "client_id": a.submission.client_id,
+            "prompt_id": a.prompt.id if a.prompt else None,
+            "questionnaire_id": a.questionnaire.id,
+            "questionnaire_version": a.questionnaire.version,
+            "protocol_version": a.protocol_version,
+            "answered_at": a.submission.answered_at,
+            "utc_offset_minutes": _offset_minutes(a.submission.answered_at),
+            "received_at": now,
+            "late": a.late,
+        }
+        # In key order, so concurrent batches lock rows in the same order.
+        for a in sorted(accepted, key=lambda a: a.submission.client_id)
+    ]
+    stored = insert_new(session, EmaResponse, rows, ["participant_id", "client_id"])
     answers = [
         {
             "id": new_id(),
@@ -268,12 +258,12 @@ def _insert(
             "numeric_value": numeric_value(a.questionnaire.item(item_id), value),
         }
         for a in accepted
-        if a.submission.client_id in stored
+        if a.id in stored
         for item_id, value in a.answers.items()
     ]
     if answers:
         session.execute(sa.insert(sa_table(EmaAnswer)), answers)
-    return stored
+    return {a.submission.client_id for a in accepted if a.id in stored}
 
 
 def _candidates(kept: list[_Accepted]) -> list[EscalationCandidate]:

@@ -1,5 +1,6 @@
 """Which questionnaire (in which protocol version) an EMA response answers."""
 
+import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -10,6 +11,10 @@ from app.protocols.document import Protocol
 from app.protocols.models import ProtocolVersion
 from app.protocols.questionnaires import Questionnaire
 from app.protocols.versions import load_protocol
+
+# A version assigned to a participant is locked and never changes again, so its parsed
+# document can be kept for the life of the process (a study has a handful of versions).
+_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
 
 
 @dataclass
@@ -27,7 +32,10 @@ class QuestionnaireLookup:
     _others: list[tuple[int, Protocol]] | None = field(default=None)
 
     def own_protocol(self) -> Protocol | None:
-        if self._own is None and self.participant.protocol_version is not None:
+        version = self.participant.protocol_version
+        if self._own is None and version is not None:
+            self._own = _locked.get((self.participant.study_id, version))
+        if self._own is None and version is not None:
             row = self.session.scalar(
                 sa.select(ProtocolVersion)
                 # The uploaded text is not needed to validate answers.
@@ -37,7 +45,10 @@ class QuestionnaireLookup:
                     ProtocolVersion.version == self.participant.protocol_version,
                 )
             )
-            self._own = load_protocol(row) if row is not None else None
+            if row is not None:
+                self._own = load_protocol(row)
+                if row.locked_at is not None:
+                    _locked[(row.study_id, row.version)] = self._own
         return self._own
 
     def find(self, questionnaire_id: str, version: int) -> tuple[int, Questionnaire] | str:
