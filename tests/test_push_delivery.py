@@ -325,8 +325,8 @@ def test_many_due_pushes_go_out_in_batches(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, fake = fcm
-    people = [setup(world, f"tok-{i}") for i in range(12)]
-    w = fire(world, provider, SendPolicy(batch_size=5))
+    people = [setup(world, f"tok-{i}") for i in range(7)]
+    w = fire(world, provider, SendPolicy(batch_size=3))
     assert len(fake.accepted()) == len(people)
     with world.session_factory() as session:
         statuses = session.scalars(sa.select(Notification.status)).all()
