@@ -59,8 +59,8 @@ def fill(url: str, participants: int, days: int) -> None:
             "participants",
             """INSERT INTO participants (id, study_id, code, timezone, status, status_changed_at,
                  enrolled_at, attributes, protocol_version, created_at, updated_at)
-               SELECT gen_random_uuid(), :study, 'B-' || i, (CAST(:zones AS text[]))[1 + i % 4], 'active', :start,
-                 :start, jsonb_build_object('trauma_history', i % 5 = 0,
+               SELECT gen_random_uuid(), :study, 'B-' || i, (CAST(:zones AS text[]))[1 + i % 4],
+                 'active', :start, :start, jsonb_build_object('trauma_history', i % 5 = 0,
                    'pain_phenotype', (ARRAY['nociceptive','neuropathic','nociplastic'])[1 + i % 3],
                    'age', 20 + i % 60, 'baseline_interference', i % 11,
                    'preferred_categories', CASE WHEN i % 2 = 0 THEN '["pain_acceptance"]'::jsonb

@@ -173,6 +173,14 @@ def test_attributes_that_do_not_fit_a_later_protocol_fall_back(world: World) -> 
     assert decision.error is not None
     assert "attributes.baseline_interference: a value is required" in decision.error
     assert delivery is None
+    # In quiet hours the failure is still logged, but the participant is unavailable: a
+    # fallback never overrides the burden limits.
+    night = (DAY28 - timedelta(days=20)).replace(hour=22)
+    quiet, _ = trial.decide_one(participant, "evening", night)
+    assert not quiet.available
+    assert quiet.unavailable_reason == "quiet hours (21:30-07:30)"
+    assert quiet.fallback
+    assert quiet.error is not None
 
 
 def test_draws_re_derive_from_the_log(world: World) -> None:

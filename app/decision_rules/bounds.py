@@ -10,9 +10,10 @@ plain text comparisons that agree with time order.
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -37,14 +38,25 @@ def _sqlite_time(value: datetime) -> str:
 
 def bounds_table(session: Session, bounds: Sequence[Bound]) -> sa.Subquery:
     """A subquery with columns k, pid, s, e: one row per bound."""
+    # Many bounds share their times (every window ends at the decision time) and
+    # participants (one row per variable): format each value once.
+    text: dict[object, str] = {}
+
+    def once(value: object, render: Callable[[Any], str]) -> str:
+        found = text.get(value)
+        if found is None:
+            found = text[value] = render(value)
+        return found
+
     if session.get_bind().dialect.name == "postgresql":
+        iso, ident = datetime.isoformat, str
         payload = json.dumps(
             [
                 {
                     "k": b.key,
-                    "pid": str(b.participant_id),
-                    "s": b.start.isoformat(),
-                    "e": b.end.isoformat(),
+                    "pid": once(b.participant_id, ident),
+                    "s": once(b.start, iso),
+                    "e": once(b.end, iso),
                 }
                 for b in bounds
             ]
@@ -56,7 +68,12 @@ def bounds_table(session: Session, bounds: Sequence[Bound]) -> sa.Subquery:
     else:
         payload = json.dumps(
             [
-                [b.key, b.participant_id.hex, _sqlite_time(b.start), _sqlite_time(b.end)]
+                [
+                    b.key,
+                    once(b.participant_id, lambda v: v.hex),
+                    once(b.start, _sqlite_time),
+                    once(b.end, _sqlite_time),
+                ]
                 for b in bounds
             ]
         )

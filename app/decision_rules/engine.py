@@ -22,7 +22,13 @@ from app.core.clock import Clock
 from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, among, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
-from app.decision_rules.evaluation import Evaluation, Moment, evaluate, fallback
+from app.decision_rules.evaluation import (
+    Evaluation,
+    Moment,
+    burden_reason,
+    evaluate,
+    fallback,
+)
 from app.decision_rules.models import Decision, SmartAssignment
 from app.decision_rules.onboarding import latest_recommendations, score
 from app.decision_rules.seeding import choose, derive_seed, uniform
@@ -222,11 +228,12 @@ def _decide(
         "error": None,
     }
     if protocol is None:
-        decision["available"] = True
+        # No protocol, no fallback to use: nothing is delivered, and the row says why.
+        decision["available"] = False
+        decision["unavailable_reason"] = "protocol version not found"
         decision["fallback"] = True
         decision["error"] = (
-            f"protocol version {item.protocol_version} of the study could not be loaded; "
-            "nothing is delivered"
+            f"protocol version {item.protocol_version} of the study could not be loaded"
         )
         return decision, None, []
     decision["seed"] = decision_seed(
@@ -237,6 +244,7 @@ def _decide(
     decision["study_day"] = day
     smart = SmartState()
     pai = ""
+    error: str | None = None
     try:
         pai = _pai_recommendation(session, clock, participant, protocol, pai_rows)
         decision["pai_recommendation"] = pai or None
@@ -257,12 +265,7 @@ def _decide(
             session.add_all(smart.new)
             decision["stage"], decision["track"] = smart.stage, smart.track
     except Exception as exc:
-        moment = Moment(item.source_id, local, participant.attributes)
-        evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
-        return (*_finish(decision, evaluation, protocol, moment, tailoring, burden), smart.new)
-    if reason is not None:
-        _record(decision, Evaluation(available=False, unavailable_reason=reason))
-        return decision, None, smart.new
+        error = f"{type(exc).__name__}: {exc}"
     moment = Moment(
         decision_point=item.source_id,
         local=local,
@@ -274,10 +277,22 @@ def _decide(
         last_prompt_at=burden.last_prompt_at,
         prompt_budget_factor=burden.budget_factor,
     )
-    try:
-        evaluation = evaluate(protocol, moment, tailoring)
-    except Exception as exc:
-        evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
+    # A failure before the rules (SMART, PAI) still never overrides the participant's
+    # status or the burden limits: the fallback decides only when a prompt is allowed.
+    reason = reason or (burden_reason(protocol, moment) if error is not None else None)
+    if reason is not None:
+        unavailable = Evaluation(
+            available=False, unavailable_reason=reason, fallback=error is not None, error=error
+        )
+        _record(decision, unavailable)
+        return decision, None, smart.new
+    if error is not None:
+        evaluation = fallback(protocol, moment, error)
+    else:
+        try:
+            evaluation = evaluate(protocol, moment, tailoring)
+        except Exception as exc:
+            evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
     return (*_finish(decision, evaluation, protocol, moment, tailoring, burden), smart.new)
 
 

@@ -21,7 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -107,26 +107,41 @@ def finish(protocol: Protocol, raw: Mapping[str, Any]) -> Tailoring:
 
 
 @dataclass(frozen=True)
-class _Request:
-    subject: int
+class _Planned:
+    """A queried variable with what is needed to place its window, worked out once per
+    protocol rather than once per participant."""
+
     variable: TailoringVariable
+    shape: tuple[str, ...]
+    # A trailing window's length; None for "today" or a baseline.
+    span: timedelta | None
+    baseline_days: int | None
 
 
-def _window(
-    subject: Subject, variable: WindowedVariable | NotificationsVariable
-) -> tuple[datetime, datetime] | None:
+def _plan(protocol: Protocol) -> list[_Planned]:
+    planned = []
+    for variable in protocol.tailoring_variables:
+        shape = _shape(protocol, variable)
+        if shape is None:
+            continue
+        assert isinstance(variable, WindowedVariable | NotificationsVariable)  # noqa: S101
+        baseline = getattr(variable, "baseline_days", None)
+        span = window_span(variable.window) if variable.window is not None else None
+        planned.append(_Planned(variable, shape, span, baseline))
+    return planned
+
+
+def _window(subject: Subject, planned: _Planned) -> tuple[datetime, datetime] | None:
     """Start and end of the variable's window for the subject; None if it has none yet."""
     at = subject.at
-    baseline = getattr(variable, "baseline_days", None)
-    if baseline is not None:
+    if planned.baseline_days is not None:
         if subject.enrolled_at is None:
             return None
-        end = min(at, baseline_end(subject.enrolled_at, baseline, subject.zone))
+        end = min(at, baseline_end(subject.enrolled_at, planned.baseline_days, subject.zone))
         return subject.enrolled_at, end
-    assert variable.window is not None  # noqa: S101 - exactly one of window, baseline_days
-    span = window_span(variable.window)
-    start = subject.today_start if span is None else at - span
-    return start, at
+    if planned.span is None:
+        return subject.today_start, at
+    return at - planned.span, at
 
 
 def _shape(protocol: Protocol, variable: TailoringVariable) -> tuple[str, ...] | None:
@@ -146,35 +161,35 @@ def _shape(protocol: Protocol, variable: TailoringVariable) -> tuple[str, ...] |
 def compute_tailoring(session: Session, subjects: Sequence[Subject]) -> list[Tailoring]:
     """Every subject's tailoring variables at its decision time."""
     raw: list[dict[str, Any]] = [{} for _ in subjects]
-    groups: dict[tuple[str, ...], list[_Request]] = defaultdict(list)
+    plans: dict[int, list[_Planned]] = {}
+    groups: dict[tuple[str, ...], list[tuple[int, _Planned]]] = defaultdict(list)
     for index, subject in enumerate(subjects):
-        for variable in subject.protocol.tailoring_variables:
+        protocol = subject.protocol
+        plan = plans.get(id(protocol))
+        if plan is None:
+            plan = plans[id(protocol)] = _plan(protocol)
+        values = raw[index]
+        for variable in protocol.tailoring_variables:
             if isinstance(variable, EnrollmentVariable):
-                raw[index][variable.name] = (
+                values[variable.name] = (
                     None
                     if subject.enrolled_at is None
                     else study_day(subject.at, subject.enrolled_at, subject.zone)
                 )
             elif isinstance(variable, AttributeVariable):
-                raw[index][variable.name] = subject.attributes.get(variable.attribute)
-            else:
-                shape = _shape(subject.protocol, variable)
-                assert shape is not None  # noqa: S101 - the remaining sources all query
-                groups[shape].append(_Request(index, variable))
+                values[variable.name] = subject.attributes.get(variable.attribute)
+        for planned in plan:
+            groups[planned.shape].append((index, planned))
     for shape, requests in groups.items():
         bounds: list[Bound] = []
-        for key, request in enumerate(requests):
-            variable = request.variable
-            assert isinstance(variable, WindowedVariable | NotificationsVariable)  # noqa: S101
-            window = _window(subjects[request.subject], variable)
+        for key, (index, planned) in enumerate(requests):
+            subject = subjects[index]
+            window = _window(subject, planned)
             if window is not None:
-                start, end = window
-                participant = subjects[request.subject].participant_id
-                bounds.append(Bound(key, participant, start, end))
+                bounds.append(Bound(key, subject.participant_id, window[0], window[1]))
         found = _query(session, shape, bounds) if bounds else {}
-        for key, request in enumerate(requests):
-            variable = request.variable
-            raw[request.subject][variable.name] = _pick(variable, found.get(key))
+        for key, (index, planned) in enumerate(requests):
+            raw[index][planned.variable.name] = _pick(planned.variable, found.get(key))
     return [finish(subject.protocol, values) for subject, values in zip(subjects, raw, strict=True)]
 
 
