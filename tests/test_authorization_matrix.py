@@ -124,6 +124,8 @@ CASES = [
     ),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}", 200, "staff", RESEARCHERS),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}/bundle", 200, "staff", RESEARCHERS),
+    # The matrix's minimal protocol names no proximal outcome: an allowed caller gets 422.
+    Case("POST", "/v1/studies/{study}/analyses/mrt", 422, "staff", RESEARCHERS, {"outcome": "x"}),
     Case("GET", "/v1/studies/{study}/flags", 200, "staff", ALL_STAFF),
     Case(
         "POST",

@@ -12,6 +12,7 @@ from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
     alerts,
+    analyses,
     decisions,
     exports,
     health,
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         me.enroll_router,
         me.router,
         exports.router,
+        analyses.router,
         monitoring.router,
         monitoring.me_router,
         me_data.router,

@@ -1,9 +1,14 @@
 """What an export's columns are: name, type, unit and meaning (the data dictionary's rows)."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+# One exported row: values in the order of its dataset's columns.
+Row = Sequence[Any]
 
 
 class ColumnType(StrEnum):

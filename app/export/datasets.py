@@ -5,20 +5,24 @@ bounded whatever the size of the study.
 """
 
 import json
+import math
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.audit.models import AuditEvent
+from app.decision_rules.models import SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export.columns import (
     Column,
     Filters,
+    Row,
     boolean,
     integer,
     json_text,
@@ -26,6 +30,7 @@ from app.export.columns import (
     string,
     timestamp,
 )
+from app.export.decisions import decision_columns, decision_rows
 from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.models import ProtocolVersion
@@ -35,7 +40,6 @@ from app.studies.models import Study
 
 STREAM_BATCH = 5_000
 
-Row = Sequence[Any]
 AnySelect = sa.Select[*tuple[Any, ...]]
 
 
@@ -44,7 +48,8 @@ class Dataset:
     name: str
     description: str
     columns: Callable[[Session, Study, Filters], list[Column]]
-    rows: Callable[[Session, Study, Filters, list[Column]], Iterator[Row]]
+    # (session, study, filters, columns, now): now is the export time, from the clock.
+    rows: Callable[[Session, Study, Filters, list[Column], datetime], Iterator[Row]]
 
 
 def _participant_columns() -> list[Column]:
@@ -97,13 +102,26 @@ PARTICIPANT_COLUMNS = [
     integer("protocol_version", "The protocol version the participant follows."),
     json_text("attributes", "Onboarding attributes (preferences, flags, phenotype) as JSON."),
     timestamp("created_at", "When the participant record was created."),
+    json_text(
+        "smart_assignments",
+        "SMART: per stage, in order, the track assigned, the responder status evaluated at "
+        "the end of the previous stage, and the probability of the track received (JSON).",
+    ),
+    number(
+        "smart_weight",
+        "SMART inverse-probability weight: 1 / the product of the probabilities of the tracks "
+        "received (for the weighted-and-replicated analysis of embedded adaptive "
+        "interventions; every stage here re-randomizes, so no replication is needed).",
+    ),
 ]
+
+_PARTICIPANT_PAGE = 2_000
 
 
 def _participant_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
-    stmt = _filtered(
+    base = _filtered(
         sa.select(
             Participant.id,
             Participant.code,
@@ -115,13 +133,53 @@ def _participant_rows(
             Participant.protocol_version,
             Participant.attributes,
             Participant.created_at,
-        ).order_by(Participant.id),
+        )
+        .order_by(Participant.id)
+        .limit(_PARTICIPANT_PAGE),
         study,
         filters,
         participant_id=Participant.id,
         time=Participant.created_at,
     )
-    yield from _stream(session, stmt)
+    after: uuid.UUID | None = None
+    while True:
+        page = session.execute(base if after is None else base.where(Participant.id > after))
+        rows = page.all()
+        if not rows:
+            return
+        smart = _smart(session, [row[0] for row in rows])
+        for row in rows:
+            stages, weight = smart.get(row[0], ([], None))
+            yield (*row, json.dumps(stages) if stages else None, weight)
+        after = rows[-1][0]
+
+
+def _smart(
+    session: Session, participant_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[list[dict[str, Any]], float | None]]:
+    """Each participant's SMART assignments in stage order and their IPW weight."""
+    assignments: dict[uuid.UUID, list[SmartAssignment]] = {}
+    for row in session.scalars(
+        sa.select(SmartAssignment)
+        .where(SmartAssignment.participant_id.in_(participant_ids))
+        .order_by(SmartAssignment.participant_id, SmartAssignment.assigned_at)
+    ):
+        assignments.setdefault(row.participant_id, []).append(row)
+    result: dict[uuid.UUID, tuple[list[dict[str, Any]], float | None]] = {}
+    for pid, rows in assignments.items():
+        probabilities = [float(row.probabilities.get(row.track) or 0.0) for row in rows]
+        stages = [
+            {
+                "stage": row.stage_id,
+                "track": row.track,
+                "responder": row.responder,
+                "probability": probability,
+            }
+            for row, probability in zip(rows, probabilities, strict=True)
+        ]
+        product = math.prod(probabilities)
+        result[pid] = (stages, 1.0 / product if product > 0 else None)
+    return result
 
 
 # EMA, long: one row per answer -------------------------------------------------------------
@@ -181,7 +239,7 @@ def _answers_stmt(study: Study, filters: Filters) -> AnySelect:
 
 
 def _ema_long_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     for row in _stream(session, _answers_stmt(study, filters)):
         *head, value, numeric = row
@@ -219,7 +277,7 @@ def _ema_wide_columns(session: Session, study: Study, filters: Filters) -> list[
 
 
 def _ema_wide_rows(
-    session: Session, study: Study, filters: Filters, columns: list[Column]
+    session: Session, study: Study, filters: Filters, columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     item_index = {c.name: i for i, c in enumerate(columns[len(_RESPONSE_COLUMNS) :])}
     width = len(item_index)
@@ -261,7 +319,7 @@ WEARABLE_COLUMNS = [
 
 
 def _wearable_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     stmt = _filtered(
         sa.select(
@@ -308,7 +366,7 @@ NOTIFICATION_COLUMNS = [
 
 
 def _notification_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     stmt = _filtered(
         sa.select(
@@ -359,7 +417,7 @@ ENGAGEMENT_COLUMNS = [
 
 
 def _engagement_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     stmt = _filtered(
         sa.select(
@@ -400,7 +458,7 @@ AUDIT_COLUMNS = [
 
 
 def _audit_rows(
-    session: Session, study: Study, filters: Filters, _columns: list[Column]
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
 ) -> Iterator[Row]:
     stmt = sa.select(
         AuditEvent.id,
@@ -425,6 +483,14 @@ def _audit_rows(
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
+        Dataset(
+            "decisions",
+            "The MRT long format: one row per decision point, available or not, with "
+            "probabilities, action, seed, tailoring variables (tv_*), delivery, engagement and "
+            "proximal outcomes (outcome_*).",
+            decision_columns,
+            decision_rows,
+        ),
         Dataset(
             "participants",
             "One row per participant (pseudonymous): status, enrollment, protocol version, "

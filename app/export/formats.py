@@ -16,8 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.export.columns import Column, ColumnType
-from app.export.datasets import Row
+from app.export.columns import Column, ColumnType, Row
 
 ROWS_PER_CHUNK = 2_000
 PARQUET_ROW_GROUP = 50_000

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,6 +47,7 @@ class PreparedExport:
     columns: list[Column]
     dictionary: dict[str, Any]
     provenance: dict[str, Any]
+    exported_at: datetime
 
     @property
     def filename(self) -> str:
@@ -113,7 +115,9 @@ def prepare_export(
     }
     if audit:
         _audit(session, clock, actor, study, dataset, export_format, filters)
-    return PreparedExport(dataset, export_format, filters, columns, dictionary, provenance)
+    return PreparedExport(
+        dataset, export_format, filters, columns, dictionary, provenance, clock.now()
+    )
 
 
 def _audit(
@@ -137,7 +141,9 @@ def _audit(
 
 
 def stream_export(session: Session, study: Study, prepared: PreparedExport) -> Iterator[bytes]:
-    rows = prepared.dataset.rows(session, study, prepared.filters, prepared.columns)
+    rows = prepared.dataset.rows(
+        session, study, prepared.filters, prepared.columns, prepared.exported_at
+    )
     metadata = {
         "kairos:data_dictionary": prepared.dictionary,
         "kairos:provenance": prepared.provenance,
