@@ -1,0 +1,199 @@
+"""Export speed and memory: N decision rows on PostgreSQL, as CSV and as Parquet.
+
+Creates a throwaway PostgreSQL database with the example chronic-pain protocol, 1,000
+participants and N decision-log rows (with notifications for the treated ones), then in
+the same run measures:
+
+- the ceiling: PostgreSQL's own ``COPY (SELECT …) TO STDOUT`` of the same decision rows;
+- Kairos' decisions export (``stream_export``: the MRT long format with tailoring columns,
+  delivery, engagement and proximal outcomes) as CSV and as Parquet, each in a fresh
+  subprocess so that its peak memory (max RSS) is its own.
+
+Run:
+
+    python bench/export.py [--rows 1000000] [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+PARTICIPANTS = 1_000
+
+
+def fill(url: str, rows: int) -> str:
+    """The study id, after filling the database."""
+    from app.audit.service import CLI_ACTOR
+    from app.core.clock import SimulatedClock
+    from app.core.db import create_db_engine, make_session_factory
+    from app.core.migrations import upgrade_to_head
+    from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
+    from app.protocols.versions import upload_version
+    from app.studies.models import Study, StudyStatus
+
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        study = Study(
+            slug="bench-export",
+            name="Bench",
+            description="",
+            status=StudyStatus.active,
+            created_at=START,
+            updated_at=START,
+        )
+        session.add(study)
+        session.flush()
+        upload_version(
+            session, SimulatedClock(START), CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI)
+        )
+        session.commit()
+        study_id = str(study.id)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                """INSERT INTO participants (id, study_id, code, timezone, status,
+                     status_changed_at, enrolled_at, attributes, protocol_version, created_at,
+                     updated_at)
+                   SELECT gen_random_uuid(), :study, 'B-' || i, 'Europe/Berlin', 'active',
+                     :start, :start, '{}'::jsonb, 1, :start, :start
+                   FROM generate_series(1, :n) AS i"""
+            ),
+            {"study": study_id, "start": START, "n": PARTICIPANTS},
+        )
+        per = rows // PARTICIPANTS
+        conn.execute(
+            sa.text(
+                """INSERT INTO decisions (id, participant_id, study_id, decision_point_id,
+                     decision_index, planned_at, decided_at, local_time, timezone,
+                     protocol_version, study_day, stage, track, available, tailoring,
+                     tailoring_defaulted, declared_probabilities, excluded, probabilities,
+                     randomized, seed, draw, option_id, probability, fallback, created_at)
+                   SELECT gen_random_uuid(), p.id, p.study_id, 'afternoon', k,
+                     :start + k * interval '5 hours', :start + k * interval '5 hours',
+                     '2026-03-02T14:00:00+01:00', 'Europe/Berlin', 1, k / 5, 'stage_1', '',
+                     true,
+                     jsonb_build_object('interference_today', (k % 10)::float,
+                       'acceptance_today', (k % 7)::float, 'steps_3h', k % 900,
+                       'prompts_today', k % 3, 'days_enrolled', k / 5),
+                     '[]'::jsonb, '{"pain_acceptance": 0.6, "nothing": 0.4}'::jsonb,
+                     '{}'::jsonb, '{"pain_acceptance": 0.6, "nothing": 0.4}'::jsonb,
+                     true, k, random(),
+                     CASE WHEN k % 5 < 3 THEN 'pain_acceptance' ELSE 'nothing' END,
+                     CASE WHEN k % 5 < 3 THEN 0.6 ELSE 0.4 END, false,
+                     :start + k * interval '5 hours'
+                   FROM participants p CROSS JOIN generate_series(0, :per - 1) AS k
+                   WHERE p.study_id = :study"""
+            ),
+            {"study": study_id, "start": START, "per": per},
+        )
+        conn.execute(sa.text("ANALYZE"))
+    engine.dispose()
+    return study_id
+
+
+def ceiling(url: str) -> tuple[int, float]:
+    """Rows and seconds of COPY (SELECT …) TO STDOUT of the decision rows, in CSV."""
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    started = time.perf_counter()
+    count = 0
+    with psycopg.connect(plain) as conn, conn.cursor() as cur:
+        query = (
+            "COPY (SELECT d.*, p.code FROM decisions d JOIN participants p "
+            "ON p.id = d.participant_id ORDER BY d.id) TO STDOUT (FORMAT csv, HEADER)"
+        )
+        with cur.copy(query) as copy:
+            for chunk in copy:
+                count += bytes(chunk).count(b"\n")
+    return count - 1, time.perf_counter() - started
+
+
+def export_once(url: str, study_id: str, fmt: str) -> None:
+    """Run in a subprocess: export to /dev/null, print rows, seconds and peak RSS."""
+    from app.audit.service import CLI_ACTOR
+    from app.core.clock import SystemClock
+    from app.core.db import create_db_engine, make_session_factory
+    from app.export.columns import Filters
+    from app.export.formats import ExportFormat
+    from app.export.service import prepare_export, stream_export
+    from app.studies.models import Study
+
+    engine = create_db_engine(url)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        study = session.get_one(Study, uuid.UUID(study_id))
+        prepared = prepare_export(
+            session, SystemClock(), CLI_ACTOR, study, "decisions", ExportFormat(fmt), Filters()
+        )
+        session.commit()
+        started = time.perf_counter()
+        size = 0
+        with open("/dev/null", "wb") as sink:
+            for chunk in stream_export(session, study, prepared):
+                size += len(chunk)
+                sink.write(chunk)
+        seconds = time.perf_counter() - started
+        rows = session.scalar(sa.text("SELECT count(*) FROM decisions"))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "seconds": seconds, "bytes": size, "peak_mb": peak_mb}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--export-once", nargs=2, metavar=("STUDY", "FORMAT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.export_once:
+        export_once(args.url, *args.export_once)
+        return
+
+    name = f"kairos_bench_export_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
+    try:
+        started = time.perf_counter()
+        study_id = fill(url, args.rows)
+        print(f"filled {args.rows:,} decision rows in {time.perf_counter() - started:.1f} s")
+        count, copy_seconds = ceiling(url)
+        print(
+            f"ceiling  COPY TO STDOUT: {count:,} rows in {copy_seconds:.1f} s "
+            f"= {count / copy_seconds:,.0f} rows/s"
+        )
+        for fmt in ("csv", "parquet"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--url", url, "--export-once", study_id, fmt],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            rate = result["rows"] / result["seconds"]
+            print(
+                f"kairos   {fmt:<7} {result['rows']:,} rows in {result['seconds']:.1f} s "
+                f"= {rate:,.0f} rows/s ({rate / (count / copy_seconds):.0%} of the ceiling), "
+                f"{result['bytes'] / 1e6:,.0f} MB, peak RSS {result['peak_mb']:.0f} MB"
+            )
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
