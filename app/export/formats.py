@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from app.export.columns import Column, ColumnType, Row
 
 ROWS_PER_CHUNK = 2_000
-PARQUET_ROW_GROUP = 50_000
+PARQUET_ROW_GROUP = 20_000
 
 
 class ExportFormat(StrEnum):
