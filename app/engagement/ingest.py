@@ -22,9 +22,8 @@ from app.core.batches import (
     ItemStatus,
     TimeBounds,
     chunks,
-    dialect_insert,
+    insert_new,
     rejected,
-    sa_table,
 )
 from app.core.clock import Clock
 from app.core.events import ParticipantEvent, publish
@@ -225,14 +224,7 @@ def _insert(
     now: datetime,
     accepted: list[tuple[EventInput, uuid.UUID]],
 ) -> set[str]:
-    if not accepted:
-        return set()
-    table = sa_table(EngagementEvent)
-    stmt = (
-        dialect_insert(session, table)
-        .on_conflict_do_nothing(index_elements=["participant_id", "client_id"])
-        .returning(table.c.client_id)
-    )
+    """Insert the events; returns the client ids actually inserted."""
     rows = [
         {
             "id": id_,
@@ -251,4 +243,5 @@ def _insert(
         # In key order, so concurrent batches lock rows in the same order.
         for event, id_ in sorted(accepted, key=lambda pair: pair[0].client_id)
     ]
-    return set(session.execute(stmt, rows).scalars())
+    stored = insert_new(session, EngagementEvent, rows, ["participant_id", "client_id"])
+    return {event.client_id for event, id_ in accepted if id_ in stored}
