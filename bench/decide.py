@@ -6,6 +6,10 @@ day with four items each, hourly step counts), then times ``decide_batch`` on on
 decision point per participant, all due at the same minute. Run:
 
     python bench/decide.py [--participants 10000] [--days 21] [--url postgresql+psycopg://...]
+                           [--keep] [--database NAME]
+
+--keep leaves the filled database in place (filling takes minutes); --database NAME measures
+again on a database kept earlier, without filling.
 
 Prints the data volume, then the time for the whole batch in one call and in the chunks a
 scheduler would claim. Each measured run is rolled back, so every run decides the same
@@ -179,19 +183,23 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=21)
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--keep", action="store_true", help="keep the filled database")
+    parser.add_argument("--database", help="measure on this database, kept by --keep")
     args = parser.parse_args()
 
-    name = f"kairos_bench_{uuid.uuid4().hex[:8]}"
+    name = args.database or f"kairos_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
+    # 13:00 UTC on the last day: some of today's EMA and steps exist, later ones do not.
+    when = START.replace(hour=13) + timedelta(days=args.days - 1)
+    if not args.database:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        print(f"filling {name}: {args.participants:,} participants, {args.days} days")
-        fill(url, args.participants, args.days)
-        # 13:00 UTC on the last day: some of today's EMA and steps exist, later ones do not.
-        when = START.replace(hour=13) + timedelta(days=args.days - 1)
-        add_items(url, when)
+        if not args.database:
+            print(f"filling {name}: {args.participants:,} participants, {args.days} days")
+            fill(url, args.participants, args.days)
+            add_items(url, when)
         n = args.participants
         measure(url, when, n)  # warm-up: caches, parsed protocol, connection
         for chunk in (n, 1000, 250):
@@ -201,10 +209,14 @@ def main() -> None:
                 f"batch of {chunk:>6,}: {n:,} decisions in {best:.2f} s (best of 3) "
                 f"= {n / best:,.0f} decisions/s"
             )
-        measure(url, when, n, commit=True)
+        if not args.database:
+            measure(url, when, n, commit=True)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if args.keep or args.database:
+            print(f"kept database {name}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
