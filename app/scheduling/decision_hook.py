@@ -38,7 +38,8 @@ DecideBatch = Callable[[Session, Clock, Sequence[ScheduledItem]], Sequence[Deliv
 def decide_nothing(
     session: Session, clock: Clock, items: Sequence[ScheduledItem]
 ) -> list[Delivery | None]:
-    """PLACEHOLDER until the decision engine is wired in: decides "nothing" every time."""
+    """Decides "nothing" every time: the Worker's default when built without a decider
+    (scheduler tests); services use app.decision_rules.engine.decide_batch."""
     for item in items:
         logger.info(
             "placeholder decider: nothing for participant %s at %s (%s)",
