@@ -1,7 +1,7 @@
 """Routine outcome monitoring: weekly trends, care-team flags and the patient's summary."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.monitoring.flags import evaluate_all, prompt_budget_factor
+from app.monitoring.models import CareFlag
 from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
@@ -302,3 +303,48 @@ def test_my_summary_puts_steps_beside_pain(world: World) -> None:
     assert today["date"] == "2026-03-01"
     assert (today["pain_mean"], today["steps"], today["exercises_completed"]) == (5.0, 3000.0, 0)
     assert body["days"][0]["pain_mean"] is None
+
+
+def test_the_fatigue_response_scales_the_daily_cap() -> None:
+    from zoneinfo import ZoneInfo
+
+    from app.decision_rules.evaluation import Moment, burden_reason
+    from app.protocols import parse_protocol
+
+    protocol = parse_protocol(example_text(CHRONIC_PAIN_JITAI))
+    assert protocol.policy.availability.max_prompts_per_day == 3
+    local = datetime(2026, 3, 3, 14, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    usual = Moment("afternoon", local, {}, prompts_today=1)
+    assert burden_reason(protocol, usual) is None
+    tired = Moment("afternoon", local, {}, prompts_today=1, prompt_budget_factor=0.5)
+    assert burden_reason(protocol, tired) == ("daily cap reached (1 prompts today, the cap is 1)")
+
+
+def test_the_engine_applies_the_fatigue_response(world: World) -> None:
+    from tests.decision_support import Trial
+
+    world.clock.set(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    trial = Trial(world)
+    participant = trial.participant()
+    afternoon = datetime(2026, 3, 4, 13, 0, tzinfo=UTC)  # 14:00 in Berlin
+    trial.prompt(participant, afternoon - timedelta(hours=4))
+    # Without a flag, one prompt today is under the cap of 3: burden does not stop it.
+    decision, _ = trial.decide_one(participant, "afternoon", afternoon)
+    assert "daily cap" not in (decision.unavailable_reason or "")
+    with world.session_factory() as session:
+        session.add(
+            CareFlag(
+                participant_id=participant,
+                study_id=uuid.UUID(trial.study_id),
+                kind="fatigue",
+                detail={},
+                raised_at=afternoon - timedelta(days=1),
+            )
+        )
+        session.commit()
+    next_day = afternoon + timedelta(days=1)
+    trial.prompt(participant, next_day - timedelta(hours=4))
+    flagged, delivery = trial.decide_one(participant, "afternoon", next_day)
+    assert delivery is None
+    assert flagged.available is False
+    assert flagged.unavailable_reason == "daily cap reached (1 prompts today, the cap is 1)"
