@@ -348,3 +348,34 @@ def test_job_requests_are_checked_up_front(world: World) -> None:
     assert inverted.status_code == 422
     unknown = world.client.get(f"{base}/{uuid.uuid4()}", headers=researcher)
     assert unknown.status_code == 404
+
+
+def test_alerts_dataset(world: World) -> None:
+    from app.alerts.models import Alert
+
+    study, people = _study_with_data(world)
+    now = world.clock.now()
+    with world.session_factory() as session:
+        session.add(
+            Alert(
+                study_id=uuid.UUID(study["id"]),
+                participant_id=uuid.UUID(people[0]["id"]),
+                questionnaire_id="evening",
+                item_id="self_harm",
+                severity="critical",
+                message="Follow the crisis procedure.",
+                value=True,
+                answered_at=now,
+                created_at=now,
+                webhook_status="not_configured",
+            )
+        )
+        session.commit()
+    rows = _csv(_export(world, study["id"], "alerts"))
+    assert len(rows) == 1
+    assert (rows[0]["item_id"], rows[0]["severity"], rows[0]["value"]) == (
+        "self_harm",
+        "critical",
+        "true",
+    )
+    assert rows[0]["participant_code"] == people[0]["code"]

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.decision_rules.models import SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
@@ -443,6 +444,58 @@ def _engagement_rows(
     yield from _stream(session, stmt)
 
 
+# alerts ------------------------------------------------------------------------------------
+
+ALERT_COLUMNS = [
+    string("alert_id", "Kairos id of the alert."),
+    *_participant_columns(),
+    string("questionnaire_id", "The questionnaire whose answer raised it."),
+    string("item_id", "The escalation item."),
+    string("severity", "The protocol's severity (e.g. high, critical)."),
+    string("message", "The protocol's message for the care team."),
+    json_text("value", "The answer that raised it (JSON)."),
+    timestamp("answered_at", "When the participant answered."),
+    timestamp("created_at", "When Kairos raised the alert."),
+    timestamp("acknowledged_at", "When the care team acknowledged it."),
+    string("acknowledged_by", "Who acknowledged it."),
+    string("acknowledgement_note", "What the care team did."),
+    string("webhook_status", "Delivery of the alert webhook."),
+    timestamp("webhook_delivered_at", "When the webhook receiver accepted it."),
+]
+
+
+def _alert_rows(
+    session: Session, study: Study, filters: Filters, _columns: list[Column], _now: datetime
+) -> Iterator[Row]:
+    stmt = _filtered(
+        sa.select(
+            Alert.id,
+            Participant.id,
+            Participant.code,
+            Alert.questionnaire_id,
+            Alert.item_id,
+            Alert.severity,
+            Alert.message,
+            Alert.value,
+            Alert.answered_at,
+            Alert.created_at,
+            Alert.acknowledged_at,
+            Alert.acknowledged_by,
+            Alert.acknowledgement_note,
+            Alert.webhook_status,
+            Alert.webhook_delivered_at,
+        )
+        .join(Participant, Participant.id == Alert.participant_id)
+        .order_by(Alert.id),
+        study,
+        filters,
+        participant_id=Alert.participant_id,
+        time=Alert.created_at,
+    )
+    for row in _stream(session, stmt):
+        yield (*row[:7], json.dumps(row[7]), *row[8:])
+
+
 # audit log ---------------------------------------------------------------------------------
 
 AUDIT_COLUMNS = [
@@ -528,6 +581,12 @@ DATASETS: dict[str, Dataset] = {
             "What participants did with prompts and exercises.",
             _static(ENGAGEMENT_COLUMNS),
             _engagement_rows,
+        ),
+        Dataset(
+            "alerts",
+            "Escalation alerts raised by EMA answers, with acknowledgement and webhook delivery.",
+            _static(ALERT_COLUMNS),
+            _alert_rows,
         ),
         Dataset(
             "audit_log",
