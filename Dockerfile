@@ -24,7 +24,8 @@ RUN pip install . \
 
 USER kairos
 # The embedded default keeps its SQLite file in a volume-friendly place.
-ENV KAIROS_DATABASE_URL=sqlite:////srv/kairos/data/kairos.db
+ENV KAIROS_DATABASE_URL=sqlite:////srv/kairos/data/kairos.db \
+    KAIROS_EXPORT_DIR=/srv/kairos/data/exports
 VOLUME ["/srv/kairos/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
