@@ -50,3 +50,26 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_participant_read(
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    participant_id: uuid.UUID,
+    study_id: uuid.UUID,
+    what: str,
+    *,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """A staff read of one participant's data ("participant.read.<what>")."""
+    return record(
+        session,
+        clock,
+        actor,
+        f"participant.read.{what}",
+        resource_type="participant",
+        resource_id=participant_id,
+        study_id=study_id,
+        detail=detail,
+    )

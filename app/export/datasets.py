@@ -32,9 +32,9 @@ from app.export.columns import (
     timestamp,
 )
 from app.export.decisions import decision_columns, decision_rows
+from app.export.protocols import covered_versions
 from app.notifications.models import Notification
 from app.participants.models import Participant
-from app.protocols.models import ProtocolVersion
 from app.protocols.versions import load_protocol
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
@@ -252,11 +252,8 @@ def _ema_long_rows(
 
 def _item_columns(session: Session, study: Study, filters: Filters) -> list[Column]:
     """One column per "<questionnaire>.<item>" in the study's protocol versions."""
-    stmt = sa.select(ProtocolVersion).where(ProtocolVersion.study_id == study.id)
-    if filters.protocol_version is not None:
-        stmt = stmt.where(ProtocolVersion.version == filters.protocol_version)
     columns: dict[str, Column] = {}
-    for row in session.scalars(stmt.order_by(ProtocolVersion.version)):
+    for row in covered_versions(session, study, filters):
         for questionnaire in load_protocol(row).questionnaires:
             for item in questionnaire.items:
                 name = f"{questionnaire.id}.{item.id}"

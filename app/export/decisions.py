@@ -28,10 +28,10 @@ from app.export.columns import (
     string,
     timestamp,
 )
+from app.export.protocols import covered_versions
 from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.interventions import Category
-from app.protocols.models import ProtocolVersion
 from app.protocols.versions import load_protocol
 from app.studies.models import Study
 
@@ -83,10 +83,7 @@ _VALUE_TYPES = {
 
 
 def _protocols(session: Session, study: Study, filters: Filters) -> dict[int, Protocol]:
-    stmt = sa.select(ProtocolVersion).where(ProtocolVersion.study_id == study.id)
-    if filters.protocol_version is not None:
-        stmt = stmt.where(ProtocolVersion.version == filters.protocol_version)
-    return {row.version: load_protocol(row) for row in session.scalars(stmt)}
+    return {row.version: load_protocol(row) for row in covered_versions(session, study, filters)}
 
 
 def decision_columns(session: Session, study: Study, filters: Filters) -> list[Column]:

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import __version__
@@ -15,7 +14,7 @@ from app.core.errors import InvalidInputError, NotFoundError
 from app.export.columns import Column, Filters
 from app.export.datasets import DATASETS, Dataset
 from app.export.formats import WRITERS, ExportFormat
-from app.protocols.models import ProtocolVersion
+from app.export.protocols import covered_versions
 from app.protocols.versions import load_protocol
 from app.studies.models import Study
 
@@ -56,11 +55,8 @@ class PreparedExport:
 
 def _protocol_definitions(session: Session, study: Study, filters: Filters) -> list[dict[str, Any]]:
     """Each protocol version's definitions of tailoring variables and outcomes."""
-    stmt = sa.select(ProtocolVersion).where(ProtocolVersion.study_id == study.id)
-    if filters.protocol_version is not None:
-        stmt = stmt.where(ProtocolVersion.version == filters.protocol_version)
     definitions = []
-    for row in session.scalars(stmt.order_by(ProtocolVersion.version)):
+    for row in covered_versions(session, study, filters):
         protocol = load_protocol(row)
         definitions.append(
             {

@@ -14,7 +14,7 @@ from app.api.schemas.decisions import (
     PreviewRequest,
     PreviewResponse,
 )
-from app.audit.service import record
+from app.audit.service import record_participant_read
 from app.core.errors import ConflictError
 from app.decision_rules.evaluation import WEEKDAYS
 from app.decision_rules.history import DecisionRecord, decision_history
@@ -94,14 +94,13 @@ def list_decisions(
     items, next_cursor = decision_history(
         session, participant, now=clock.now(), after=cursor, limit=limit
     )
-    record(
+    record_participant_read(
         session,
         clock,
         caller.actor,
-        "participant.read.decisions",
-        resource_type="participant",
-        resource_id=participant.id,
-        study_id=participant.study_id,
+        participant.id,
+        participant.study_id,
+        "decisions",
         detail={"count": len(items)},
     )
     session.commit()

@@ -16,7 +16,7 @@ from app.api.schemas.monitoring import (
     TrendsOut,
     WeekOut,
 )
-from app.audit.service import record
+from app.audit.service import record, record_participant_read
 from app.core.pagination import keyset_page
 from app.monitoring import flags as care_flags
 from app.monitoring.models import CareFlag, FlagKind
@@ -139,15 +139,7 @@ def participant_trends(
             )
             for f in figures
         ]
-    record(
-        session,
-        clock,
-        caller.actor,
-        "participant.read.trends",
-        resource_type="participant",
-        resource_id=participant.id,
-        study_id=study.id,
-    )
+    record_participant_read(session, clock, caller.actor, participant.id, study.id, "trends")
     session.commit()
     return TrendsOut(participant_id=participant.id, weeks=weeks)
 

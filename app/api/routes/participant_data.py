@@ -22,7 +22,7 @@ from app.api.schemas.participant_data import (
     EngagementEventPage,
     WearableSummaryPage,
 )
-from app.audit.service import record
+from app.audit.service import record_participant_read
 from app.core.clock import Clock
 from app.ema.history import list_responses
 from app.engagement.history import list_events
@@ -49,14 +49,8 @@ def _load(
     what: str,
 ) -> Participant:
     participant = get_participant(session, get_study(session, study_id), participant_id)
-    record(
-        session,
-        clock,
-        caller.actor,
-        f"participant.read.{what}",
-        resource_type="participant",
-        resource_id=participant.id,
-        study_id=participant.study_id,
+    record_participant_read(
+        session, clock, caller.actor, participant.id, participant.study_id, what
     )
     return participant
 

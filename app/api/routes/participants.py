@@ -18,7 +18,7 @@ from app.api.schemas.participants import (
     StatusChangeRequest,
     TokensRevoked,
 )
-from app.audit.service import record
+from app.audit.service import record, record_participant_read
 from app.core.clock import Clock
 from app.participants import enrollment, service
 from app.participants.models import Participant, ParticipantStatus
@@ -38,14 +38,8 @@ def _load(session: Session, study_id: uuid.UUID, participant_id: uuid.UUID) -> P
 def _audit_read(
     session: Session, clock: Clock, caller: StaffCaller, participant: Participant, what: str
 ) -> None:
-    record(
-        session,
-        clock,
-        caller.actor,
-        f"participant.read.{what}",
-        resource_type="participant",
-        resource_id=participant.id,
-        study_id=participant.study_id,
+    record_participant_read(
+        session, clock, caller.actor, participant.id, participant.study_id, what
     )
     session.commit()
 

@@ -7,7 +7,7 @@ from app.api.deps import ClockDep, SessionDep
 from app.api.problems import problem_responses
 from app.api.routes.me import device_out
 from app.api.schemas.devices import DeviceList, DeviceOut, StaffDeviceUpdate
-from app.audit.service import record
+from app.audit.service import record, record_participant_read
 from app.notifications import devices
 from app.participants.service import get_participant
 from app.studies.service import get_study
@@ -34,14 +34,8 @@ def list_devices(
     """
     participant = get_participant(session, get_study(session, study_id), participant_id)
     items = devices.list_devices(session, participant)
-    record(
-        session,
-        clock,
-        caller.actor,
-        "participant.read.devices",
-        resource_type="participant",
-        resource_id=participant.id,
-        study_id=participant.study_id,
+    record_participant_read(
+        session, clock, caller.actor, participant.id, participant.study_id, "devices"
     )
     session.commit()
     return DeviceList(items=[device_out(d) for d in items])
