@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.clock import Clock
 from app.core.db import session_scope
+from app.core.ids import new_id
 from app.notifications.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -195,6 +196,66 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
     return plan
 
 
+@dataclass
+class _Owned:
+    """What the finish step needs of a notification it still holds."""
+
+    participant_id: uuid.UUID
+    attempts: int
+    expires_at: datetime | None
+
+
+def _retake(
+    session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime, lease: timedelta
+) -> dict[uuid.UUID, _Owned]:
+    """The guard: keep only rows still leased to us (locked until commit)."""
+    rows = session.execute(
+        sa.update(Notification)
+        .where(
+            Notification.id.in_(ids),
+            Notification.lease_owner == owner,
+            Notification.status == NotificationStatus.sending,
+        )
+        .values(lease_expires_at=now + lease)
+        .returning(
+            Notification.id,
+            Notification.participant_id,
+            Notification.attempts,
+            Notification.expires_at,
+        )
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {r.id: _Owned(r.participant_id, r.attempts, r.expires_at) for r in rows}
+
+
+def _outcome(
+    row: _Owned,
+    attempt: int,
+    outcomes: Sequence[PushResult],
+    provider: PushProvider,
+    policy: SendPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> tuple[NotificationStatus, str | None, datetime | None]:
+    """The notification's status after this attempt: (status, reason, next attempt)."""
+    if any(r.outcome is AttemptOutcome.accepted for r in outcomes):
+        return NotificationStatus.sent, None, None
+    retryable = [r for r in outcomes if r.outcome is AttemptOutcome.retry]
+    if retryable:
+        codes = ", ".join(sorted({r.error_code or "?" for r in retryable}))
+        retry_after = max((r.retry_after_seconds or 0.0) for r in retryable) or None
+        next_at = now + backoff(attempt, policy, retry_after, rng)
+        if attempt >= policy.max_attempts:
+            return NotificationStatus.failed, f"gave up after {attempt} attempts: {codes}", None
+        if row.expires_at is not None and next_at >= row.expires_at:
+            return NotificationStatus.expired, f"expired while retrying: {codes}", None
+        return NotificationStatus.pending, f"retrying after: {codes}", next_at
+    codes = ", ".join(sorted({r.error_code or "?" for r in outcomes}))
+    if all(r.outcome is AttemptOutcome.invalid_token for r in outcomes):
+        return NotificationStatus.failed, f"no reachable device: {codes}", None
+    return NotificationStatus.failed, f"rejected by {provider.name}: {codes}", None
+
+
 def _finish(
     session: Session,
     ids: Sequence[uuid.UUID],
@@ -207,48 +268,38 @@ def _finish(
     now: datetime,
     rng: random.Random,
 ) -> SendReport:
+    # Set-based: one insert for the attempts, one executemany for the outcomes, so that
+    # settling a batch of 500 costs a handful of round trips, not one per row.
     report = SendReport(claimed=len(ids))
-    owned = set(
-        session.scalars(
-            sa.update(Notification)
-            .where(
-                Notification.id.in_(ids),
-                Notification.lease_owner == owner,
-                Notification.status == NotificationStatus.sending,
-            )
-            .values(lease_expires_at=now + policy.lease)
-            .returning(Notification.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-    )
-    report.lost = len(ids) - len(owned)
-    rows = {
-        n.id: n for n in session.scalars(sa.select(Notification).where(Notification.id.in_(owned)))
-    }
+    rows = _retake(session, ids, owner, now, policy.lease)
+    report.lost = len(ids) - len(rows)
     by_notification: dict[uuid.UUID, list[tuple[PushMessage, PushResult]]] = defaultdict(list)
     for message, result in zip(plan.messages, results, strict=True):
         by_notification[message.notification_id].append((message, result))
+    attempts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
     dead_devices: dict[uuid.UUID, str] = {}
     reachable: set[uuid.UUID] = set()
+    unreachable = set(plan.unreachable)
     for notification_id, pairs in by_notification.items():
         row = rows.get(notification_id)
         attempt = (row.attempts if row is not None else 0) + 1
         for message, result in pairs:
-            session.add(
-                DeliveryAttempt(
-                    notification_id=notification_id,
-                    device_id=message.device_id,
-                    provider=provider.name,
-                    attempt=attempt,
-                    outcome=result.outcome,
-                    error_code=result.error_code,
-                    retry_after_seconds=result.retry_after_seconds,
-                    response=result.response,
-                    started_at=started_at,
-                    finished_at=now,
-                )
+            attempts.append(
+                {
+                    "id": new_id(),
+                    "notification_id": notification_id,
+                    "device_id": message.device_id,
+                    "provider": provider.name,
+                    "attempt": attempt,
+                    "outcome": result.outcome,
+                    "error_code": result.error_code,
+                    "retry_after_seconds": result.retry_after_seconds,
+                    "response": result.response,
+                    "started_at": started_at,
+                    "finished_at": now,
+                }
             )
-            report.attempts += 1
             if result.outcome is AttemptOutcome.invalid_token:
                 dead_devices[message.device_id] = f"{provider.name}: {result.error_code}"
             if result.alert:
@@ -261,56 +312,54 @@ def _finish(
                 )
         if row is None:
             continue  # another sender took it over; its attempts are recorded all the same
-        row.attempts = attempt
-        outcomes = [r for _, r in pairs]
-        if any(r.outcome is AttemptOutcome.accepted for r in outcomes):
-            _set(row, NotificationStatus.sent, None)
-            row.sent_at = now
+        status, reason, next_at = _outcome(
+            row, attempt, [r for _, r in pairs], provider, policy, now, rng
+        )
+        updates.append(_update(notification_id, status, reason, attempt, next_at, now))
+        if status is NotificationStatus.sent:
             reachable.add(row.participant_id)
-            report.sent += 1
-            continue
-        retryable = [r for r in outcomes if r.outcome is AttemptOutcome.retry]
-        if retryable:
-            codes = ", ".join(sorted({r.error_code or "?" for r in retryable}))
-            retry_after = max((r.retry_after_seconds or 0.0) for r in retryable) or None
-            next_at = now + backoff(attempt, policy, retry_after, rng)
-            if attempt >= policy.max_attempts:
-                _set(row, NotificationStatus.failed, f"gave up after {attempt} attempts: {codes}")
-                report.failed += 1
-            elif row.expires_at is not None and next_at >= row.expires_at:
-                _set(row, NotificationStatus.expired, f"expired while retrying: {codes}")
-                report.expired += 1
-            else:
-                _set(row, NotificationStatus.pending, f"retrying after: {codes}")
-                row.next_attempt_at = next_at
-                report.retrying += 1
-            continue
-        codes = ", ".join(sorted({r.error_code or "?" for r in outcomes}))
-        if all(r.outcome is AttemptOutcome.invalid_token for r in outcomes):
-            _set(row, NotificationStatus.failed, f"no reachable device: {codes}")
-        else:
-            _set(row, NotificationStatus.failed, f"rejected by {provider.name}: {codes}")
-        report.failed += 1
+        elif status is NotificationStatus.failed:
+            unreachable.add(row.participant_id)
+        report_field = "retrying" if status is NotificationStatus.pending else str(status)
+        setattr(report, report_field, getattr(report, report_field) + 1)
     for notification_id, (status, reason) in plan.settled.items():
         row = rows.get(notification_id)
         if row is not None:
-            _set(row, status, reason)
+            updates.append(_update(notification_id, status, reason, row.attempts, None, None))
             setattr(report, str(status), getattr(report, str(status)) + 1)
+            if status is NotificationStatus.failed:
+                unreachable.add(row.participant_id)
+    report.attempts = len(attempts)
+    if attempts:
+        session.execute(sa.insert(DeliveryAttempt), attempts)
+    if updates:
+        session.execute(
+            sa.update(Notification).execution_options(synchronize_session=False), updates
+        )
     _update_devices(session, dead_devices, now)
-    unreachable = plan.unreachable | {
-        rows[n].participant_id for n in rows if rows[n].status == NotificationStatus.failed
-    }
     _update_reachability(session, unreachable - reachable, reachable, now)
     return report
 
 
-def _set(row: Notification, status: NotificationStatus, reason: str | None) -> None:
-    row.status = status
-    row.status_reason = reason
-    row.lease_owner = None
-    row.lease_expires_at = None
-    if status is not NotificationStatus.pending:
-        row.next_attempt_at = None
+def _update(
+    notification_id: uuid.UUID,
+    status: NotificationStatus,
+    reason: str | None,
+    attempts: int,
+    next_attempt_at: datetime | None,
+    sent_at: datetime | None,
+) -> dict[str, object]:
+    """One row of the outcome executemany; every row has the same keys, so it is one batch."""
+    return {
+        "id": notification_id,
+        "status": status,
+        "status_reason": reason,
+        "attempts": attempts,
+        "next_attempt_at": next_attempt_at,
+        "sent_at": sent_at if status is NotificationStatus.sent else None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
 
 
 def _update_devices(session: Session, dead: dict[uuid.UUID, str], now: datetime) -> None:
