@@ -68,6 +68,10 @@ class SendReport:
     lost: int = 0
     attempts: int = 0
 
+    def add(self, other: "SendReport") -> None:
+        for name in vars(other):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def backoff(
     attempt: int, policy: SendPolicy, retry_after: float | None, rng: random.Random

@@ -46,6 +46,11 @@ class Settled:
     lost: int = 0  # taken over by another worker after our lease expired
     notifications: list[uuid.UUID] = field(default_factory=list)
 
+    @property
+    def touched(self) -> bool:
+        """Whether the batch found any rows (there may be more)."""
+        return bool(self.fired or self.missed or self.cancelled or self.lost)
+
     def add(self, other: "Settled") -> None:
         self.fired += other.fired
         self.missed += other.missed

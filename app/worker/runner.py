@@ -11,6 +11,7 @@ recording expired, unanswered prompts as missed.
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -36,12 +37,26 @@ from app.worker.models import WorkerHeartbeat
 logger = logging.getLogger(__name__)
 
 
+class _LongTickFilter(logging.Filter):
+    """A tick that runs past the next interval (a burst of due work) is expected: the skipped
+    run is not worth a warning every interval."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_LongTickFilter())
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # Participants whose horizons are extended per transaction.
 PLAN_BATCH = 200
+
+# How long the sender waits for the first decisions of a tick to commit.
+SENDER_POLL_SECONDS = 0.02
 
 
 @dataclass
@@ -124,29 +139,75 @@ class Worker:
     def run_pending(self) -> TickReport:
         """Fire due rows and send due pushes until none are left, then housekeeping."""
         report = TickReport()
-        while True:
-            settled = run_due_batch(
-                self.session_factory,
-                self.clock,
-                self.worker_id,
-                self.decider,
-                lease=self.lease,
-                batch_size=self.schedule_batch_size,
-            )
-            report.settled.add(settled)
-            sent = send_batch(
-                self.session_factory, self.clock, self.worker_id, self.provider, self.send_policy
-            )
-            for name in vars(sent):
-                setattr(report.sent, name, getattr(report.sent, name) + getattr(sent, name))
-            if not (settled.fired or settled.missed or settled.cancelled or settled.lost) and not (
-                sent.claimed
-            ):
-                break
+        if self._sends_concurrently():
+            self._fire_and_send_concurrently(report)
+        else:
+            self._fire_and_send_in_turn(report)
         report.planned_participants = self.plan_horizons()
         with session_scope(self.session_factory) as session:
             report.expired_prompts = expire_unanswered(session, self.clock.now())
         return report
+
+    def _sends_concurrently(self) -> bool:
+        # SQLite has one writer at a time: a second thread would only wait for the lock.
+        bind = self.session_factory.kw.get("bind")
+        return bind is not None and bind.dialect.name == "postgresql"
+
+    def _fire_batch(self) -> Settled:
+        return run_due_batch(
+            self.session_factory,
+            self.clock,
+            self.worker_id,
+            self.decider,
+            lease=self.lease,
+            batch_size=self.schedule_batch_size,
+        )
+
+    def _send_batch(self) -> SendReport:
+        return send_batch(
+            self.session_factory, self.clock, self.worker_id, self.provider, self.send_policy
+        )
+
+    def _fire_and_send_in_turn(self, report: TickReport) -> None:
+        while True:
+            settled = self._fire_batch()
+            report.settled.add(settled)
+            sent = self._send_batch()
+            report.sent.add(sent)
+            if not (settled.touched or sent.claimed):
+                return
+
+    def _fire_and_send_concurrently(self, report: TickReport) -> None:
+        """Pushes go out while later decision points are still being decided: when many are
+        due at once, the first pushes do not wait for the last decision."""
+        firing_done = threading.Event()
+        failure: list[BaseException] = []
+
+        def send_until_idle() -> None:
+            try:
+                while True:
+                    # Read before the batch: an empty batch after firing ended means that
+                    # everything fired has been claimed.
+                    done = firing_done.is_set()
+                    sent = self._send_batch()
+                    report.sent.add(sent)
+                    if not sent.claimed:
+                        if done:
+                            return
+                        firing_done.wait(SENDER_POLL_SECONDS)
+            except BaseException as exc:
+                failure.append(exc)
+
+        sender = threading.Thread(target=send_until_idle, name=f"{self.worker_id}-sender")
+        sender.start()
+        try:
+            while (settled := self._fire_batch()).touched:
+                report.settled.add(settled)
+        finally:
+            firing_done.set()
+            sender.join()
+        if failure:
+            raise failure[0]
 
     def plan_horizons(self, max_batches: int = 1) -> int:
         """Extend the schedules of participants whose horizon runs short (most ticks: none).

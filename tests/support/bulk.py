@@ -89,13 +89,14 @@ def seed_due_decision_points(session: Session, count: int, due_at: datetime) -> 
                 for pid in ids
             ],
         )
-        # Planned already, as they would be in a running study.
+        # Planned ahead already, as they would be in a running study (so the workers do not
+        # start planning the next days while the test or benchmark runs).
         session.execute(
             sa.insert(ScheduleHorizon),
             [
                 {
                     "participant_id": pid,
-                    "planned_until": due_at + timedelta(days=1),
+                    "planned_until": due_at + timedelta(days=3),
                     "updated_at": now,
                 }
                 for pid in ids
