@@ -2,10 +2,16 @@
 
 A notification row is the push: the sender delivers it later. Writing it in the same
 transaction as the prompt or decision that causes it means both commit, or neither.
+Rows are built as plain values and written with one multi-row insert per batch: a burst of
+decision points writes thousands at once.
 """
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.ids import new_id
@@ -29,13 +35,22 @@ def collapse_key(item: ScheduledItem) -> str:
     return f"prompt-{item.id}"
 
 
-def add_prompt_notifications(
-    session: Session,
+NotificationValues = dict[str, Any]
+
+
+def write_outbox(session: Session, rows: Sequence[NotificationValues]) -> list[uuid.UUID]:
+    """Insert the rows; returns their ids."""
+    if rows:
+        session.execute(sa.insert(Notification), list(rows))
+    return [row["id"] for row in rows]
+
+
+def prompt_notifications(
     item: ScheduledItem,
     schedule: EmaSchedule | None,
     questionnaire: Questionnaire | None,
     now: datetime,
-) -> list[Notification]:
+) -> list[NotificationValues]:
     """The prompt's push now, and its reminders at their times before the prompt expires."""
     title = questionnaire.title if questionnaire is not None else "Check-in"
     count = len(questionnaire.items) if questionnaire is not None else None
@@ -69,7 +84,6 @@ def add_prompt_notifications(
                     now=now,
                 )
             )
-    session.add_all(rows)
     return rows
 
 
@@ -82,13 +96,10 @@ def _notification(
     *,
     send_at: datetime,
     now: datetime,
-) -> Notification:
-    return Notification(
-        id=new_id(),
-        participant_id=item.participant_id,
-        study_id=item.study_id,
+) -> NotificationValues:
+    return _values(
+        item,
         kind=kind,
-        scheduled_item_id=item.id,
         title=title,
         body=body,
         deep_link=prompt_link(item),
@@ -96,20 +107,15 @@ def _notification(
         created_at=now,
         send_at=send_at,
         expires_at=item.expires_at,
-        status=NotificationStatus.pending,
-        attempts=0,
     )
 
 
-def add_intervention(
-    session: Session, item: ScheduledItem, delivery: Delivery, now: datetime
-) -> Notification:
-    row = Notification(
-        id=new_id(),
-        participant_id=item.participant_id,
-        study_id=item.study_id,
+def intervention_notification(
+    item: ScheduledItem, delivery: Delivery, now: datetime
+) -> NotificationValues:
+    return _values(
+        item,
         kind=NotificationKind.intervention,
-        scheduled_item_id=item.id,
         decision_id=delivery.decision_id,
         option_id=delivery.option_id,
         title=delivery.title,
@@ -119,8 +125,18 @@ def add_intervention(
         created_at=now,
         send_at=now,
         expires_at=now + INTERVENTION_VALIDITY,
-        status=NotificationStatus.pending,
-        attempts=0,
     )
-    session.add(row)
-    return row
+
+
+def _values(item: ScheduledItem, **values: Any) -> NotificationValues:
+    # Every row has every column, so that one insert statement takes a whole batch.
+    return {
+        "id": new_id(),
+        "participant_id": item.participant_id,
+        "study_id": item.study_id,
+        "scheduled_item_id": item.id,
+        "decision_id": None,
+        "option_id": None,
+        "status": NotificationStatus.pending,
+        "attempts": 0,
+    } | values

@@ -20,10 +20,16 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.clock import Clock
 from app.core.db import session_scope
-from app.notifications.outbox import add_intervention, add_prompt_notifications
+from app.notifications.outbox import (
+    NotificationValues,
+    intervention_notification,
+    prompt_notifications,
+    write_outbox,
+)
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
 from app.protocols.models import ProtocolVersion
@@ -177,16 +183,37 @@ def _number(session: Session, items: Sequence[ScheduledItem]) -> None:
     }
     for item in sorted(items, key=lambda i: (i.due_at, i.slot_key)):
         key = (item.participant_id, item.kind)
-        item.sequence = latest[key] = latest.get(key, -1) + 1
+        latest[key] = latest.get(key, -1) + 1
+        # Written with the row's outcome (see _write_outcomes), not by the unit of work.
+        set_committed_value(item, "sequence", latest[key])
 
 
-def _finish(item: ScheduledItem, status: ItemStatus, reason: str | None, now: datetime) -> None:
-    item.status = status
-    item.status_reason = reason
-    item.lease_owner = None
-    item.lease_expires_at = None
-    item.completed_at = now
-    item.updated_at = now
+class _Outcomes:
+    """The rows' final states, written with one executemany when the batch is settled."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.rows: list[dict[str, object]] = []
+
+    def finish(self, item: ScheduledItem, status: ItemStatus, reason: str | None) -> None:
+        self.rows.append(
+            {
+                "id": item.id,
+                "sequence": item.sequence,
+                "status": status,
+                "status_reason": reason,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "completed_at": self.now,
+                "updated_at": self.now,
+            }
+        )
+
+    def write(self, session: Session) -> None:
+        if self.rows:
+            session.execute(
+                sa.update(ScheduledItem).execution_options(synchronize_session=False), self.rows
+            )
 
 
 def settle(
@@ -213,40 +240,35 @@ def settle(
         )
     }
     protocols = _Protocols(session)
-    to_number, to_decide, prompts = [], [], []
+    outcomes = _Outcomes(now)
+    to_number, to_decide, prompts, cancelled, missed = [], [], [], [], []
     for item in items:
         participant = participants[item.participant_id]
         if participant.status != ParticipantStatus.active:
-            _finish(item, ItemStatus.cancelled, f"participant is {participant.status}", now)
-            result.cancelled += 1
+            cancelled.append((item, f"participant is {participant.status}"))
             continue
         protocol = protocols.get(item)
         problem = lateness_problem(item, protocol, now)
         to_number.append(item)
         if problem is not None:
             logger.warning("missed %s %s: %s", item.kind, item.slot_key, problem)
-            _finish(item, ItemStatus.missed, problem, now)
-            result.missed += 1
+            missed.append((item, problem))
         elif item.kind == ItemKind.decision_point:
             to_decide.append(item)
         else:
             prompts.append((item, protocol))
     if to_number:
         _number(session, to_number)
+    for item, reason in cancelled:
+        outcomes.finish(item, ItemStatus.cancelled, reason)
+    for item, reason in missed:
+        outcomes.finish(item, ItemStatus.missed, reason)
+    result.cancelled, result.missed = len(cancelled), len(missed)
+    outbox: list[NotificationValues] = []
     for item, protocol in prompts:
-        schedule = questionnaire = None
-        if protocol is not None:
-            try:
-                schedule = protocol.ema_schedule(item.source_id)
-                questionnaire = protocol.questionnaire(
-                    item.questionnaire_id or schedule.questionnaire
-                )
-            except KeyError:
-                logger.warning("EMA schedule %s not in protocol; prompting anyway", item.source_id)
-        rows = add_prompt_notifications(session, item, schedule, questionnaire, now)
-        _finish(item, ItemStatus.done, None, now)
+        outbox += _prompt_rows(item, protocol, now)
+        outcomes.finish(item, ItemStatus.done, None)
         result.fired += 1
-        result.notifications += [r.id for r in rows]
     if to_decide:
         deliveries = decider(session, clock, to_decide)
         if len(deliveries) != len(to_decide):
@@ -256,12 +278,26 @@ def settle(
             )
         for item, delivery in zip(to_decide, deliveries, strict=True):
             if delivery is not None:
-                row = add_intervention(session, item, delivery, now)
-                result.notifications.append(row.id)
-            _finish(item, ItemStatus.done, None, now)
+                outbox.append(intervention_notification(item, delivery, now))
+            outcomes.finish(item, ItemStatus.done, None)
             result.fired += 1
-    session.flush()
+    session.flush()  # whatever the decider added to the session
+    result.notifications = write_outbox(session, outbox)
+    outcomes.write(session)
     return result
+
+
+def _prompt_rows(
+    item: ScheduledItem, protocol: Protocol | None, now: datetime
+) -> list[NotificationValues]:
+    schedule = questionnaire = None
+    if protocol is not None:
+        try:
+            schedule = protocol.ema_schedule(item.source_id)
+            questionnaire = protocol.questionnaire(item.questionnaire_id or schedule.questionnaire)
+        except KeyError:
+            logger.warning("EMA schedule %s not in protocol; prompting anyway", item.source_id)
+    return prompt_notifications(item, schedule, questionnaire, now)
 
 
 def run_due_batch(
