@@ -36,6 +36,7 @@ from app.core.migrations import upgrade_to_head  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.notifications.models import Notification, NotificationStatus  # noqa: E402
 from tests.support.bulk import seed_due_decision_points  # noqa: E402
+from tests.support.fake_fcm import LOG_FLUSH_SECONDS  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"  # noqa: S105 (a throwaway database)
 
@@ -99,6 +100,7 @@ def run(
             process.terminate()
         for process in processes:
             process.wait(30)
+    time.sleep(4 * LOG_FLUSH_SECONDS)  # the fake FCM writes its log in the background
     accepted = [
         entry["at"]
         for entry in map(json.loads, log.read_text().splitlines())

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     )
     push_batch_size: int = Field(500, ge=1, le=500)
     push_max_attempts: int = Field(6, ge=1, le=20)
-    schedule_batch_size: int = Field(100, ge=1, le=1000)
+    schedule_batch_size: int = Field(500, ge=1, le=1000)
     lease_seconds: float = Field(120.0, gt=0)
 
     def unsafe_reason(self) -> str | None:

@@ -80,7 +80,7 @@ class Worker:
         decider: DecideBatch = decide_nothing,
         provider: PushProvider | None = None,
         send_policy: SendPolicy | None = None,
-        schedule_batch_size: int = 100,
+        schedule_batch_size: int = 500,
         lease: timedelta = timedelta(seconds=120),
     ) -> None:
         self.session_factory = session_factory
