@@ -136,26 +136,42 @@ class _Plan:
 
 def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime) -> _Plan:
     plan = _Plan()
-    rows = session.scalars(
-        sa.select(Notification).where(Notification.id.in_(ids), Notification.lease_owner == owner)
+    # Plain rows, not ORM objects: this runs for every push of a burst.
+    n_ = Notification
+    rows = session.execute(
+        sa.select(
+            n_.id,
+            n_.participant_id,
+            n_.kind,
+            n_.scheduled_item_id,
+            n_.title,
+            n_.body,
+            n_.deep_link,
+            n_.data,
+            n_.expires_at,
+        ).where(n_.id.in_(ids), n_.lease_owner == owner)
     ).all()
-    participant_ids = {n.participant_id for n in rows}
-    statuses: dict[uuid.UUID, ParticipantStatus] = dict(
-        session.execute(
-            sa.select(Participant.id, Participant.status).where(Participant.id.in_(participant_ids))
-        ).all()
-    )
-    devices: dict[uuid.UUID, list[Device]] = defaultdict(list)
-    for device in session.scalars(
-        sa.select(Device)
-        .where(Device.participant_id.in_(participant_ids), Device.enabled.is_(True))
+    statuses: dict[uuid.UUID, str] = {}
+    devices: dict[uuid.UUID, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
+    for pid, status, device_id, token, platform in session.execute(
+        sa.select(Participant.id, Participant.status, Device.id, Device.push_token, Device.platform)
+        .outerjoin(
+            Device, sa.and_(Device.participant_id == Participant.id, Device.enabled.is_(True))
+        )
+        .where(Participant.id.in_({n.participant_id for n in rows}))
         .order_by(Device.id)
     ):
-        devices[device.participant_id].append(device)
+        statuses[pid] = status
+        if device_id is not None:
+            devices[pid].append((device_id, token, platform))
     item_ids = {n.scheduled_item_id for n in rows if n.kind == NotificationKind.reminder}
     items = {
         i.id: i
-        for i in session.scalars(sa.select(ScheduledItem).where(ScheduledItem.id.in_(item_ids)))
+        for i in session.execute(
+            sa.select(ScheduledItem.id, ScheduledItem.answered_at, ScheduledItem.status).where(
+                ScheduledItem.id.in_(item_ids)
+            )
+        )
     }
     for n in rows:
         if n.expires_at is not None and n.expires_at <= now:
@@ -182,13 +198,13 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
         key = data.pop("collapse_key", None)
         if key is None and n.scheduled_item_id and n.kind != NotificationKind.intervention:
             key = f"prompt-{n.scheduled_item_id}"
-        for device in targets:
+        for device_id, token, device_platform in targets:
             plan.messages.append(
                 PushMessage(
                     notification_id=n.id,
-                    device_id=device.id,
-                    token=device.push_token,
-                    platform=str(device.platform),
+                    device_id=device_id,
+                    token=token,
+                    platform=str(device_platform),
                     title=n.title,
                     body=n.body,
                     data=data,
