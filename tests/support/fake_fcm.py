@@ -10,14 +10,16 @@ appended as JSON lines to the file given with --log.
 """
 
 import argparse
+import asyncio
 import json
-import signal
+import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, TextIO
+from typing import Any, TextIO
+
+import uvicorn
 
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 
@@ -93,64 +95,98 @@ class FakeFcm:
             return [r.message for r in self.received if r.answer == "ok"]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as requests' connection pool expects
-    # Headers and body are written separately; without TCP_NODELAY each answer would wait
-    # for the client's delayed ACK (about 40 ms), a latency FCM does not have.
-    disable_nagle_algorithm = True
-    fake: ClassVar[FakeFcm]
+class FakeFcmApp:
+    """The HTTP side, as a plain ASGI app served by uvicorn: the fake shares the machine's
+    CPU with the workers it measures, so it is kept cheap (httptools, no framework)."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    def __init__(self, fake: FakeFcm) -> None:
+        self.fake = fake
 
-    def do_POST(self) -> None:
-        parts = self.path.split("/")
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if len(parts) != 5 or parts[1] != "v1" or parts[4] != "messages:send":
-            self._send(
-                404, {"error": {"code": 404, "message": "no such path", "status": "NOT_FOUND"}}
-            )
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
             return
-        message = body.get("message", {})
+        chunks = []
+        while True:
+            event = await receive()
+            chunks.append(event.get("body", b""))
+            if not event.get("more_body"):
+                break
+        parts = scope["path"].split("/")
+        if (
+            scope["method"] != "POST"
+            or len(parts) != 5
+            or parts[1] != "v1"
+            or parts[4] != "messages:send"
+        ):
+            missing = {"code": 404, "message": "no such path", "status": "NOT_FOUND"}
+            await self._send(send, 404, {"error": missing})
+            return
+        message = json.loads(b"".join(chunks) or b"{}").get("message", {})
         if self.fake.delay:
-            time.sleep(self.fake.delay)
+            await asyncio.sleep(self.fake.delay)
         answer = self.fake.answer_for(message.get("token", ""))
         self.fake.record(Received(parts[3], message, time.time(), answer))
         if answer == "ok":
-            self._send(200, {"name": f"projects/{parts[3]}/messages/{time.time_ns()}"})
+            await self._send(send, 200, {"name": f"projects/{parts[3]}/messages/{time.time_ns()}"})
             return
         status, grpc, fcm_code, text, headers = ANSWERS[answer]
         error: dict[str, Any] = {"code": status, "message": text, "status": grpc}
         if fcm_code:
             error["details"] = [{"@type": FCM_ERROR, "errorCode": fcm_code}]
-        self._send(status, {"error": error}, headers)
+        await self._send(send, status, {"error": error}, headers)
 
-    def _send(
-        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    @staticmethod
+    async def _send(
+        send: Any, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        raw = [(b"content-type", b"application/json")]
+        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": data})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
+def _server(fake: FakeFcm, port: int) -> tuple[uvicorn.Server, socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    config = uvicorn.Config(
+        FakeFcmApp(fake),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="httptools",
+        loop="uvloop",
+        backlog=1024,
+    )
+    return uvicorn.Server(config), sock
 
 
-def start(fake: FakeFcm | None = None, port: int = 0) -> tuple[ThreadingHTTPServer, FakeFcm]:
+@dataclass
+class Running:
+    """A fake FCM serving in a background thread."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    server_port: int
+
+    def shutdown(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def start(fake: FakeFcm | None = None, port: int = 0) -> tuple[Running, FakeFcm]:
     """Serve in a background thread; returns the server (``server.server_port``)."""
     fake = fake or FakeFcm()
-    handler = type("Handler", (_Handler,), {"fake": fake})
-    server = _Server(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, fake
+    server, sock = _server(fake, port)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the fake FCM server did not start")
+        time.sleep(0.01)
+    return Running(server, thread, sock.getsockname()[1]), fake
 
 
 def main() -> None:
@@ -161,14 +197,14 @@ def main() -> None:
     args = parser.parse_args()
     log = open(args.log, "a") if args.log else None  # noqa: SIM115
     fake = FakeFcm(log=log, delay=args.delay_ms / 1000)
-    server, _ = start(fake, args.port)
-    print(server.server_port, flush=True)
+    server, sock = _server(fake, args.port)
+    print(sock.getsockname()[1], flush=True)
     stop = threading.Event()
-    threading.Thread(target=fake.flush_log_every, args=(LOG_FLUSH_SECONDS, stop)).start()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
+    flusher = threading.Thread(target=fake.flush_log_every, args=(LOG_FLUSH_SECONDS, stop))
+    flusher.start()
+    server.run(sockets=[sock])  # until SIGTERM or SIGINT
+    stop.set()
+    flusher.join()
     if log is not None:
         log.close()
     sys.exit(0)
