@@ -59,8 +59,38 @@ def empty_tables(engine: sa.Engine) -> None:
         conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """All PostgreSQL server processes on this machine (the benchmark's connections among
+    them): what the database cost, as far as /proc can tell."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 def run(
-    url: str, engine: sa.Engine, fcm_port: int, log: Path, workers: int, count: int, lead: float
+    url: str,
+    engine: sa.Engine,
+    fcm: subprocess.Popen[str],
+    fcm_port: int,
+    log: Path,
+    workers: int,
+    count: int,
+    lead: float,
 ) -> dict[str, float]:
     empty_tables(engine)
     log.write_text("")
@@ -83,6 +113,7 @@ def run(
         )
         for i in range(workers)
     ]
+    cpu_before = (cpu_seconds(fcm.pid), postgres_cpu_seconds())
     try:
         deadline = time.monotonic() + lead + 600
         while time.monotonic() < deadline:
@@ -95,6 +126,11 @@ def run(
             time.sleep(0.25)
         else:
             raise SystemExit(f"timed out: {sent} of {count} pushes sent")
+        cpu = {
+            "worker_cpu_s": sum(cpu_seconds(p.pid) for p in processes),
+            "fcm_cpu_s": cpu_seconds(fcm.pid) - cpu_before[0],
+            "postgres_cpu_s": postgres_cpu_seconds() - cpu_before[1],
+        }
     finally:
         for process in processes:
             process.terminate()
@@ -115,6 +151,8 @@ def run(
         "median_lag_s": statistics.median(lags),
         "p99_lag_s": lags[int(0.99 * (len(lags) - 1))],
         "throughput_per_s": len(lags) / last,
+        "first_push_s": lags[0],
+        **cpu,
     }
 
 
@@ -144,7 +182,8 @@ def main() -> None:
         port = int(fcm.stdout.readline())
         try:
             results = [
-                run(url, engine, port, log, n, args.participants, args.lead) for n in args.workers
+                run(url, engine, fcm, port, log, n, args.participants, args.lead)
+                for n in args.workers
             ]
         finally:
             fcm.terminate()
@@ -154,12 +193,18 @@ def main() -> None:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     print(f"{args.participants} decision points due at one instant; fake FCM on loopback")
-    print("workers  pushes  last push (s)  median lag (s)  p99 lag (s)  pushes/s")
+    print(
+        "workers  pushes  first (s)  last push (s)  median lag (s)  p99 lag (s)  pushes/s  "
+        "CPU s: workers  fake FCM  PostgreSQL"
+    )
     for r in results:
         print(
-            f"{r['workers']:>7}  {r['pushes']:>6}  {r['last_push_s']:>13.2f}  "
-            f"{r['median_lag_s']:>14.2f}  {r['p99_lag_s']:>11.2f}  {r['throughput_per_s']:>8.0f}"
+            f"{r['workers']:>7}  {r['pushes']:>6}  {r['first_push_s']:>9.2f}  "
+            f"{r['last_push_s']:>13.2f}  {r['median_lag_s']:>14.2f}  {r['p99_lag_s']:>11.2f}  "
+            f"{r['throughput_per_s']:>8.0f}  {r['worker_cpu_s']:>14.1f}  {r['fcm_cpu_s']:>8.1f}  "
+            f"{r['postgres_cpu_s']:>10.1f}"
         )
+    print(f"load average after the run: {os.getloadavg()}")
     if len(results) >= 2:
         speedup = results[1]["throughput_per_s"] / results[0]["throughput_per_s"]
         print(

@@ -233,19 +233,20 @@ def settle(
     items = session.scalars(
         sa.select(ScheduledItem).where(ScheduledItem.id.in_(owned)).order_by(ScheduledItem.due_at)
     ).all()
-    participants = {
-        p.id: p
-        for p in session.scalars(
-            sa.select(Participant).where(Participant.id.in_({i.participant_id for i in items}))
-        )
-    }
+    statuses: dict[uuid.UUID, str] = dict(
+        session.execute(
+            sa.select(Participant.id, Participant.status).where(
+                Participant.id.in_({i.participant_id for i in items})
+            )
+        ).all()
+    )
     protocols = _Protocols(session)
     outcomes = _Outcomes(now)
     to_number, to_decide, prompts, cancelled, missed = [], [], [], [], []
     for item in items:
-        participant = participants[item.participant_id]
-        if participant.status != ParticipantStatus.active:
-            cancelled.append((item, f"participant is {participant.status}"))
+        status = statuses[item.participant_id]
+        if status != ParticipantStatus.active:
+            cancelled.append((item, f"participant is {status}"))
             continue
         protocol = protocols.get(item)
         problem = lateness_problem(item, protocol, now)
