@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.config import Environment, Settings
-from app.notifications.fcm import FcmConfig, FcmProvider
+from app.notifications.fcm import FcmConfig, FcmProvider, retry_after_seconds
 from app.notifications.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -214,6 +214,39 @@ def test_quota_error_is_retried_after_retry_after_then_sent(
     assert row.status == NotificationStatus.sent
     assert row.attempts == 2
     assert [a.outcome for a in attempts(world)] == ["retry", "accepted"]
+
+
+def test_retry_after_as_an_http_date_is_honoured(
+    world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
+) -> None:
+    provider, fake = fcm
+    fake.plans["busy"] = ["quota_date", "ok"]
+    setup(world, "busy")
+    fire(world, provider)
+    row = only_notification(world)
+    assert row.status == NotificationStatus.pending
+    (first,) = attempts(world)
+    assert first.retry_after_seconds is not None
+    assert 89 <= first.retry_after_seconds <= 91  # whole seconds in HTTP dates
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at >= DUE + timedelta(seconds=89)
+
+
+@pytest.mark.parametrize(
+    ("value", "date", "seconds"),
+    [
+        ("120", None, 120.0),
+        (" 7 ", "Wed, 25 Nov 2026 15:00:00 GMT", 7.0),
+        ("-5", None, 0.0),
+        ("Wed, 25 Nov 2026 15:02:00 GMT", "Wed, 25 Nov 2026 15:00:00 GMT", 120.0),
+        ("Wed, 25 Nov 2026 14:59:00 GMT", "Wed, 25 Nov 2026 15:00:00 GMT", 0.0),  # past
+        ("Wed, 25 Nov 2026 15:02:00 GMT", None, None),  # nothing to count from
+        ("soon", "Wed, 25 Nov 2026 15:00:00 GMT", None),
+        ("Wed, 25 Nov 2026 15:02:00 GMT", "yesterday", None),
+    ],
+)
+def test_retry_after_header_values(value: str, date: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(value, date) == seconds
 
 
 def test_server_errors_are_retried_with_backoff_up_to_a_limit(

@@ -14,6 +14,7 @@ outbox retries durably with backoff instead, so that transport-level status retr
 turned off for the FCM endpoint; connection errors still get one immediate retry.
 """
 
+import email.utils
 import logging
 import uuid
 import warnings
@@ -186,13 +187,31 @@ def _message(m: PushMessage, ttl_seconds: int, apns_headers: dict[str, str]) -> 
 
 def _retry_after(exc: Exception) -> float | None:
     response = getattr(exc, "http_response", None)
-    value = None if response is None else response.headers.get("Retry-After")
-    if value is None:
+    if response is None:
         return None
+    value = response.headers.get("Retry-After")
+    return None if value is None else retry_after_seconds(value, response.headers.get("Date"))
+
+
+def retry_after_seconds(value: str, date: str | None) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP date, which is counted
+    from the response's own Date header (so that our clock's skew does not matter; without
+    a Date header there is nothing to count from, and the backoff applies)."""
+    value = value.strip()
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: rare for FCM; backoff applies
+        pass
+    if date is None:
+        return None
+    try:
+        retry_at = email.utils.parsedate_to_datetime(value)
+        sent_at = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    if retry_at.tzinfo is None or sent_at.tzinfo is None:
+        return None  # HTTP dates are GMT; anything else is not one
+    return max(0.0, (retry_at - sent_at).total_seconds())
 
 
 def _fcm_code(exc: Exception) -> str:

@@ -11,6 +11,7 @@ appended as JSON lines to the file given with --log.
 
 import argparse
 import asyncio
+import email.utils
 import json
 import socket
 import sys
@@ -35,6 +36,14 @@ ANSWERS: dict[str, tuple[int, str, str | None, str, dict[str, str]]] = {
         "QUOTA_EXCEEDED",
         "Quota exceeded for the device.",
         {"Retry-After": "120"},
+    ),
+    # Retry-After as an HTTP date, 90 s after the answer's Date header (filled in when sent).
+    "quota_date": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "QUOTA_EXCEEDED",
+        "Quota exceeded for the device.",
+        {"Retry-After": "+90s"},
     ),
     "unavailable": (503, "UNAVAILABLE", "UNAVAILABLE", "The service is unavailable.", {}),
     "invalid_token": (
@@ -140,8 +149,13 @@ class FakeFcmApp:
         send: Any, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
         data = json.dumps(payload).encode()
+        now = time.time()
         raw = [(b"content-type", b"application/json")]
-        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        raw.append((b"date", email.utils.formatdate(now, usegmt=True).encode()))
+        for name, value in (headers or {}).items():
+            if value.startswith("+") and value.endswith("s"):  # an HTTP date this far ahead
+                value = email.utils.formatdate(now + float(value[1:-1]), usegmt=True)
+            raw.append((name.lower().encode(), value.encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": data})
 
@@ -158,6 +172,8 @@ def _server(fake: FakeFcm, port: int) -> tuple[uvicorn.Server, socket.socket]:
         http="httptools",
         loop="uvloop",
         backlog=1024,
+        date_header=False,  # the app sets Date itself (Retry-After dates count from it)
+        server_header=False,
     )
     return uvicorn.Server(config), sock
 
