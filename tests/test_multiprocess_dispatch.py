@@ -159,8 +159,10 @@ def test_three_workers_fire_every_decision_point_exactly_once(
     assert sum(received.values()) == COUNT  # no crash: exactly one push each
 
 
-# A 200 ms FCM round trip keeps each push batch in flight long enough to kill into it.
-@pytest.mark.parametrize("fake_fcm", [200], indirect=True)
+# A 1 s FCM round trip keeps each push batch in flight long enough to kill into it: the
+# kill must land while the pushes are out, not in the few milliseconds a batch's outcome
+# takes to commit.
+@pytest.mark.parametrize("fake_fcm", [1000], indirect=True)
 def test_a_worker_killed_mid_batch_loses_nothing(
     engine: Engine, database_url: str, fake_fcm: tuple[int, Path]
 ) -> None:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.notifications.outbox import (
@@ -189,7 +190,7 @@ def _number(session: Session, items: Sequence[ScheduledItem]) -> None:
 
 
 class _Outcomes:
-    """The rows' final states, written with one executemany when the batch is settled."""
+    """The rows' final states, written together when the batch is settled."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -210,10 +211,7 @@ class _Outcomes:
         )
 
     def write(self, session: Session) -> None:
-        if self.rows:
-            session.execute(
-                sa.update(ScheduledItem).execution_options(synchronize_session=False), self.rows
-            )
+        update_by_id(session, ScheduledItem, self.rows)
 
 
 def settle(
