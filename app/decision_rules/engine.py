@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.orm import Session
 
+from app.core.bulk_inserts import insert_rows
 from app.core.clock import Clock
 from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, among, bounds_table
@@ -152,30 +151,12 @@ def decide_batch(
 
 
 _TABLE = cast(sa.Table, Decision.__table__)
-_COLUMNS = [column.key for column in _TABLE.columns]
-_JSON_COLUMNS = frozenset(
-    column.key for column in _TABLE.columns if isinstance(column.type, sa.JSON)
-)
 
 
 def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Write the batch's log rows at once: COPY on PostgreSQL, one executemany elsewhere.
-    The rows are write-once, so the ORM's per-object bookkeeping would only cost time."""
-    session.flush()  # SMART assignments and PAI scores written while deciding
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        connection.execute(sa.insert(_TABLE), list(rows))
-        return
-    raw = connection.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)  # noqa: S101
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY decisions ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [Jsonb(row[key]) if key in _JSON_COLUMNS else row[key] for key in _COLUMNS]
-            )
+    """Write the batch's log rows at once (SMART assignments and PAI scores written while
+    deciding are flushed first)."""
+    insert_rows(session, _TABLE, rows)
 
 
 def _decide(

@@ -9,11 +9,12 @@ decision points writes thousands at once.
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.core.bulk_inserts import insert_rows
 from app.core.ids import new_id
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.protocols.questionnaires import Questionnaire
@@ -40,8 +41,7 @@ NotificationValues = dict[str, Any]
 
 def write_outbox(session: Session, rows: Sequence[NotificationValues]) -> list[uuid.UUID]:
     """Insert the rows; returns their ids."""
-    if rows:
-        session.execute(sa.insert(Notification), list(rows))
+    insert_rows(session, cast(sa.Table, Notification.__table__), rows)
     return [row["id"] for row in rows]
 
 

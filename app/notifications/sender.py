@@ -23,10 +23,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.bulk_inserts import insert_rows
 from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
 from app.core.db import session_scope
@@ -351,8 +353,7 @@ def _finish(
             if status is NotificationStatus.failed:
                 unreachable.add(row.participant_id)
     report.attempts = len(attempts)
-    if attempts:
-        session.execute(sa.insert(DeliveryAttempt), attempts)
+    insert_rows(session, cast(sa.Table, DeliveryAttempt.__table__), attempts)
     update_by_id(session, Notification, updates)
     _update_devices(session, dead_devices, now)
     _update_reachability(session, unreachable - reachable, reachable, now)
