@@ -326,7 +326,7 @@ def test_a_push_past_its_expiry_is_not_sent(world: World) -> None:
     w.run_pending()
     row = only_notification(world)
     assert row.status == NotificationStatus.expired
-    assert provider.sent == []
+    assert not provider.sent
 
 
 def test_a_crashed_senders_lease_expires_and_the_push_is_sent_again(world: World) -> None:

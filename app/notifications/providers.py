@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,13 +52,18 @@ class PushProvider(Protocol):
         ...
 
 
+RECENT_PUSHES = 1000
+
+
 @dataclass
 class LoggingProvider:
     """The default without FCM credentials: logs each push and accepts it."""
 
     name: str = "log"
     max_batch: int = 500
-    sent: list[PushMessage] = field(default_factory=list)
+    # The latest pushes, for tests and a look in a debugger; bounded, as the worker runs for
+    # months.
+    sent: deque[PushMessage] = field(default_factory=lambda: deque(maxlen=RECENT_PUSHES))
 
     def send(self, messages: Sequence[PushMessage]) -> list[PushResult]:
         results = []
