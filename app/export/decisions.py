@@ -1,21 +1,25 @@
 """The decisions dataset: the MRT long format, one row per decision point.
 
-Decisions are read a page at a time (keyset on id) and joined in batch with their
-notification, delivery status, engagement and proximal outcomes, so memory and the number
-of queries per row stay bounded.
+Decisions are read a page at a time (keyset on id) as plain column tuples, never as ORM
+objects: one query brings the decision, the participant's code, the notification it
+created, its delivery status and engagement; the tailoring snapshot and the probabilities
+arrive as JSON text and are decoded by ``json.loads`` directly (the probabilities, which
+repeat, once per distinct value). The proximal outcomes are computed set-wise in SQL, one
+query per outcome per page (``app.export.outcomes``). Memory and the number of queries
+per row stay bounded.
 """
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, aliased
 
-from app.decision_rules.history import records
 from app.decision_rules.models import Decision
+from app.engagement.models import EngagementEvent
 from app.export.columns import (
     Column,
     ColumnType,
@@ -28,14 +32,16 @@ from app.export.columns import (
     string,
     timestamp,
 )
+from app.export.outcomes import AnySelect, page_outcomes
 from app.export.protocols import covered_versions
+from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.interventions import Category
 from app.protocols.versions import load_protocol
 from app.studies.models import Study
 
-PAGE = 2_000
+PAGE = 5_000
 TAILORING_PREFIX = "tv_"
 OUTCOME_PREFIX = "outcome_"
 
@@ -108,24 +114,63 @@ def decision_columns(session: Session, study: Study, filters: Filters) -> list[C
     return [*FIXED_COLUMNS, *variables.values(), *outcomes.values()]
 
 
-def _page(
-    session: Session, study: Study, filters: Filters, after: uuid.UUID | None
-) -> list[tuple[Decision, str]]:
-    stmt = (
-        sa.select(Decision, Participant.code)
-        # Not exported: skip decoding their JSON (a large share of the export's time).
-        .options(
-            defer(Decision.declared_probabilities),
-            defer(Decision.excluded),
-            defer(Decision.tailoring_defaulted),
-        )
-        .join(Participant, Participant.id == Decision.participant_id)
-        .where(Decision.study_id == study.id)
-        .order_by(Decision.id)
-        .limit(PAGE)
+def decision_rows(
+    session: Session, study: Study, filters: Filters, columns: list[Column], now: datetime
+) -> Iterator[Row]:
+    protocols = _protocols(session, study, filters)
+    nones = {
+        version: frozenset(o.id for o in p.intervention_options if o.category == Category.none)
+        for version, p in protocols.items()
+    }
+    variables, outcomes = _extra_columns(columns)
+    definitions = [(v, o) for v, p in protocols.items() for o in p.proximal_outcomes]
+    page_statement = _page_statement(study, filters, nones)
+    probabilities = _Probabilities(nones)
+    loads = json.loads
+    after: uuid.UUID | None = None
+    while True:
+        stmt = page_statement if after is None else page_statement.where(Decision.id > after)
+        page = session.connection().execute(stmt).all()
+        if not page:
+            return
+        first, last = after, page[-1][0]
+
+        def scope(stmt: AnySelect, first: uuid.UUID | None = first, last: Any = last) -> AnySelect:
+            stmt = _filtered(stmt, study, filters).where(Decision.id <= last)
+            return stmt if first is None else stmt.where(Decision.id > first)
+
+        values = page_outcomes(session, scope, definitions, outcomes, now)
+        for row in page:
+            text, p_treated = probabilities.of(row[9], row[17])
+            tailoring = loads(row[32])
+            decision = row[0]
+            yield (
+                *row[:17],
+                text,
+                p_treated if row[13] else None,
+                *row[18:32],
+                *[tailoring.get(name) for name in variables],
+                *[outcome.get(decision) for outcome in values],
+            )
+        after = last
+
+
+def _extra_columns(columns: list[Column]) -> tuple[list[str], list[str]]:
+    """The tailoring variables and the outcomes the columns after the fixed ones name (tv_*
+    first, then outcome_*, as ``decision_columns`` lists them)."""
+    names = [c.name for c in columns[len(FIXED_COLUMNS) :]]
+    variables = [n for n in names if n.startswith(TAILORING_PREFIX)]
+    outcomes = [n for n in names if not n.startswith(TAILORING_PREFIX)]
+    if names != variables + outcomes or not all(n.startswith(OUTCOME_PREFIX) for n in outcomes):
+        raise ValueError("decision columns must be the fixed ones, then tv_*, then outcome_*")
+    return (
+        [n.removeprefix(TAILORING_PREFIX) for n in variables],
+        [n.removeprefix(OUTCOME_PREFIX) for n in outcomes],
     )
-    if after is not None:
-        stmt = stmt.where(Decision.id > after)
+
+
+def _filtered(stmt: AnySelect, study: Study, filters: Filters) -> AnySelect:
+    stmt = stmt.where(Decision.study_id == study.id)
     if filters.participant_ids:
         stmt = stmt.where(Decision.participant_id.in_(filters.participant_ids))
     if filters.start is not None:
@@ -134,75 +179,112 @@ def _page(
         stmt = stmt.where(Decision.decided_at < filters.end)
     if filters.protocol_version is not None:
         stmt = stmt.where(Decision.protocol_version == filters.protocol_version)
-    return [(decision, code) for decision, code in session.execute(stmt)]
+    return stmt
 
 
-def decision_rows(
-    session: Session, study: Study, filters: Filters, columns: list[Column], now: datetime
-) -> Iterator[Row]:
-    none_options = {
-        version: {o.id for o in p.intervention_options if o.category == Category.none}
-        for version, p in _protocols(session, study, filters).items()
-    }
-    names = [c.name for c in columns[len(FIXED_COLUMNS) :]]
-    after = None
-    while page := _page(session, study, filters, after):
-        codes = {decision.id: code for decision, code in page}
-        for record in records(session, [d for d, _ in page], now=now):
-            d = record.decision
-            nones = none_options.get(d.protocol_version or 0, set())
-            kinds = {e.kind for e in record.engagement}
-            extra = {
-                **{TAILORING_PREFIX + k: v for k, v in d.tailoring.items()},
-                **{OUTCOME_PREFIX + k: _number(v) for k, v in record.outcomes.items()},
-            }
-            sent = record.notification_id is not None
-            yield (
-                d.id,
-                d.participant_id,
-                codes[d.id],
-                d.decision_index,
-                d.decision_point_id,
-                d.planned_at,
-                d.decided_at,
-                d.local_time,
-                d.timezone,
-                d.protocol_version,
-                d.study_day,
-                d.stage,
-                d.track,
-                d.available,
-                d.unavailable_reason,
-                d.rule_id,
-                d.randomized,
-                json.dumps(d.probabilities, sort_keys=True),
-                _p_treated(d, nones),
-                d.seed,
-                d.draw,
-                d.option_id,
-                int(d.option_id is not None and d.option_id not in nones),
-                d.probability,
-                d.fallback,
-                d.error,
-                d.note,
-                d.pai_recommendation,
-                record.notification_id,
-                record.delivery_status,
-                record.sent_at,
-                "prompt_opened" in kinds if sent else None,
-                "exercise_completed" in kinds if sent else None,
-                *(extra.get(name) for name in names),
-            )
-        after = page[-1][0].id
-        session.expunge_all()  # this page is written: keep memory flat
+def _page_statement(
+    study: Study, filters: Filters, nones: Mapping[int, frozenset[str]]
+) -> AnySelect:
+    """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
+    the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
+    P(treated) is computed from them), and the tailoring snapshot comes last."""
+    d, n = Decision, Notification
+    # One notification per decision by construction; should there be more, take the
+    # latest rather than repeat the decision's row.
+    later = aliased(Notification)
+    only = ~sa.exists().where(later.decision_id == d.id, later.id > n.id)
+    stmt = (
+        sa.select(
+            d.id,
+            d.participant_id,
+            Participant.code,
+            d.decision_index,
+            d.decision_point_id,
+            d.planned_at,
+            d.decided_at,
+            d.local_time,
+            d.timezone,
+            d.protocol_version,
+            d.study_day,
+            d.stage,
+            d.track,
+            d.available,
+            d.unavailable_reason,
+            d.rule_id,
+            d.randomized,
+            sa.cast(d.probabilities, sa.Text),
+            d.seed,
+            d.draw,
+            d.option_id,
+            _treated(nones),
+            d.probability,
+            d.fallback,
+            d.error,
+            d.note,
+            d.pai_recommendation,
+            n.id,
+            n.status,
+            n.sent_at,
+            _engaged("prompt_opened"),
+            _engaged("exercise_completed"),
+            sa.cast(d.tailoring, sa.Text),
+        )
+        .join(Participant, Participant.id == d.participant_id)
+        .outerjoin(n, sa.and_(n.decision_id == d.id, only))
+        .order_by(d.id)
+        .limit(PAGE)
+    )
+    return _filtered(stmt, study, filters)
 
 
-def _p_treated(decision: Decision, nones: set[str]) -> float | None:
-    """The MRT's randomization probability: P(a prompt of any kind is delivered)."""
-    if not decision.available or not decision.probabilities:
-        return None
-    return float(sum(p for option, p in decision.probabilities.items() if option not in nones))
+def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:
+    """1 if a prompt was chosen (an option not of category none in the decision's
+    protocol version), else 0."""
+    d = Decision
+    return sa.case(
+        (d.option_id.is_(None), 0),
+        *(
+            (sa.and_(d.protocol_version == version, d.option_id.in_(sorted(ids))), 0)
+            for version, ids in nones.items()
+            if ids
+        ),
+        else_=1,
+    )
 
 
-def _number(value: Any) -> Any:
-    return float(value) if isinstance(value, bool) else value
+def _engaged(kind: str) -> sa.ColumnElement[bool | None]:
+    """Whether the participant did ``kind`` with the decision's notification (None
+    without a notification)."""
+    e = EngagementEvent
+    seen = sa.exists().where(e.notification_id == Notification.id, e.kind == kind)
+    return sa.type_coerce(sa.case((Notification.id.is_(None), sa.null()), else_=seen), sa.Boolean())
+
+
+class _Probabilities:
+    """The exported probabilities text and P(treated = 1) of a probabilities JSON text, per
+    protocol version. Decisions share a handful of distinct probabilities (one per rule
+    and situation), so each is decoded and summed once."""
+
+    LIMIT = 10_000  # distinct values kept; beyond, start over (memory stays bounded)
+
+    def __init__(self, nones: Mapping[int, frozenset[str]]) -> None:
+        self._nones = nones
+        self._known: dict[tuple[int | None, str], tuple[str, float | None]] = {}
+
+    def of(self, version: int | None, raw: str) -> tuple[str, float | None]:
+        key = (version, raw)
+        found = self._known.get(key)
+        if found is None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            found = self._known[key] = self._compute(version, raw)
+        return found
+
+    def _compute(self, version: int | None, raw: str) -> tuple[str, float | None]:
+        probabilities: dict[str, float] = json.loads(raw)
+        if not probabilities:
+            return json.dumps(probabilities, sort_keys=True), None
+        # The MRT's randomization probability: P(a prompt of any kind is delivered).
+        nones = self._nones.get(version or 0, frozenset())
+        treated = float(sum(p for option, p in probabilities.items() if option not in nones))
+        return json.dumps(probabilities, sort_keys=True), treated

@@ -1,0 +1,177 @@
+"""Proximal outcomes of a page of decisions, computed set-wise in SQL for the export.
+
+The definitions are those of ``app.decision_rules.outcomes`` (which serves the history API
+a batch of ``Decision`` objects at a time): for each outcome the window runs from the
+decision time to ``window_minutes_after`` later, and the value is None while the window is
+still open, when there is no data, and for decisions whose option the outcome does not
+apply to. Here the database computes the windows from the decisions table itself, one
+query per outcome definition per page, so nothing travels per decision but the values.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from app.core.db import UTCDateTime
+from app.decision_rules.models import Decision
+from app.decision_rules.outcomes import prorated
+from app.ema.models import EmaAnswer
+from app.engagement.models import EngagementEvent
+from app.protocols.document import EmaOutcome, ProximalOutcome, WearableOutcome
+from app.sensing.models import WearableSummary
+
+AnySelect = sa.Select[*tuple[Any, ...]]
+# Restricts a statement over ``decisions`` to the decisions of one page.
+Scope = Callable[[AnySelect], AnySelect]
+# Decision id -> the outcome's value, for the decisions that have one.
+Values = dict[uuid.UUID, Any]
+
+
+def page_outcomes(
+    session: Session,
+    scope: Scope,
+    definitions: Sequence[tuple[int, ProximalOutcome]],
+    names: Sequence[str],
+    now: datetime,
+) -> list[Values]:
+    """For each outcome name, the values of the page's decisions. ``definitions`` are the
+    (protocol version, outcome) pairs of the export; a decision gets the definition of its
+    own protocol version. Values are as exported: engagement outcomes (and true/false EMA
+    answers) are 1.0/0.0."""
+    found: dict[str, Values] = {name: {} for name in names}
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    for version, outcome in definitions:
+        values = found.get(outcome.name)
+        if values is None:
+            continue
+        end = _window_end(outcome.window_minutes_after, sqlite=sqlite)
+        eligible = [Decision.protocol_version == version, end <= sa.literal(now, UTCDateTime())]
+        if outcome.options is not None:
+            eligible.append(Decision.option_id.in_(outcome.options))
+
+        def decisions(
+            stmt: AnySelect, eligible: list[sa.ColumnElement[bool]] = eligible
+        ) -> AnySelect:
+            return scope(stmt).where(*eligible)
+
+        if isinstance(outcome, EmaOutcome):
+            values.update(_ema(session, decisions, outcome, end))
+        elif isinstance(outcome, WearableOutcome):
+            values.update(_wearable(session, decisions, outcome, end))
+        else:
+            values.update(_engagement(session, decisions, outcome.event, end))
+    return [found[name] for name in names]
+
+
+def _window_end(minutes: int, *, sqlite: bool) -> sa.ColumnElement[datetime]:
+    if sqlite:
+        # SQLite keeps UTC times as text "YYYY-MM-DD HH:MM:SS.ffffff" and its date functions
+        # round to milliseconds: add the whole minutes to the whole seconds and keep the
+        # microseconds as written, which is exact.
+        whole = sa.func.strftime(
+            "%Y-%m-%d %H:%M:%S", sa.func.substr(Decision.decided_at, 1, 19), f"+{minutes} minutes"
+        )
+        return sa.type_coerce(whole.concat(sa.func.substr(Decision.decided_at, 20)), UTCDateTime())
+    # Plain timestamp arithmetic (interval parameter), typed back for the comparisons.
+    plain = sa.type_coerce(Decision.decided_at, sa.DateTime(timezone=True))
+    return sa.type_coerce(plain + timedelta(minutes=minutes), UTCDateTime())
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, bool) else value
+
+
+def _ema(
+    session: Session,
+    decisions: Scope,
+    outcome: EmaOutcome,
+    end: sa.ColumnElement[datetime],
+) -> Values:
+    """The first answer to the item after the decision, up to the end of the window."""
+    questionnaire, _, item = outcome.item.partition(".")
+    candidate = aliased(EmaAnswer)
+    conditions = [
+        candidate.participant_id == Decision.participant_id,
+        candidate.item_id == item,
+        candidate.answered_at > Decision.decided_at,
+        candidate.answered_at <= end,
+    ]
+    if questionnaire != "*":
+        conditions.append(candidate.questionnaire_id == questionnaire)
+    first = (
+        sa.select(candidate.id)
+        .where(*conditions)
+        .order_by(candidate.answered_at, candidate.id)
+        .limit(1)
+        .correlate(Decision)
+        .scalar_subquery()
+    )
+    a = EmaAnswer
+    # The answer as given (JSON) only where it is not a number: decoding is the cost.
+    stmt = decisions(
+        sa.select(Decision.id, a.numeric_value, sa.case((a.numeric_value.is_(None), a.value)))
+        .select_from(Decision)
+        .join(a, a.id == first)
+    )
+    return {
+        decision: _number(numeric if numeric is not None else value)
+        for decision, numeric, value in session.connection().execute(stmt)
+    }
+
+
+def _wearable(
+    session: Session,
+    decisions: Scope,
+    outcome: WearableOutcome,
+    end: sa.ColumnElement[datetime],
+) -> Values:
+    """The summaries overlapping the window, prorated (``prorated``)."""
+    w = WearableSummary
+    stmt = decisions(
+        sa.select(Decision.id, Decision.decided_at, w.start_at, w.end_at, w.value)
+        .select_from(Decision)
+        .join(
+            w,
+            sa.and_(
+                w.participant_id == Decision.participant_id,
+                w.metric == str(outcome.metric),
+                w.start_at < end,
+                w.end_at > Decision.decided_at,
+            ),
+        )
+        .order_by(Decision.id, w.start_at, w.end_at)
+    )
+    periods: dict[uuid.UUID, list[tuple[datetime, datetime, float]]] = defaultdict(list)
+    starts: dict[uuid.UUID, datetime] = {}
+    for decision, decided_at, start, stop, value in session.connection().execute(stmt):
+        periods[decision].append((start, stop, value))
+        starts[decision] = decided_at
+    window = timedelta(minutes=outcome.window_minutes_after)
+    values: Values = {}
+    for decision, overlapping in periods.items():
+        start = starts[decision]
+        value = prorated(overlapping, start, start + window, outcome.aggregate)
+        if value is not None:
+            values[decision] = value
+    return values
+
+
+def _engagement(
+    session: Session, decisions: Scope, event: str, end: sa.ColumnElement[datetime]
+) -> Values:
+    """1.0 if the participant had such an event in the window, else 0.0, whatever the arm
+    (so that the "nothing" arm has the outcome too)."""
+    e = EngagementEvent
+    happened = sa.exists().where(
+        e.participant_id == Decision.participant_id,
+        e.kind == event,
+        e.occurred_at >= Decision.decided_at,
+        e.occurred_at <= end,
+    )
+    stmt = decisions(sa.select(Decision.id, happened).select_from(Decision))
+    return {decision: float(bool(seen)) for decision, seen in session.connection().execute(stmt)}
