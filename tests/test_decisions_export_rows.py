@@ -22,7 +22,7 @@ from app.decision_rules.models import Decision
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export import decisions as decisions_module
-from app.export.columns import Column, Filters, Row
+from app.export.columns import Column, ColumnType, Filters, Row
 from app.export.decisions import (
     OUTCOME_PREFIX,
     TAILORING_PREFIX,
@@ -501,3 +501,35 @@ def test_the_csv_of_the_decisions_dataset_reads_back(world: World) -> None:
     assert [r["decision_id"] for r in parsed] == [str(r["decision_id"]) for r in rows]
     assert all(r["available"] in ("true", "false") for r in parsed)
     assert all(r["decided_at"].endswith("Z") for r in parsed)
+
+
+def _reference_cell(value: Any, kind: ColumnType) -> str:
+    """A CSV cell as the export has always written it."""
+    if value is None:
+        return ""
+    if kind is ColumnType.timestamp:
+        return str(value.isoformat().replace("+00:00", "Z"))
+    if kind is ColumnType.boolean:
+        return "true" if value else "false"
+    return str(value)
+
+
+def test_csv_cells_of_every_type() -> None:
+    columns = [Column(f"c_{kind}", kind, "") for kind in ColumnType]
+    cases: list[list[Any]] = [
+        [None] * len(columns),
+        ["text", 3, 0.1 + 0.2, True, T0, '{"a": 1}'],
+        ['quote " comma , newline \n', True, 1e16, False, T0 + US, "[]"],
+        [uuid.UUID(int=7), False, 1e-05, 0, T0.replace(microsecond=5), None],
+        ["é ✓", -1, True, 1, T0, ""],
+        [True, 2**63, 7, "yes", T0, 1.5],
+    ]
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    writer.writerow([c.name for c in columns])
+    writer.writerows(
+        [_reference_cell(v, c.type) for v, c in zip(row, columns, strict=True)] for row in cases
+    )
+    assert b"".join(write_csv(columns, cases, {})).decode() == expected.getvalue()
+    with pytest.raises(ValueError, match="values for 6 columns"):
+        b"".join(write_csv(columns, [[1, 2]], {}))
