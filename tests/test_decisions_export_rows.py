@@ -210,7 +210,7 @@ def test_outcome_windows_at_their_edges(world: World, second: int) -> None:
         day_start = late.decided_at + one_h
         session.add(_steps(pid, study, day_start, day_start + one_h, 80))
         session.commit()
-        ids = [exact.id, early.id, late.id, open_.id]
+        ids = [str(d.id) for d in (exact, early, late, open_)]
     # The last decision's windows are still open (by one microsecond for the shortest).
     world.clock.set(open_.decided_at + one_h - US)
     rows = {r["decision_id"]: r for r in _rows(world, trial.study_id)}
@@ -274,9 +274,11 @@ def _reference_rows(
             if d.available and d.probabilities
             else None
         )
+        notification = record.notification_id
         yield (
-            d.id,
-            d.participant_id,
+            # The dataset gives ids as text.
+            str(d.id),
+            str(d.participant_id),
             codes[d.id],
             d.decision_index,
             d.decision_point_id,
@@ -303,7 +305,7 @@ def _reference_rows(
             d.error,
             d.note,
             d.pai_recommendation,
-            record.notification_id,
+            None if notification is None else str(notification),
             record.delivery_status,
             record.sent_at,
             "prompt_opened" in kinds if sent else None,
@@ -498,7 +500,7 @@ def test_the_csv_of_the_decisions_dataset_reads_back(world: World) -> None:
         columns = decision_columns(session, study, Filters())
     text = b"".join(write_csv(columns, [list(r.values()) for r in rows], {})).decode()
     parsed = list(csv.DictReader(io.StringIO(text)))
-    assert [r["decision_id"] for r in parsed] == [str(r["decision_id"]) for r in rows]
+    assert [r["decision_id"] for r in parsed] == [r["decision_id"] for r in rows]
     assert all(r["available"] in ("true", "false") for r in parsed)
     assert all(r["decided_at"].endswith("Z") for r in parsed)
 
@@ -533,3 +535,33 @@ def test_csv_cells_of_every_type() -> None:
     assert b"".join(write_csv(columns, cases, {})).decode() == expected.getvalue()
     with pytest.raises(ValueError, match="values for 6 columns"):
         b"".join(write_csv(columns, [[1, 2]], {}))
+
+
+def test_timestamps_are_utc_whatever_the_session_time_zone(world: World) -> None:
+    trial = Trial(world)
+    study_id = uuid.UUID(trial.study_id)
+    pid = trial.participant()
+    at = T0 + timedelta(microseconds=250)
+    with world.session_factory() as session:
+        decision = _decision(pid, study_id, at, option_id="pain_acceptance")
+        session.add(decision)
+        session.flush()
+        session.add(_notification(pid, study_id, decision))
+        session.commit()
+    postgres = world.engine.dialect.name == "postgresql"
+    with world.session_factory() as session:
+        if postgres:
+            session.execute(sa.text("SET TIME ZONE 'America/New_York'"))
+        study = session.get_one(Study, study_id)
+        columns = decision_columns(session, study, Filters())
+        [row] = decision_rows(session, study, Filters(), columns, at)
+        named = dict(zip([c.name for c in columns], row, strict=True))
+        for name in ("planned_at", "decided_at", "sent_at"):
+            assert named[name].utcoffset() == timedelta(0)
+        assert named["decided_at"] == at
+        assert named["sent_at"] == at + timedelta(seconds=3)
+        text = b"".join(write_csv(columns, [row], {})).decode()
+        assert "2026-03-10T08:00:00.000250Z" in text
+        if postgres:  # the session's zone is back
+            zone = session.scalar(sa.text("SELECT current_setting('TimeZone')"))
+            assert zone == "America/New_York"

@@ -13,10 +13,11 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from app.decision_rules.models import Decision
 from app.engagement.models import EngagementEvent
@@ -32,8 +33,9 @@ from app.export.columns import (
     string,
     timestamp,
 )
-from app.export.outcomes import AnySelect, page_outcomes
+from app.export.outcomes import page_outcomes
 from app.export.protocols import covered_versions
+from app.export.sql import AnySelect, uuid_text
 from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.document import Protocol
@@ -117,6 +119,7 @@ def decision_columns(session: Session, study: Study, filters: Filters) -> list[C
 def decision_rows(
     session: Session, study: Study, filters: Filters, columns: list[Column], now: datetime
 ) -> Iterator[Row]:
+    """The rows, ids (decision, participant, notification) as text."""
     protocols = _protocols(session, study, filters)
     nones = {
         version: frozenset(o.id for o in p.intervention_options if o.category == Category.none)
@@ -124,16 +127,18 @@ def decision_rows(
     }
     variables, outcomes = _extra_columns(columns)
     definitions = [(v, o) for v, p in protocols.items() for o in p.proximal_outcomes]
-    page_statement = _page_statement(study, filters, nones)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    page_statement = _page_statement(study, filters, nones, sqlite=sqlite)
     probabilities = _Probabilities(nones)
     loads = json.loads
+    previous_zone = None if sqlite else _utc_session(session)
     after: uuid.UUID | None = None
     while True:
         stmt = page_statement if after is None else page_statement.where(Decision.id > after)
         page = session.connection().execute(stmt).all()
         if not page:
-            return
-        first, last = after, page[-1][0]
+            break
+        first, last = after, uuid.UUID(page[-1][0])
 
         def scope(stmt: AnySelect, first: uuid.UUID | None = first, last: Any = last) -> AnySelect:
             stmt = _filtered(stmt, study, filters).where(Decision.id <= last)
@@ -153,6 +158,23 @@ def decision_rows(
                 *[outcome.get(decision) for outcome in values],
             )
         after = last
+    if previous_zone is not None:
+        _set_zone(session, previous_zone)
+
+
+def _utc_session(session: Session) -> str:
+    """psycopg builds timestamptz values in the session's time zone: make it UTC for the
+    export's transaction, so that they arrive as UTC datetimes with no conversion per
+    value (comparisons of timestamptz do not depend on it). Returns the previous zone."""
+    previous = str(session.connection().scalar(sa.text("SELECT current_setting('TimeZone')")))
+    _set_zone(session, "UTC")
+    return previous
+
+
+def _set_zone(session: Session, zone: str) -> None:
+    session.connection().execute(
+        sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone}
+    )
 
 
 def _extra_columns(columns: list[Column]) -> tuple[list[str], list[str]]:
@@ -183,25 +205,27 @@ def _filtered(stmt: AnySelect, study: Study, filters: Filters) -> AnySelect:
 
 
 def _page_statement(
-    study: Study, filters: Filters, nones: Mapping[int, frozenset[str]]
+    study: Study, filters: Filters, nones: Mapping[int, frozenset[str]], *, sqlite: bool
 ) -> AnySelect:
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
     P(treated) is computed from them), and the tailoring snapshot comes last."""
     d, n = Decision, Notification
+    ids = partial(uuid_text, sqlite=sqlite)
+    utc = partial(_utc, sqlite=sqlite)
     # One notification per decision by construction; should there be more, take the
     # latest rather than repeat the decision's row.
     later = aliased(Notification)
     only = ~sa.exists().where(later.decision_id == d.id, later.id > n.id)
     stmt = (
         sa.select(
-            d.id,
-            d.participant_id,
+            ids(d.id),
+            ids(d.participant_id),
             Participant.code,
             d.decision_index,
             d.decision_point_id,
-            d.planned_at,
-            d.decided_at,
+            utc(d.planned_at),
+            utc(d.decided_at),
             d.local_time,
             d.timezone,
             d.protocol_version,
@@ -222,9 +246,9 @@ def _page_statement(
             d.error,
             d.note,
             d.pai_recommendation,
-            n.id,
+            ids(n.id),
             n.status,
-            n.sent_at,
+            utc(n.sent_at),
             _engaged("prompt_opened"),
             _engaged("exercise_completed"),
             sa.cast(d.tailoring, sa.Text),
@@ -235,6 +259,16 @@ def _page_statement(
         .limit(PAGE)
     )
     return _filtered(stmt, study, filters)
+
+
+def _utc(
+    column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+    *,
+    sqlite: bool,
+) -> sa.ColumnElement[datetime] | InstrumentedAttribute[Any]:
+    """On PostgreSQL, the datetimes psycopg builds (in UTC: ``_utc_session``), without
+    the per-value conversion of UTCDateTime; SQLite needs it (naive text)."""
+    return column if sqlite else sa.type_coerce(column, sa.DateTime(timezone=True))
 
 
 def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:

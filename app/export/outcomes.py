@@ -8,7 +8,6 @@ apply to. Here the database computes the windows from the decisions table itself
 query per outcome definition per page, so nothing travels per decision but the values.
 """
 
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -22,14 +21,14 @@ from app.decision_rules.models import Decision
 from app.decision_rules.outcomes import prorated
 from app.ema.models import EmaAnswer
 from app.engagement.models import EngagementEvent
+from app.export.sql import AnySelect, uuid_text
 from app.protocols.document import EmaOutcome, ProximalOutcome, WearableOutcome
 from app.sensing.models import WearableSummary
 
-AnySelect = sa.Select[*tuple[Any, ...]]
 # Restricts a statement over ``decisions`` to the decisions of one page.
 Scope = Callable[[AnySelect], AnySelect]
-# Decision id -> the outcome's value, for the decisions that have one.
-Values = dict[uuid.UUID, Any]
+# Decision id (as text) -> the outcome's value, for the decisions that have one.
+Values = dict[str, Any]
 
 
 def page_outcomes(
@@ -60,11 +59,19 @@ def page_outcomes(
             return scope(stmt).where(*eligible)
 
         if isinstance(outcome, EmaOutcome):
-            values.update(_ema(session, decisions, outcome, end))
+            values.update(
+                _ema(session, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
+            )
         elif isinstance(outcome, WearableOutcome):
-            values.update(_wearable(session, decisions, outcome, end))
+            values.update(
+                _wearable(session, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
+            )
         else:
-            values.update(_engagement(session, decisions, outcome.event, end))
+            values.update(
+                _engagement(
+                    session, decisions, outcome.event, end, uuid_text(Decision.id, sqlite=sqlite)
+                )
+            )
     return [found[name] for name in names]
 
 
@@ -91,6 +98,7 @@ def _ema(
     decisions: Scope,
     outcome: EmaOutcome,
     end: sa.ColumnElement[datetime],
+    decision_id: sa.ColumnElement[str],
 ) -> Values:
     """The first answer to the item after the decision, up to the end of the window."""
     questionnaire, _, item = outcome.item.partition(".")
@@ -114,13 +122,13 @@ def _ema(
     a = EmaAnswer
     # The answer as given (JSON) only where it is not a number: decoding is the cost.
     stmt = decisions(
-        sa.select(Decision.id, a.numeric_value, sa.case((a.numeric_value.is_(None), a.value)))
+        sa.select(decision_id, a.numeric_value, sa.case((a.numeric_value.is_(None), a.value)))
         .select_from(Decision)
         .join(a, a.id == first)
     )
     return {
         decision: _number(numeric if numeric is not None else value)
-        for decision, numeric, value in session.connection().execute(stmt)
+        for decision, numeric, value in session.connection().execute(stmt).all()
     }
 
 
@@ -129,11 +137,12 @@ def _wearable(
     decisions: Scope,
     outcome: WearableOutcome,
     end: sa.ColumnElement[datetime],
+    decision_id: sa.ColumnElement[str],
 ) -> Values:
     """The summaries overlapping the window, prorated (``prorated``)."""
     w = WearableSummary
     stmt = decisions(
-        sa.select(Decision.id, Decision.decided_at, w.start_at, w.end_at, w.value)
+        sa.select(decision_id, Decision.decided_at, w.start_at, w.end_at, w.value)
         .select_from(Decision)
         .join(
             w,
@@ -146,9 +155,9 @@ def _wearable(
         )
         .order_by(Decision.id, w.start_at, w.end_at)
     )
-    periods: dict[uuid.UUID, list[tuple[datetime, datetime, float]]] = defaultdict(list)
-    starts: dict[uuid.UUID, datetime] = {}
-    for decision, decided_at, start, stop, value in session.connection().execute(stmt):
+    periods: dict[str, list[tuple[datetime, datetime, float]]] = defaultdict(list)
+    starts: dict[str, datetime] = {}
+    for decision, decided_at, start, stop, value in session.connection().execute(stmt).all():
         periods[decision].append((start, stop, value))
         starts[decision] = decided_at
     window = timedelta(minutes=outcome.window_minutes_after)
@@ -162,7 +171,11 @@ def _wearable(
 
 
 def _engagement(
-    session: Session, decisions: Scope, event: str, end: sa.ColumnElement[datetime]
+    session: Session,
+    decisions: Scope,
+    event: str,
+    end: sa.ColumnElement[datetime],
+    decision_id: sa.ColumnElement[str],
 ) -> Values:
     """1.0 if the participant had such an event in the window, else 0.0, whatever the arm
     (so that the "nothing" arm has the outcome too)."""
@@ -173,5 +186,5 @@ def _engagement(
         e.occurred_at >= Decision.decided_at,
         e.occurred_at <= end,
     )
-    stmt = decisions(sa.select(Decision.id, happened).select_from(Decision))
+    stmt = decisions(sa.select(decision_id, happened).select_from(Decision))
     return {decision: float(bool(seen)) for decision, seen in session.connection().execute(stmt)}
