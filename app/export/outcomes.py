@@ -187,4 +187,6 @@ def _engagement(
         e.occurred_at <= end,
     )
     stmt = decisions(sa.select(decision_id, happened).select_from(Decision))
-    return {decision: float(bool(seen)) for decision, seen in session.connection().execute(stmt)}
+    return {
+        decision: float(bool(seen)) for decision, seen in session.connection().execute(stmt).all()
+    }
