@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -29,7 +30,7 @@ from app.export.decisions import (
     decision_columns,
     decision_rows,
 )
-from app.export.formats import write_csv, write_ndjson
+from app.export.formats import write_csv, write_ndjson, write_parquet
 from app.notifications.models import Notification, NotificationKind
 from app.participants.models import Participant
 from app.protocols.interventions import Category
@@ -450,10 +451,14 @@ def _fill(world: World, trial: Trial, rng: random.Random) -> None:
         session.commit()
 
 
-def _texts(columns: list[Column], rows: list[Row]) -> tuple[bytes, bytes]:
+def _texts(columns: list[Column], rows: list[Row]) -> tuple[bytes, bytes, bytes | str]:
     csv_bytes = b"".join(write_csv(columns, rows, {}))
     ndjson_bytes = b"".join(write_ndjson(columns, rows, {}))
-    return csv_bytes, ndjson_bytes
+    try:
+        parquet: bytes | str = b"".join(write_parquet(columns, rows, {}))
+    except ValueError as error:  # text in a number column (the test data has some)
+        parquet = str(error)
+    return csv_bytes, ndjson_bytes, parquet
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -565,3 +570,27 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(world: World) -> None
         if postgres:  # the session's zone is back
             zone = session.scalar(sa.text("SELECT current_setting('TimeZone')"))
             assert zone == "America/New_York"
+
+
+def test_parquet_values_of_every_type() -> None:
+    """Strings and JSON as str(), numbers as float, the rest as given; None is null."""
+    columns = [Column(f"c_{kind}", kind, "") for kind in ColumnType]
+    cases: list[list[Any]] = [
+        [None] * len(columns),
+        ["text", 3, 0.1 + 0.2, True, T0, '{"a": 1}'],
+        [uuid.UUID(int=7), -1, 7, False, T0 + US, {"b": 2}],
+        [NotificationKind.reminder, 2**62, True, None, None, ["x"]],
+    ]
+    table = pq.read_table(io.BytesIO(b"".join(write_parquet(columns, cases, {}))))
+    assert table.to_pylist() == [
+        {c.name: None for c in columns},
+        dict(zip(table.column_names, ["text", 3, 0.1 + 0.2, True, T0, '{"a": 1}'], strict=True)),
+        dict(
+            zip(
+                table.column_names,
+                [str(uuid.UUID(int=7)), -1, 7.0, False, T0 + US, "{'b': 2}"],
+                strict=True,
+            )
+        ),
+        dict(zip(table.column_names, ["reminder", 2**62, 1.0, None, None, "['x']"], strict=True)),
+    ]

@@ -154,30 +154,30 @@ def write_parquet(
         [pa.field(c.name, _ARROW_TYPES[c.type]) for c in columns],
         metadata={key: json.dumps(value) for key, value in metadata.items()},
     )
-    converters = [_arrow_converter(c.type) for c in columns]
+    converters = [_ARROW_COLUMNS.get(c.type, list) for c in columns]
     sink = _ChunkSink()
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-        batch: list[list[Any]] = [[] for _ in columns]
-        size = 0
-        for row in rows:
-            for values, convert, value in zip(batch, converters, row, strict=True):
-                values.append(None if value is None else convert(value))
-            size += 1
-            if size == PARQUET_ROW_GROUP:
-                writer.write_batch(pa.record_batch(batch, schema=schema))
-                batch, size = [[] for _ in columns], 0
-                yield sink.take()
-        if size:
-            writer.write_batch(pa.record_batch(batch, schema=schema))
+        for chunk in _chunks(rows, PARQUET_ROW_GROUP, len(columns)):
+            arrays = [convert(values) for convert, values in zip(converters, chunk, strict=True)]
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
+            yield sink.take()
     yield sink.take()
 
 
-def _arrow_converter(kind: ColumnType) -> Callable[[Any], Any]:
-    if kind in (ColumnType.string, ColumnType.json):
-        return str
-    if kind is ColumnType.number:
-        return float
-    return lambda value: value
+def _arrow_strings(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None or type(v) is str else str(v) for v in values]
+
+
+def _arrow_numbers(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None or type(v) is float else float(v) for v in values]
+
+
+# What Arrow needs converting, a column of a row group at a time (the rest as is).
+_ARROW_COLUMNS: dict[ColumnType, Callable[[Sequence[Any]], list[Any]]] = {
+    ColumnType.string: _arrow_strings,
+    ColumnType.json: _arrow_strings,
+    ColumnType.number: _arrow_numbers,
+}
 
 
 WRITERS: dict[
