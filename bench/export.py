@@ -1,8 +1,9 @@
 """Export speed and memory: N decision rows on PostgreSQL, as CSV and as Parquet.
 
 Creates a throwaway PostgreSQL database with the example chronic-pain protocol, 1,000
-participants and N decision-log rows (with notifications for the treated ones), then in
-the same run measures:
+participants and N decision-log rows (five tailoring variables each; no notifications, EMA,
+wearable or engagement rows, so the outcome queries run but find nothing), then in the same
+run measures:
 
 - the ceiling: PostgreSQL's own ``COPY (SELECT …) TO STDOUT`` of the same decision rows;
 - Kairos' decisions export (``stream_export``: the MRT long format with tailoring columns,

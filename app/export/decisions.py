@@ -142,7 +142,9 @@ def decision_rows(
             break
         first, last = after, uuid.UUID(page[-1][0])
 
-        def scope(stmt: AnySelect, first: uuid.UUID | None = first, last: Any = last) -> AnySelect:
+        def scope(
+            stmt: AnySelect, first: uuid.UUID | None = first, last: uuid.UUID = last
+        ) -> AnySelect:
             stmt = _filtered(stmt, study, filters).where(Decision.id <= last)
             return stmt if first is None else stmt.where(Decision.id > first)
 
