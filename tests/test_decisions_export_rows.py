@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import random
+import threading
+import types
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -567,7 +569,7 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(world: World) -> None
         assert named["sent_at"] == at + timedelta(seconds=3)
         text = b"".join(write_csv(columns, [row], {})).decode()
         assert "2026-03-10T08:00:00.000250Z" in text
-        if postgres:  # the session's zone is back
+        if postgres:  # the session's own zone is untouched
             zone = session.scalar(sa.text("SELECT current_setting('TimeZone')"))
             assert zone == "America/New_York"
 
@@ -594,3 +596,80 @@ def test_parquet_values_of_every_type() -> None:
         ),
         dict(zip(table.column_names, ["reminder", 2**62, 1.0, None, None, "['x']"], strict=True)),
     ]
+
+
+def _some_decisions(world: World, count: int) -> str:
+    trial = Trial(world)
+    study = uuid.UUID(trial.study_id)
+    pid = trial.participant()
+    with world.session_factory() as session:
+        session.add_all(
+            _decision(pid, study, T0 + timedelta(hours=i), decision_index=i) for i in range(count)
+        )
+        session.commit()
+    return str(trial.study_id)
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+
+
+def test_closing_the_rows_early_stops_the_reader(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_id = _some_decisions(world, 9)
+    monkeypatch.setattr(decisions_module, "PAGE", 2)
+    with world.session_factory() as session:
+        study = session.get_one(Study, uuid.UUID(study_id))
+        columns = decision_columns(session, study, Filters())
+        rows = decision_rows(session, study, Filters(), columns, T0)
+        assert isinstance(rows, types.GeneratorType)
+        assert len([next(rows) for _ in range(3)]) == 3
+        rows.close()
+        assert _readers() == []
+        # The session is still usable, and a full read gives every row once.
+        all_rows = list(decision_rows(session, study, Filters(), columns, T0))
+        assert sorted(r[3] for r in all_rows) == list(range(9))
+        assert _readers() == []
+
+
+def test_errors_while_reading_reach_the_caller(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_id = _some_decisions(world, 5)
+    monkeypatch.setattr(decisions_module, "PAGE", 2)
+
+    def broken(*_args: Any) -> list[Any]:
+        raise RuntimeError("outcomes failed")
+
+    monkeypatch.setattr(decisions_module, "page_outcomes", broken)
+    with world.session_factory() as session:
+        study = session.get_one(Study, uuid.UUID(study_id))
+        columns = decision_columns(session, study, Filters())
+        with pytest.raises(RuntimeError, match="outcomes failed"):
+            list(decision_rows(session, study, Filters(), columns, T0))
+    assert _readers() == []
+
+
+def test_rows_are_read_in_the_sessions_snapshot(world: World) -> None:
+    """Rows committed by others after the session's transaction took its snapshot are not
+    exported (PostgreSQL, repeatable read); on SQLite there is one connection."""
+    study_id = _some_decisions(world, 3)
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("snapshots are shared between connections on PostgreSQL")
+    with world.session_factory() as session:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        study = session.get_one(Study, uuid.UUID(study_id))  # the snapshot is taken here
+        _some_decisions_for(world, study.id)
+        columns = decision_columns(session, study, Filters())
+        assert len(list(decision_rows(session, study, Filters(), columns, T0))) == 3
+    with world.session_factory() as session:
+        study = session.get_one(Study, uuid.UUID(study_id))
+        assert len(list(decision_rows(session, study, Filters(), columns, T0))) == 4
+
+
+def _some_decisions_for(world: World, study: uuid.UUID) -> None:
+    with world.session_factory() as session:
+        pid = session.scalars(sa.select(Participant.id).where(Participant.study_id == study)).one()
+        session.add(_decision(pid, study, T0 + timedelta(days=3)))
+        session.commit()

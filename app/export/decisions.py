@@ -5,19 +5,23 @@ objects: one query brings the decision, the participant's code, the notification
 created, its delivery status and engagement; the tailoring snapshot and the probabilities
 arrive as JSON text and are decoded by ``json.loads`` directly (the probabilities, which
 repeat, once per distinct value). The proximal outcomes are computed set-wise in SQL, one
-query per outcome per page (``app.export.outcomes``). Memory and the number of queries
-per row stay bounded.
+query per outcome per page (``app.export.outcomes``). On PostgreSQL the pages are read
+one ahead on a connection of their own in the session's snapshot (``read_ahead``), so that
+the database and the formatting use both cores. Memory and the number of queries per row
+stay bounded.
 """
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from app.decision_rules.models import Decision
@@ -34,12 +38,13 @@ from app.export.columns import (
     string,
     timestamp,
 )
-from app.export.outcomes import page_outcomes
+from app.export.outcomes import Values, page_outcomes
 from app.export.protocols import covered_versions
+from app.export.read_ahead import read_ahead
 from app.export.sql import AnySelect, uuid_text
 from app.notifications.models import Notification
 from app.participants.models import Participant
-from app.protocols.document import Protocol
+from app.protocols.document import Protocol, ProximalOutcome
 from app.protocols.interventions import Category
 from app.protocols.versions import load_protocol
 from app.studies.models import Study
@@ -127,28 +132,23 @@ def decision_rows(
         for version, p in protocols.items()
     }
     variables, outcomes = _extra_columns(columns)
-    definitions = [(v, o) for v, p in protocols.items() for o in p.proximal_outcomes]
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    page_statement = _page_statement(study, filters, nones, sqlite=sqlite)
+    reader = _Pages(
+        study,
+        filters,
+        nones,
+        [(v, o) for v, p in protocols.items() for o in p.proximal_outcomes],
+        outcomes,
+        now,
+    )
+    if session.get_bind().dialect.name == "sqlite":
+        pages = reader.read(session.connection())
+    else:
+        # The database reads the next page (and its outcomes) while this one is formatted.
+        pages = read_ahead(session, reader.read)
     probabilities = _Probabilities(nones)
     # One call for the whole document (json.loads adds two and a regex per call).
     loads = json.JSONDecoder().raw_decode
-    previous_zone = None if sqlite else _utc_session(session)
-    after: uuid.UUID | None = None
-    while True:
-        stmt = page_statement if after is None else page_statement.where(Decision.id > after)
-        page = session.connection().execute(stmt).all()
-        if not page:
-            break
-        first, last = after, uuid.UUID(page[-1][0])
-
-        def scope(
-            stmt: AnySelect, first: uuid.UUID | None = first, last: uuid.UUID = last
-        ) -> AnySelect:
-            stmt = _filtered(stmt, study, filters).where(Decision.id <= last)
-            return stmt if first is None else stmt.where(Decision.id > first)
-
-        values = page_outcomes(session, scope, definitions, outcomes, now)
+    for page, values in pages:
         # The loop runs a million times for a large study: C-level iteration (map) and
         # local names, not calls per value.
         for row in page:
@@ -163,24 +163,37 @@ def decision_rows(
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
-        after = last
-    if previous_zone is not None:
-        _set_zone(session, previous_zone)
 
 
-def _utc_session(session: Session) -> str:
-    """psycopg builds timestamptz values in the session's time zone: make it UTC for the
-    export's transaction, so that they arrive as UTC datetimes with no conversion per
-    value (comparisons of timestamptz do not depend on it). Returns the previous zone."""
-    previous = str(session.connection().scalar(sa.text("SELECT current_setting('TimeZone')")))
-    _set_zone(session, "UTC")
-    return previous
+@dataclass(frozen=True)
+class _Pages:
+    """Reads the decisions a page at a time (keyset on id), each with its outcomes."""
 
+    study: Study
+    filters: Filters
+    nones: Mapping[int, frozenset[str]]
+    definitions: list[tuple[int, ProximalOutcome]]
+    outcomes: list[str]
+    now: datetime
 
-def _set_zone(session: Session, zone: str) -> None:
-    session.connection().execute(
-        sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone}
-    )
+    def read(self, connection: Connection) -> Iterator[tuple[Sequence[Any], list[Values]]]:
+        sqlite = connection.dialect.name == "sqlite"
+        first_page = _page_statement(self.study, self.filters, self.nones, sqlite=sqlite)
+        after: uuid.UUID | None = None
+        while True:
+            stmt = first_page if after is None else first_page.where(Decision.id > after)
+            page = connection.execute(stmt).all()
+            if not page:
+                return
+            last = uuid.UUID(page[-1][0])
+            scope = partial(self._scope, first=after, last=last)
+            yield page, page_outcomes(connection, scope, self.definitions, self.outcomes, self.now)
+            after = last
+
+    def _scope(self, stmt: AnySelect, *, first: uuid.UUID | None, last: uuid.UUID) -> AnySelect:
+        """``stmt`` over the decisions of the page after ``first`` up to ``last``."""
+        stmt = _filtered(stmt, self.study, self.filters).where(Decision.id <= last)
+        return stmt if first is None else stmt.where(Decision.id > first)
 
 
 def _extra_columns(columns: list[Column]) -> tuple[list[str], list[str]]:
@@ -272,8 +285,9 @@ def _utc(
     *,
     sqlite: bool,
 ) -> sa.ColumnElement[datetime] | InstrumentedAttribute[Any]:
-    """On PostgreSQL, the datetimes psycopg builds (in UTC: ``_utc_session``), without
-    the per-value conversion of UTCDateTime; SQLite needs it (naive text)."""
+    """On PostgreSQL, the datetimes psycopg builds (in UTC: the reader's transaction is in
+    UTC, see ``read_ahead``), without the per-value conversion of UTCDateTime; SQLite
+    needs it (naive text)."""
     return column if sqlite else sa.type_coerce(column, sa.DateTime(timezone=True))
 
 

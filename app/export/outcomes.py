@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 
 from app.core.db import UTCDateTime
 from app.decision_rules.models import Decision
@@ -32,7 +33,7 @@ Values = dict[str, Any]
 
 
 def page_outcomes(
-    session: Session,
+    connection: Connection,
     scope: Scope,
     definitions: Sequence[tuple[int, ProximalOutcome]],
     names: Sequence[str],
@@ -43,7 +44,7 @@ def page_outcomes(
     own protocol version. Values are as exported: engagement outcomes (and true/false EMA
     answers) are 1.0/0.0."""
     found: dict[str, Values] = {name: {} for name in names}
-    sqlite = session.get_bind().dialect.name == "sqlite"
+    sqlite = connection.dialect.name == "sqlite"
     for version, outcome in definitions:
         values = found.get(outcome.name)
         if values is None:
@@ -60,16 +61,18 @@ def page_outcomes(
 
         if isinstance(outcome, EmaOutcome):
             values.update(
-                _ema(session, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
+                _ema(connection, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
             )
         elif isinstance(outcome, WearableOutcome):
             values.update(
-                _wearable(session, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
+                _wearable(
+                    connection, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite)
+                )
             )
         else:
             values.update(
                 _engagement(
-                    session, decisions, outcome.event, end, uuid_text(Decision.id, sqlite=sqlite)
+                    connection, decisions, outcome.event, end, uuid_text(Decision.id, sqlite=sqlite)
                 )
             )
     return [found[name] for name in names]
@@ -94,7 +97,7 @@ def _number(value: Any) -> Any:
 
 
 def _ema(
-    session: Session,
+    connection: Connection,
     decisions: Scope,
     outcome: EmaOutcome,
     end: sa.ColumnElement[datetime],
@@ -128,12 +131,12 @@ def _ema(
     )
     return {
         decision: _number(numeric if numeric is not None else value)
-        for decision, numeric, value in session.connection().execute(stmt).all()
+        for decision, numeric, value in connection.execute(stmt).all()
     }
 
 
 def _wearable(
-    session: Session,
+    connection: Connection,
     decisions: Scope,
     outcome: WearableOutcome,
     end: sa.ColumnElement[datetime],
@@ -157,7 +160,7 @@ def _wearable(
     )
     periods: dict[str, list[tuple[datetime, datetime, float]]] = defaultdict(list)
     starts: dict[str, datetime] = {}
-    for decision, decided_at, start, stop, value in session.connection().execute(stmt).all():
+    for decision, decided_at, start, stop, value in connection.execute(stmt).all():
         periods[decision].append((start, stop, value))
         starts[decision] = decided_at
     window = timedelta(minutes=outcome.window_minutes_after)
@@ -171,7 +174,7 @@ def _wearable(
 
 
 def _engagement(
-    session: Session,
+    connection: Connection,
     decisions: Scope,
     event: str,
     end: sa.ColumnElement[datetime],
@@ -187,6 +190,4 @@ def _engagement(
         e.occurred_at <= end,
     )
     stmt = decisions(sa.select(decision_id, happened).select_from(Decision))
-    return {
-        decision: float(bool(seen)) for decision, seen in session.connection().execute(stmt).all()
-    }
+    return {decision: float(bool(seen)) for decision, seen in connection.execute(stmt).all()}
