@@ -13,7 +13,7 @@ stay bounded.
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -229,13 +229,10 @@ def _page_statement(
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
     P(treated) is computed from them), and the tailoring snapshot comes last."""
-    d, n = Decision, Notification
+    d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
-    # One notification per decision by construction; should there be more, take the
-    # latest rather than repeat the decision's row.
-    later = aliased(Notification)
-    only = ~sa.exists().where(later.decision_id == d.id, later.id > n.id)
+    (n_id, n_status, n_sent_at, opened, completed), join_notification = _notification(sqlite=sqlite)
     stmt = (
         sa.select(
             ids(d.id),
@@ -265,26 +262,67 @@ def _page_statement(
             d.error,
             d.note,
             d.pai_recommendation,
-            ids(n.id),
-            n.status,
-            utc(n.sent_at),
-            _engaged("prompt_opened"),
-            _engaged("exercise_completed"),
+            ids(n_id),
+            n_status,
+            utc(n_sent_at),
+            opened,
+            completed,
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)
-        .outerjoin(n, sa.and_(n.decision_id == d.id, only))
         .order_by(d.id)
         .limit(PAGE)
     )
-    return _filtered(stmt, study, filters)
+    return _filtered(join_notification(stmt), study, filters)
+
+
+def _notification(*, sqlite: bool) -> tuple[list[Any], Callable[[AnySelect], AnySelect]]:
+    """The decision's notification (id, status, sent_at) and whether it was opened and its
+    exercise completed (None without a notification), and how to join it to a page.
+
+    One notification per decision by construction; should there be more, the latest (by
+    id) is taken rather than the decision's row repeated."""
+    n, e = Notification, EngagementEvent
+
+    def engaged(kind: str) -> sa.Exists:
+        return sa.exists().where(e.notification_id == n.id, e.kind == kind)
+
+    if not sqlite:
+        # A lateral join: index probes per decision. (As a plain join with EXISTS columns
+        # the planner merges or hashes whole notification and engagement tables per page.)
+        latest = (
+            sa.select(
+                n.id,
+                n.status,
+                n.sent_at,
+                engaged("prompt_opened").label("opened"),
+                engaged("exercise_completed").label("completed"),
+            )
+            .where(n.decision_id == Decision.id)
+            .order_by(n.id.desc())
+            .limit(1)
+            .lateral("notification")
+        )
+        columns = [latest.c.id, latest.c.status, latest.c.sent_at]
+        return [*columns, latest.c.opened, latest.c.completed], lambda stmt: stmt.outerjoin(
+            latest, sa.true()
+        )
+    # SQLite runs nested loops over the indexes anyway, and has no LATERAL.
+    later = aliased(Notification)
+    only = ~sa.exists().where(later.decision_id == Decision.id, later.id > n.id)
+    unless_none = [
+        sa.type_coerce(sa.case((n.id.is_(None), sa.null()), else_=engaged(kind)), sa.Boolean())
+        for kind in ("prompt_opened", "exercise_completed")
+    ]
+    return (
+        [n.id, n.status, n.sent_at, *unless_none],
+        lambda stmt: stmt.outerjoin(n, sa.and_(n.decision_id == Decision.id, only)),
+    )
 
 
 def _utc(
-    column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
-    *,
-    sqlite: bool,
-) -> sa.ColumnElement[datetime] | InstrumentedAttribute[Any]:
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], *, sqlite: bool
+) -> sa.ColumnElement[Any] | InstrumentedAttribute[Any]:
     """On PostgreSQL, the datetimes psycopg builds (in UTC: the reader's transaction is in
     UTC, see ``read_ahead``), without the per-value conversion of UTCDateTime; SQLite
     needs it (naive text)."""
@@ -304,14 +342,6 @@ def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:
         ),
         else_=1,
     )
-
-
-def _engaged(kind: str) -> sa.ColumnElement[bool | None]:
-    """Whether the participant did ``kind`` with the decision's notification (None
-    without a notification)."""
-    e = EngagementEvent
-    seen = sa.exists().where(e.notification_id == Notification.id, e.kind == kind)
-    return sa.type_coerce(sa.case((Notification.id.is_(None), sa.null()), else_=seen), sa.Boolean())
 
 
 class _Probabilities:

@@ -45,6 +45,7 @@ def page_outcomes(
     answers) are 1.0/0.0."""
     found: dict[str, Values] = {name: {} for name in names}
     sqlite = connection.dialect.name == "sqlite"
+    decision_id = uuid_text(Decision.id, sqlite=sqlite)
     for version, outcome in definitions:
         values = found.get(outcome.name)
         if values is None:
@@ -60,21 +61,11 @@ def page_outcomes(
             return scope(stmt).where(*eligible)
 
         if isinstance(outcome, EmaOutcome):
-            values.update(
-                _ema(connection, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite))
-            )
+            values.update(_ema(connection, decisions, outcome, end, decision_id))
         elif isinstance(outcome, WearableOutcome):
-            values.update(
-                _wearable(
-                    connection, decisions, outcome, end, uuid_text(Decision.id, sqlite=sqlite)
-                )
-            )
+            values.update(_wearable(connection, decisions, outcome, end, decision_id))
         else:
-            values.update(
-                _engagement(
-                    connection, decisions, outcome.event, end, uuid_text(Decision.id, sqlite=sqlite)
-                )
-            )
+            values.update(_engagement(connection, decisions, outcome.event, end, decision_id))
     return [found[name] for name in names]
 
 
@@ -114,21 +105,19 @@ def _ema(
     ]
     if questionnaire != "*":
         conditions.append(candidate.questionnaire_id == questionnaire)
-    first = (
-        sa.select(candidate.id)
-        .where(*conditions)
-        .order_by(candidate.answered_at, candidate.id)
-        .limit(1)
-        .correlate(Decision)
-        .scalar_subquery()
-    )
-    a = EmaAnswer
+    ordered = sa.select(candidate).where(*conditions).order_by(candidate.answered_at, candidate.id)
+    if connection.dialect.name == "postgresql":
+        # A lateral join: one index probe per decision. (Joined on a correlated subquery
+        # instead, the planner hashes the whole answers table for every page.)
+        first = aliased(EmaAnswer, ordered.limit(1).lateral("first_answer"))
+        joined = sa.select(Decision).join(first, sa.true())
+    else:  # no LATERAL in SQLite, which runs the correlated subquery per decision
+        first = aliased(EmaAnswer)
+        subquery = ordered.with_only_columns(candidate.id).limit(1).correlate(Decision)
+        joined = sa.select(Decision).join(first, first.id == subquery.scalar_subquery())
     # The answer as given (JSON) only where it is not a number: decoding is the cost.
-    stmt = decisions(
-        sa.select(decision_id, a.numeric_value, sa.case((a.numeric_value.is_(None), a.value)))
-        .select_from(Decision)
-        .join(a, a.id == first)
-    )
+    value = sa.case((first.numeric_value.is_(None), first.value))
+    stmt = decisions(joined.with_only_columns(decision_id, first.numeric_value, value))
     return {
         decision: _number(numeric if numeric is not None else value)
         for decision, numeric, value in connection.execute(stmt).all()

@@ -1,6 +1,5 @@
 """SQL helpers shared by the export's queries."""
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 
 def uuid_text(
-    column: InstrumentedAttribute[uuid.UUID] | InstrumentedAttribute[uuid.UUID | None],
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any],
     *,
     sqlite: bool,
 ) -> sa.ColumnElement[str]:
