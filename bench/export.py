@@ -1,8 +1,10 @@
 """Export speed and memory: N decision rows on PostgreSQL, as CSV and as Parquet.
 
 Creates a throwaway PostgreSQL database with the example chronic-pain protocol, 1,000
-participants and N decision-log rows (with notifications for the treated ones), then in
-the same run measures:
+participants and N decision-log rows (five tailoring variables each; with --outcome-data
+also notifications, engagement events, EMA answers and wearable summaries for the proximal
+outcomes to find, otherwise the outcome queries run but find nothing), then in the same run
+measures:
 
 - the ceiling: PostgreSQL's own ``COPY (SELECT …) TO STDOUT`` of the same decision rows;
 - Kairos' decisions export (``stream_export``: the MRT long format with tailoring columns,
@@ -11,7 +13,8 @@ the same run measures:
 
 Run:
 
-    python bench/export.py [--rows 1000000] [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+    python bench/export.py [--rows 1000000] [--outcome-data] \
+        [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
 
 import argparse
@@ -31,7 +34,53 @@ START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 PARTICIPANTS = 1_000
 
 
-def fill(url: str, rows: int) -> str:
+# With --outcome-data: a notification for each treated decision (sent; opened for half),
+# an interference answer an hour after two decisions in three, an exercise completed 30 min
+# after one in three, and an hour of steps around each decision, so that the notification
+# join and every proximal outcome query find data.
+OUTCOME_DATA = [
+    """INSERT INTO notifications (id, participant_id, study_id, kind, decision_id, option_id,
+         title, body, data, created_at, send_at, status, sent_at, attempts)
+       SELECT gen_random_uuid(), d.participant_id, d.study_id, 'intervention', d.id,
+         d.option_id, 'Title', 'Body', '{}'::jsonb, d.decided_at, d.decided_at, 'sent',
+         d.decided_at + interval '5 seconds', 1
+       FROM decisions d WHERE d.option_id = 'pain_acceptance'""",
+    """INSERT INTO engagement_events (id, participant_id, study_id, client_id, kind,
+         notification_id, occurred_at, received_at)
+       SELECT gen_random_uuid(), n.participant_id, n.study_id, 'open-' || n.id, 'prompt_opened',
+         n.id, n.sent_at + interval '10 minutes', n.sent_at + interval '11 minutes'
+       FROM notifications n WHERE get_byte(uuid_send(n.id), 15) % 2 = 0""",
+    """INSERT INTO engagement_events (id, participant_id, study_id, client_id, kind,
+         occurred_at, received_at)
+       SELECT gen_random_uuid(), d.participant_id, d.study_id, 'done-' || d.id,
+         'exercise_completed', d.decided_at + interval '30 minutes',
+         d.decided_at + interval '31 minutes'
+       FROM decisions d WHERE d.decision_index % 3 = 0""",
+    """WITH r AS (
+         INSERT INTO ema_responses (id, participant_id, study_id, client_id, questionnaire_id,
+           questionnaire_version, protocol_version, answered_at, utc_offset_minutes,
+           received_at, late)
+         SELECT gen_random_uuid(), d.participant_id, d.study_id, 'ema-' || d.id, 'evening', 1,
+           1, d.decided_at + interval '1 hour', 60, d.decided_at + interval '1 hour', false
+         FROM decisions d WHERE d.decision_index % 3 <> 2
+         RETURNING id, participant_id, answered_at)
+       INSERT INTO ema_answers (id, response_id, participant_id, questionnaire_id, item_id,
+         answered_at, value, numeric_value)
+       SELECT gen_random_uuid(), r.id, r.participant_id, 'evening', 'interference',
+         r.answered_at, to_jsonb(extract(minute FROM r.answered_at)::int % 11),
+         extract(minute FROM r.answered_at)::int % 11
+       FROM r""",
+    """INSERT INTO wearable_summaries (id, participant_id, study_id, metric, unit, start_at,
+         end_at, value, source_format, received_at, updated_at)
+       SELECT gen_random_uuid(), d.participant_id, d.study_id, 'steps', 'count',
+         d.decided_at - interval '30 minutes', d.decided_at + interval '30 minutes',
+         d.decision_index % 1000, 'kairos', d.decided_at + interval '1 hour',
+         d.decided_at + interval '1 hour'
+       FROM decisions d""",
+]
+
+
+def fill(url: str, rows: int, *, outcome_data: bool = False) -> str:
     """The study id, after filling the database."""
     from app.audit.service import CLI_ACTOR
     from app.core.clock import SimulatedClock
@@ -98,6 +147,8 @@ def fill(url: str, rows: int) -> str:
             ),
             {"study": study_id, "start": START, "per": per},
         )
+        for statement in OUTCOME_DATA if outcome_data else ():
+            conn.execute(sa.text(statement))
         conn.execute(sa.text("ANALYZE"))
     engine.dispose()
     return study_id
@@ -154,6 +205,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument(
+        "--outcome-data",
+        action="store_true",
+        help="also notifications, engagement, EMA and wearable rows for the outcomes to find",
+    )
+    parser.add_argument(
         "--export-once", nargs=2, metavar=("STUDY", "FORMAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -168,7 +224,7 @@ def main() -> None:
     url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
     try:
         started = time.perf_counter()
-        study_id = fill(url, args.rows)
+        study_id = fill(url, args.rows, outcome_data=args.outcome_data)
         print(f"filled {args.rows:,} decision rows in {time.perf_counter() - started:.1f} s")
         count, copy_seconds = ceiling(url)
         print(

@@ -12,7 +12,7 @@ whose option the outcome does not apply to.
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -155,26 +155,39 @@ def _prorate(
     bounds: Sequence[Bound],
     asks: Sequence[_Ask],
 ) -> dict[int, float]:
-    """Sum of each summary's value times the share of its period inside the window; for
-    `mean`, the time-weighted mean over the covered part of the window."""
-    total: dict[int, float] = defaultdict(float)
-    covered: dict[int, float] = defaultdict(float)
+    periods: dict[int, list[tuple[datetime, datetime, float]]] = defaultdict(list)
     for k, start, end, value in rows:
-        window = bounds[k]
-        overlap = (min(end, window.end) - max(start, window.start)).total_seconds()
-        length = (end - start).total_seconds()
+        periods[k].append((start, end, value))
+    result = {}
+    for k, overlapping in periods.items():
+        ask = asks[k].outcome
+        assert isinstance(ask, WearableOutcome)  # noqa: S101
+        found = prorated(overlapping, bounds[k].start, bounds[k].end, ask.aggregate)
+        if found is not None:
+            result[k] = found
+    return result
+
+
+def prorated(
+    periods: Iterable[tuple[datetime, datetime, float]],
+    start: datetime,
+    end: datetime,
+    aggregate: str,
+) -> float | None:
+    """A wearable outcome over the window [start, end] from the summaries overlapping it:
+    the sum of each summary's value times the share of its period inside the window; for
+    `mean`, the time-weighted mean over the covered part of the window. None when no
+    summary overlaps the window by more than an instant."""
+    total = covered = 0.0
+    counted = False
+    for period_start, period_end, value in periods:
+        overlap = (min(period_end, end) - max(period_start, start)).total_seconds()
+        length = (period_end - period_start).total_seconds()
         if length <= 0 or overlap <= 0:
             continue
-        ask = asks[k].outcome
-        assert isinstance(ask, WearableOutcome)  # noqa: S101
-        if ask.aggregate == "sum":
-            total[k] += value * overlap / length
-        else:
-            total[k] += value * overlap
-        covered[k] += overlap
-    result = {}
-    for k, value in total.items():
-        ask = asks[k].outcome
-        assert isinstance(ask, WearableOutcome)  # noqa: S101
-        result[k] = value if ask.aggregate == "sum" else value / covered[k]
-    return result
+        total += value * overlap / length if aggregate == "sum" else value * overlap
+        covered += overlap
+        counted = True
+    if not counted:
+        return None
+    return total if aggregate == "sum" else total / covered

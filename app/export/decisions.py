@@ -1,21 +1,31 @@
 """The decisions dataset: the MRT long format, one row per decision point.
 
-Decisions are read a page at a time (keyset on id) and joined in batch with their
-notification, delivery status, engagement and proximal outcomes, so memory and the number
-of queries per row stay bounded.
+Decisions are read a page at a time (keyset on id) as plain column tuples, never as ORM
+objects: one query brings the decision, the participant's code, the notification it
+created, its delivery status and engagement; the tailoring snapshot and the probabilities
+arrive as JSON text and are decoded by ``json.loads`` directly (the probabilities, which
+repeat, once per distinct value). The proximal outcomes are computed set-wise in SQL, one
+query per outcome per page (``app.export.outcomes``). On PostgreSQL the pages are read
+one ahead on a connection of their own in the session's snapshot (``read_ahead``), so that
+the database and the formatting use both cores. Memory and the number of queries per row
+stay bounded.
 """
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from app.decision_rules.history import records
 from app.decision_rules.models import Decision
+from app.engagement.models import EngagementEvent
 from app.export.columns import (
     Column,
     ColumnType,
@@ -28,14 +38,18 @@ from app.export.columns import (
     string,
     timestamp,
 )
+from app.export.outcomes import Values, page_outcomes
 from app.export.protocols import covered_versions
+from app.export.read_ahead import read_ahead
+from app.export.sql import AnySelect, uuid_text
+from app.notifications.models import Notification
 from app.participants.models import Participant
-from app.protocols.document import Protocol
+from app.protocols.document import Protocol, ProximalOutcome
 from app.protocols.interventions import Category
 from app.protocols.versions import load_protocol
 from app.studies.models import Study
 
-PAGE = 2_000
+PAGE = 5_000
 TAILORING_PREFIX = "tv_"
 OUTCOME_PREFIX = "outcome_"
 
@@ -108,24 +122,96 @@ def decision_columns(session: Session, study: Study, filters: Filters) -> list[C
     return [*FIXED_COLUMNS, *variables.values(), *outcomes.values()]
 
 
-def _page(
-    session: Session, study: Study, filters: Filters, after: uuid.UUID | None
-) -> list[tuple[Decision, str]]:
-    stmt = (
-        sa.select(Decision, Participant.code)
-        # Not exported: skip decoding their JSON (a large share of the export's time).
-        .options(
-            defer(Decision.declared_probabilities),
-            defer(Decision.excluded),
-            defer(Decision.tailoring_defaulted),
-        )
-        .join(Participant, Participant.id == Decision.participant_id)
-        .where(Decision.study_id == study.id)
-        .order_by(Decision.id)
-        .limit(PAGE)
+def decision_rows(
+    session: Session, study: Study, filters: Filters, columns: list[Column], now: datetime
+) -> Iterator[Row]:
+    """The rows, ids (decision, participant, notification) as text."""
+    protocols = _protocols(session, study, filters)
+    nones = {
+        version: frozenset(o.id for o in p.intervention_options if o.category == Category.none)
+        for version, p in protocols.items()
+    }
+    variables, outcomes = _extra_columns(columns)
+    reader = _Pages(
+        study,
+        filters,
+        nones,
+        [(v, o) for v, p in protocols.items() for o in p.proximal_outcomes],
+        outcomes,
+        now,
     )
-    if after is not None:
-        stmt = stmt.where(Decision.id > after)
+    if session.get_bind().dialect.name == "sqlite":
+        pages = reader.read(session.connection())
+    else:
+        # The database reads the next page (and its outcomes) while this one is formatted.
+        pages = read_ahead(session, reader.read)
+    probabilities = _Probabilities(nones)
+    # One call for the whole document (json.loads adds two and a regex per call).
+    loads = json.JSONDecoder().raw_decode
+    for page, values in pages:
+        # The loop runs a million times for a large study: C-level iteration (map) and
+        # local names, not calls per value.
+        for row in page:
+            known = probabilities.known.get((row[9], row[17]))
+            text, p_treated = known or probabilities.add(row[9], row[17])
+            tailoring = loads(row[32])[0]
+            yield (
+                *row[:17],
+                text,
+                p_treated if row[13] else None,
+                *row[18:32],
+                *map(tailoring.get, variables),
+                *map(dict.get, values, repeat(row[0])),
+            )
+
+
+@dataclass(frozen=True)
+class _Pages:
+    """Reads the decisions a page at a time (keyset on id), each with its outcomes."""
+
+    study: Study
+    filters: Filters
+    nones: Mapping[int, frozenset[str]]
+    definitions: list[tuple[int, ProximalOutcome]]
+    outcomes: list[str]
+    now: datetime
+
+    def read(self, connection: Connection) -> Iterator[tuple[Sequence[Any], list[Values]]]:
+        sqlite = connection.dialect.name == "sqlite"
+        first_page = _page_statement(self.study, self.filters, self.nones, sqlite=sqlite)
+        after: uuid.UUID | None = None
+        while True:
+            stmt = first_page if after is None else first_page.where(Decision.id > after)
+            page = connection.execute(stmt).all()
+            if not page:
+                return
+            last = uuid.UUID(page[-1][0])
+            scope = partial(self._scope, first=after, last=last)
+            yield page, page_outcomes(connection, scope, self.definitions, self.outcomes, self.now)
+            after = last
+
+    def _scope(self, stmt: AnySelect, *, first: uuid.UUID | None, last: uuid.UUID) -> AnySelect:
+        """``stmt`` over the decisions of the page after ``first`` up to ``last``."""
+        stmt = _filtered(stmt, self.study, self.filters).where(Decision.id <= last)
+        return stmt if first is None else stmt.where(Decision.id > first)
+
+
+def _extra_columns(columns: list[Column]) -> tuple[list[str], list[str]]:
+    """The tailoring variables and the outcomes the columns after the fixed ones name (tv_*
+    first, then outcome_*, as ``decision_columns`` lists them)."""
+    names = [c.name for c in columns[len(FIXED_COLUMNS) :]]
+    variables = [n for n in names if n.startswith(TAILORING_PREFIX)]
+    outcomes = [n for n in names if not n.startswith(TAILORING_PREFIX)]
+    if names != variables + outcomes or not all(n.startswith(OUTCOME_PREFIX) for n in outcomes):
+        raise ValueError("decision columns must be the fixed ones, then tv_*, then outcome_*")
+    return (
+        [n.removeprefix(TAILORING_PREFIX) for n in variables],
+        [n.removeprefix(OUTCOME_PREFIX) for n in outcomes],
+    )
+
+
+def _filtered(stmt: AnySelect, study: Study, filters: Filters) -> AnySelect:
+    stmt = stmt.where(Decision.study_id == study.id)
     if filters.participant_ids:
         stmt = stmt.where(Decision.participant_id.in_(filters.participant_ids))
     if filters.start is not None:
@@ -134,75 +220,153 @@ def _page(
         stmt = stmt.where(Decision.decided_at < filters.end)
     if filters.protocol_version is not None:
         stmt = stmt.where(Decision.protocol_version == filters.protocol_version)
-    return [(decision, code) for decision, code in session.execute(stmt)]
+    return stmt
 
 
-def decision_rows(
-    session: Session, study: Study, filters: Filters, columns: list[Column], now: datetime
-) -> Iterator[Row]:
-    none_options = {
-        version: {o.id for o in p.intervention_options if o.category == Category.none}
-        for version, p in _protocols(session, study, filters).items()
-    }
-    names = [c.name for c in columns[len(FIXED_COLUMNS) :]]
-    after = None
-    while page := _page(session, study, filters, after):
-        codes = {decision.id: code for decision, code in page}
-        for record in records(session, [d for d, _ in page], now=now):
-            d = record.decision
-            nones = none_options.get(d.protocol_version or 0, set())
-            kinds = {e.kind for e in record.engagement}
-            extra = {
-                **{TAILORING_PREFIX + k: v for k, v in d.tailoring.items()},
-                **{OUTCOME_PREFIX + k: _number(v) for k, v in record.outcomes.items()},
-            }
-            sent = record.notification_id is not None
-            yield (
-                d.id,
-                d.participant_id,
-                codes[d.id],
-                d.decision_index,
-                d.decision_point_id,
-                d.planned_at,
-                d.decided_at,
-                d.local_time,
-                d.timezone,
-                d.protocol_version,
-                d.study_day,
-                d.stage,
-                d.track,
-                d.available,
-                d.unavailable_reason,
-                d.rule_id,
-                d.randomized,
-                json.dumps(d.probabilities, sort_keys=True),
-                _p_treated(d, nones),
-                d.seed,
-                d.draw,
-                d.option_id,
-                int(d.option_id is not None and d.option_id not in nones),
-                d.probability,
-                d.fallback,
-                d.error,
-                d.note,
-                d.pai_recommendation,
-                record.notification_id,
-                record.delivery_status,
-                record.sent_at,
-                "prompt_opened" in kinds if sent else None,
-                "exercise_completed" in kinds if sent else None,
-                *(extra.get(name) for name in names),
+def _page_statement(
+    study: Study, filters: Filters, nones: Mapping[int, frozenset[str]], *, sqlite: bool
+) -> AnySelect:
+    """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
+    the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
+    P(treated) is computed from them), and the tailoring snapshot comes last."""
+    d = Decision
+    ids = partial(uuid_text, sqlite=sqlite)
+    utc = partial(_utc, sqlite=sqlite)
+    (n_id, n_status, n_sent_at, opened, completed), join_notification = _notification(sqlite=sqlite)
+    stmt = (
+        sa.select(
+            ids(d.id),
+            ids(d.participant_id),
+            Participant.code,
+            d.decision_index,
+            d.decision_point_id,
+            utc(d.planned_at),
+            utc(d.decided_at),
+            d.local_time,
+            d.timezone,
+            d.protocol_version,
+            d.study_day,
+            d.stage,
+            d.track,
+            d.available,
+            d.unavailable_reason,
+            d.rule_id,
+            d.randomized,
+            sa.cast(d.probabilities, sa.Text),
+            d.seed,
+            d.draw,
+            d.option_id,
+            _treated(nones),
+            d.probability,
+            d.fallback,
+            d.error,
+            d.note,
+            d.pai_recommendation,
+            ids(n_id),
+            n_status,
+            utc(n_sent_at),
+            opened,
+            completed,
+            sa.cast(d.tailoring, sa.Text),
+        )
+        .join(Participant, Participant.id == d.participant_id)
+        .order_by(d.id)
+        .limit(PAGE)
+    )
+    return _filtered(join_notification(stmt), study, filters)
+
+
+def _notification(*, sqlite: bool) -> tuple[list[Any], Callable[[AnySelect], AnySelect]]:
+    """The decision's notification (id, status, sent_at) and whether it was opened and its
+    exercise completed (None without a notification), and how to join it to a page.
+
+    One notification per decision by construction; should there be more, the latest (by
+    id) is taken rather than the decision's row repeated."""
+    n, e = Notification, EngagementEvent
+
+    def engaged(kind: str) -> sa.Exists:
+        return sa.exists().where(e.notification_id == n.id, e.kind == kind)
+
+    if not sqlite:
+        # A lateral join: index probes per decision. (As a plain join with EXISTS columns
+        # the planner merges or hashes whole notification and engagement tables per page.)
+        latest = (
+            sa.select(
+                n.id,
+                n.status,
+                n.sent_at,
+                engaged("prompt_opened").label("opened"),
+                engaged("exercise_completed").label("completed"),
             )
-        after = page[-1][0].id
-        session.expunge_all()  # this page is written: keep memory flat
+            .where(n.decision_id == Decision.id)
+            .order_by(n.id.desc())
+            .limit(1)
+            .lateral("notification")
+        )
+        columns = [latest.c.id, latest.c.status, latest.c.sent_at]
+        return [*columns, latest.c.opened, latest.c.completed], lambda stmt: stmt.outerjoin(
+            latest, sa.true()
+        )
+    # SQLite runs nested loops over the indexes anyway, and has no LATERAL.
+    later = aliased(Notification)
+    only = ~sa.exists().where(later.decision_id == Decision.id, later.id > n.id)
+    unless_none = [
+        sa.type_coerce(sa.case((n.id.is_(None), sa.null()), else_=engaged(kind)), sa.Boolean())
+        for kind in ("prompt_opened", "exercise_completed")
+    ]
+    return (
+        [n.id, n.status, n.sent_at, *unless_none],
+        lambda stmt: stmt.outerjoin(n, sa.and_(n.decision_id == Decision.id, only)),
+    )
 
 
-def _p_treated(decision: Decision, nones: set[str]) -> float | None:
-    """The MRT's randomization probability: P(a prompt of any kind is delivered)."""
-    if not decision.available or not decision.probabilities:
-        return None
-    return float(sum(p for option, p in decision.probabilities.items() if option not in nones))
+def _utc(
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], *, sqlite: bool
+) -> sa.ColumnElement[Any] | InstrumentedAttribute[Any]:
+    """On PostgreSQL, the datetimes psycopg builds (in UTC: the reader's transaction is in
+    UTC, see ``read_ahead``), without the per-value conversion of UTCDateTime; SQLite
+    needs it (naive text)."""
+    return column if sqlite else sa.type_coerce(column, sa.DateTime(timezone=True))
 
 
-def _number(value: Any) -> Any:
-    return float(value) if isinstance(value, bool) else value
+def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:
+    """1 if a prompt was chosen (an option not of category none in the decision's
+    protocol version), else 0."""
+    d = Decision
+    return sa.case(
+        (d.option_id.is_(None), 0),
+        *(
+            (sa.and_(d.protocol_version == version, d.option_id.in_(sorted(ids))), 0)
+            for version, ids in nones.items()
+            if ids
+        ),
+        else_=1,
+    )
+
+
+class _Probabilities:
+    """The exported probabilities text and P(treated = 1) of a probabilities JSON text, per
+    protocol version. Decisions share a handful of distinct probabilities (one per rule
+    and situation), so each is decoded and summed once."""
+
+    LIMIT = 10_000  # distinct values kept; beyond, start over (memory stays bounded)
+
+    def __init__(self, nones: Mapping[int, frozenset[str]]) -> None:
+        self._nones = nones
+        # (protocol version, JSON text) -> (exported text, P(treated)).
+        self.known: dict[tuple[int | None, str], tuple[str, float | None]] = {}
+
+    def add(self, version: int | None, raw: str) -> tuple[str, float | None]:
+        if len(self.known) >= self.LIMIT:
+            self.known.clear()
+        found = self.known[(version, raw)] = self._compute(version, raw)
+        return found
+
+    def _compute(self, version: int | None, raw: str) -> tuple[str, float | None]:
+        probabilities: dict[str, float] = json.loads(raw)
+        if not probabilities:
+            return json.dumps(probabilities, sort_keys=True), None
+        # The MRT's randomization probability: P(a prompt of any kind is delivered).
+        nones = self._nones.get(version or 0, frozenset())
+        treated = float(sum(p for option, p in probabilities.items() if option not in nones))
+        return json.dumps(probabilities, sort_keys=True), treated

@@ -8,9 +8,10 @@ metadata; text formats get them beside the data (endpoint, bundle, or sidecar fi
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
+from itertools import islice
 from typing import Any
 
 import pyarrow as pa
@@ -40,16 +41,6 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _text_cell(value: Any, kind: ColumnType) -> str:
-    if value is None:
-        return ""
-    if kind is ColumnType.timestamp:
-        return _iso(value)
-    if kind is ColumnType.boolean:
-        return "true" if value else "false"
-    return str(value)
-
-
 def _json_cell(value: Any, kind: ColumnType) -> Any:
     if value is None:
         return None
@@ -66,12 +57,43 @@ def write_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.name for c in columns])
-    kinds = [c.type for c in columns]
-    for count, row in enumerate(rows, start=1):
-        writer.writerow([_text_cell(v, k) for v, k in zip(row, kinds, strict=True)])
-        if count % ROWS_PER_CHUNK == 0:
-            yield _drain(buffer)
+    # Cells: None is empty, timestamps ISO 8601 with Z, booleans true/false, anything else
+    # str(value). The csv module itself writes None as empty and other values with str()
+    # (repr() for floats, the same text), so only timestamps and booleans are converted,
+    # a column of a chunk at a time rather than a call per cell.
+    converters = [
+        (i, _CSV_COLUMNS[c.type]) for i, c in enumerate(columns) if c.type in _CSV_COLUMNS
+    ]
+    for chunk in _chunks(rows, ROWS_PER_CHUNK, len(columns)):
+        for i, convert in converters:
+            chunk[i] = convert(chunk[i])
+        writer.writerows(zip(*chunk, strict=True))
+        yield _drain(buffer)
     yield _drain(buffer)
+
+
+def _chunks(rows: Iterable[Row], size: int, width: int) -> Iterator[list[Sequence[Any]]]:
+    """The rows ``size`` at a time, transposed: one sequence of values per column."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        values: list[Sequence[Any]] = list(zip(*chunk, strict=True))
+        if len(values) != width:
+            raise ValueError(f"rows have {len(values)} values for {width} columns")
+        yield values
+
+
+def _csv_timestamps(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None else v.isoformat().replace("+00:00", "Z") for v in values]
+
+
+def _csv_booleans(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None else "true" if v else "false" for v in values]
+
+
+_CSV_COLUMNS: dict[ColumnType, Callable[[Sequence[Any]], list[Any]]] = {
+    ColumnType.timestamp: _csv_timestamps,
+    ColumnType.boolean: _csv_booleans,
+}
 
 
 def write_ndjson(
@@ -132,30 +154,30 @@ def write_parquet(
         [pa.field(c.name, _ARROW_TYPES[c.type]) for c in columns],
         metadata={key: json.dumps(value) for key, value in metadata.items()},
     )
-    converters = [_arrow_converter(c.type) for c in columns]
+    converters = [_ARROW_COLUMNS.get(c.type, list) for c in columns]
     sink = _ChunkSink()
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-        batch: list[list[Any]] = [[] for _ in columns]
-        size = 0
-        for row in rows:
-            for values, convert, value in zip(batch, converters, row, strict=True):
-                values.append(None if value is None else convert(value))
-            size += 1
-            if size == PARQUET_ROW_GROUP:
-                writer.write_batch(pa.record_batch(batch, schema=schema))
-                batch, size = [[] for _ in columns], 0
-                yield sink.take()
-        if size:
-            writer.write_batch(pa.record_batch(batch, schema=schema))
+        for chunk in _chunks(rows, PARQUET_ROW_GROUP, len(columns)):
+            arrays = [convert(values) for convert, values in zip(converters, chunk, strict=True)]
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
+            yield sink.take()
     yield sink.take()
 
 
-def _arrow_converter(kind: ColumnType) -> Callable[[Any], Any]:
-    if kind in (ColumnType.string, ColumnType.json):
-        return str
-    if kind is ColumnType.number:
-        return float
-    return lambda value: value
+def _arrow_strings(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None or type(v) is str else str(v) for v in values]
+
+
+def _arrow_numbers(values: Sequence[Any]) -> list[Any]:
+    return [v if v is None or type(v) is float else float(v) for v in values]
+
+
+# What Arrow needs converting, a column of a row group at a time (the rest as is).
+_ARROW_COLUMNS: dict[ColumnType, Callable[[Sequence[Any]], list[Any]]] = {
+    ColumnType.string: _arrow_strings,
+    ColumnType.json: _arrow_strings,
+    ColumnType.number: _arrow_numbers,
+}
 
 
 WRITERS: dict[
