@@ -556,22 +556,29 @@ def test_timestamps_are_utc_whatever_the_session_time_zone(world: World) -> None
         session.add(_notification(pid, study_id, decision))
         session.commit()
     postgres = world.engine.dialect.name == "postgresql"
+    # A session of the factory, and one bound to a connection (read without a second one).
     with world.session_factory() as session:
-        if postgres:
-            session.execute(sa.text("SET TIME ZONE 'America/New_York'"))
-        study = session.get_one(Study, study_id)
-        columns = decision_columns(session, study, Filters())
-        [row] = decision_rows(session, study, Filters(), columns, at)
-        named = dict(zip([c.name for c in columns], row, strict=True))
-        for name in ("planned_at", "decided_at", "sent_at"):
-            assert named[name].utcoffset() == timedelta(0)
-        assert named["decided_at"] == at
-        assert named["sent_at"] == at + timedelta(seconds=3)
-        text = b"".join(write_csv(columns, [row], {})).decode()
-        assert "2026-03-10T08:00:00.000250Z" in text
-        if postgres:  # the session's own zone is untouched
-            zone = session.scalar(sa.text("SELECT current_setting('TimeZone')"))
-            assert zone == "America/New_York"
+        _check_utc(session, study_id, at, postgres=postgres)
+    with world.engine.connect() as connection, Session(bind=connection) as session:
+        _check_utc(session, study_id, at, postgres=postgres)
+
+
+def _check_utc(session: Session, study_id: uuid.UUID, at: datetime, *, postgres: bool) -> None:
+    if postgres:
+        session.execute(sa.text("SET TIME ZONE 'America/New_York'"))
+    study = session.get_one(Study, study_id)
+    columns = decision_columns(session, study, Filters())
+    [row] = decision_rows(session, study, Filters(), columns, at)
+    named = dict(zip([c.name for c in columns], row, strict=True))
+    for name in ("planned_at", "decided_at", "sent_at"):
+        assert named[name].utcoffset() == timedelta(0)
+    assert named["decided_at"] == at
+    assert named["sent_at"] == at + timedelta(seconds=3)
+    text = b"".join(write_csv(columns, [row], {})).decode()
+    assert "2026-03-10T08:00:00.000250Z" in text
+    if postgres:  # the session's own zone is as it was
+        zone = session.scalar(sa.text("SELECT current_setting('TimeZone')"))
+        assert zone == "America/New_York"
 
 
 def test_parquet_values_of_every_type() -> None:

@@ -178,22 +178,34 @@ class _Pages:
 
     def read(self, connection: Connection) -> Iterator[tuple[Sequence[Any], list[Values]]]:
         sqlite = connection.dialect.name == "sqlite"
+        # psycopg builds timestamptz values in the connection's time zone: UTC for this
+        # transaction, so that they need no conversion per value (_utc); put back at the end.
+        zone = None if sqlite else _set_zone(connection, "UTC")
         first_page = _page_statement(self.study, self.filters, self.nones, sqlite=sqlite)
         after: uuid.UUID | None = None
         while True:
             stmt = first_page if after is None else first_page.where(Decision.id > after)
             page = connection.execute(stmt).all()
             if not page:
-                return
+                break
             last = uuid.UUID(page[-1][0])
             scope = partial(self._scope, first=after, last=last)
             yield page, page_outcomes(connection, scope, self.definitions, self.outcomes, self.now)
             after = last
+        if zone is not None:
+            _set_zone(connection, zone)
 
     def _scope(self, stmt: AnySelect, *, first: uuid.UUID | None, last: uuid.UUID) -> AnySelect:
         """``stmt`` over the decisions of the page after ``first`` up to ``last``."""
         stmt = _filtered(stmt, self.study, self.filters).where(Decision.id <= last)
         return stmt if first is None else stmt.where(Decision.id > first)
+
+
+def _set_zone(connection: Connection, zone: str) -> str:
+    """Sets the time zone for the rest of the transaction; returns the previous one."""
+    previous = str(connection.scalar(sa.text("SELECT current_setting('TimeZone')")))
+    connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone})
+    return previous
 
 
 def _extra_columns(columns: list[Column]) -> tuple[list[str], list[str]]:
@@ -323,9 +335,8 @@ def _notification(*, sqlite: bool) -> tuple[list[Any], Callable[[AnySelect], Any
 def _utc(
     column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], *, sqlite: bool
 ) -> sa.ColumnElement[Any] | InstrumentedAttribute[Any]:
-    """On PostgreSQL, the datetimes psycopg builds (in UTC: the reader's transaction is in
-    UTC, see ``read_ahead``), without the per-value conversion of UTCDateTime; SQLite
-    needs it (naive text)."""
+    """On PostgreSQL, the datetimes psycopg builds (in UTC: ``_Pages.read`` sets the time
+    zone), without the per-value conversion of UTCDateTime; SQLite needs it (naive text)."""
     return column if sqlite else sa.type_coerce(column, sa.DateTime(timezone=True))
 
 

@@ -51,11 +51,8 @@ def read_ahead(session: Session, read: Callable[[Connection], Iterator[T]]) -> I
     def produce() -> None:
         try:
             with bind.connect().execution_options(isolation_level="REPEATABLE READ") as reader:
-                # Both must come first in the reader's transaction (rolled back at the end).
+                # First in the reader's transaction (rolled back at the end).
                 reader.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                # psycopg builds timestamptz values in the session's time zone: UTC here, so
-                # that they need no conversion per value.
-                reader.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
                 for item in read(reader):
                     if not put(item):
                         return
