@@ -34,6 +34,8 @@ class ParticipantEvent:
     reference_id: uuid.UUID | None = None
     # For ema_submitted: the questionnaire answered (EventTrigger.questionnaire filters on it).
     questionnaire: str | None = None
+    # For ema_submitted: the prompt answered, if any (its pending reminders are not wanted).
+    prompt_id: uuid.UUID | None = None
 
 
 Listener = Callable[[Session, Clock, ParticipantEvent], None]

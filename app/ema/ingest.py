@@ -360,6 +360,7 @@ def _submitted(participant: Participant, a: _Accepted) -> ParticipantEvent:
         occurred_at=_utc(a.submission.answered_at),
         reference_id=a.id,
         questionnaire=a.questionnaire.id,
+        prompt_id=a.prompt.id if a.prompt is not None else None,
     )
 
 
