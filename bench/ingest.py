@@ -375,6 +375,10 @@ def main() -> None:
     finally:
         drop()
     report(args, {p.name: p.row() for p in phases})
+    for phase in phases:
+        # One sample every 15 measured seconds: does it level off?
+        trace = " ".join(f"{kib / 1024:.1f}" for kib in phase.rss_kib[::15])
+        print(f"{phase.name} RSS (MiB) every 15 measured s: {trace}")
 
 
 def report(args: argparse.Namespace, rows: dict[str, dict[str, float]]) -> None:
