@@ -11,6 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     KAIROS_HOST=0.0.0.0 \
     KAIROS_PORT=8000
+# Two malloc arenas keep a threaded server's memory flat (docs/deployment.md); glibc reads
+# this at process start, for the API and the worker alike.
+ENV MALLOC_ARENA_MAX=2
 
 WORKDIR /srv/kairos
 COPY pyproject.toml README.md alembic.ini ./

@@ -7,8 +7,13 @@ clients), then does the same against bench/ceiling_app.py: the same JSON, the sa
 the same server settings, no checks at all. Prints accepted items per second, request
 latency (p50, p99) and the service's resident memory sampled every second.
 
+Memory is "flat" when the resident set stops growing once warmed up: the benchmark reports
+its growth over the last three quarters of the measured seconds (the last 90 s of the
+default 2 minutes), after the first quarter as warm-up; the target is under 2 MiB.
+
     python bench/ingest.py                      # 2 minutes per phase
     python bench/ingest.py --seconds 20         # a quick look
+    python bench/ingest.py --only kairos --seconds 240 --rounds 1   # a memory soak
 
 Needs PostgreSQL (default: postgresql+psycopg://postgres@127.0.0.1:5432/test; a scratch
 database is created next to it and dropped afterwards).
@@ -62,6 +67,12 @@ class Phase:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
+    def rss_growth_mib(self) -> float:
+        """Growth of the resident set after the first quarter of the measured seconds."""
+        if len(self.rss_kib) < 4:
+            return float("nan")
+        return (self.rss_kib[-1] - self.rss_kib[len(self.rss_kib) // 4]) / 1024
+
     def row(self) -> dict[str, float]:
         lat = sorted(self.latencies)
         return {
@@ -75,6 +86,7 @@ class Phase:
             "rss_start_mib": self.rss_kib[0] / 1024 if self.rss_kib else float("nan"),
             "rss_end_mib": self.rss_kib[-1] / 1024 if self.rss_kib else float("nan"),
             "rss_max_mib": max(self.rss_kib) / 1024 if self.rss_kib else float("nan"),
+            "rss_growth_after_warmup_mib": self.rss_growth_mib(),
         }
 
 
@@ -270,7 +282,7 @@ async def drive(
     await asyncio.gather(sample(), *(client(i) for i in range(concurrency)))
 
 
-def run(args: argparse.Namespace, url: str, seeded: Seeded) -> tuple[Phase, Phase]:
+def run(args: argparse.Namespace, url: str, seeded: Seeded) -> list[Phase]:
     """Both servers up; the load alternates between them in slices, so that whatever else
     runs on the machine weighs on both alike."""
     tokens = [token for _, token in seeded.participants]
@@ -295,17 +307,20 @@ def run(args: argparse.Namespace, url: str, seeded: Seeded) -> tuple[Phase, Phas
             headers={"Content-Type": "application/json"},
         )
 
-    kairos = start_server("app.api.main:create_app", url, kairos_port, args.pool_size)
-    ceiling = start_server(
-        "bench.ceiling_app:create_ceiling_app", url, ceiling_port, args.pool_size
-    )
-    phases = Phase("kairos"), Phase("ceiling")
+    targets = {
+        "ceiling": ("bench.ceiling_app:create_ceiling_app", ceiling_port, ceiling_send),
+        "kairos": ("app.api.main:create_app", kairos_port, kairos_send),
+    }
+    chosen = [name for name in targets if args.only in (None, name)]
+    servers = {
+        name: start_server(targets[name][0], url, targets[name][1], args.pool_size)
+        for name in chosen
+    }
+    phases = {name: Phase(name) for name in chosen}
     try:
         for _ in range(args.rounds):
-            for phase, server, send in (
-                (phases[1], ceiling, ceiling_send),
-                (phases[0], kairos, kairos_send),
-            ):
+            for name in chosen:
+                phase, server, send = phases[name], servers[name], targets[name][2]
                 asyncio.run(
                     drive(
                         phase,
@@ -318,10 +333,10 @@ def run(args: argparse.Namespace, url: str, seeded: Seeded) -> tuple[Phase, Phas
                     )
                 )
     finally:
-        for server in (kairos, ceiling):
+        for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
-    return phases
+    return [phases[name] for name in ("kairos", "ceiling") if name in phases]
 
 
 def main() -> None:
@@ -348,18 +363,25 @@ def main() -> None:
         ),
         help="a PostgreSQL URL; a scratch database is created beside it",
     )
+    parser.add_argument(
+        "--only", choices=["kairos", "ceiling"], help="load one server (a memory soak, say)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
     url, drop = scratch_database(args.database_url)
     try:
-        kairos, ceiling = run(args, url, seed(url, args.participants))
+        phases = run(args, url, seed(url, args.participants))
     finally:
         drop()
+    report(args, {p.name: p.row() for p in phases})
+    for phase in phases:
+        # One sample every 15 measured seconds: does it level off?
+        trace = " ".join(f"{kib / 1024:.1f}" for kib in phase.rss_kib[::15])
+        print(f"{phase.name} RSS (MiB) every 15 measured s: {trace}")
 
-    rows = {p.name: p.row() for p in (kairos, ceiling)}
-    ratio = rows["kairos"]["items_per_s"] / rows["ceiling"]["items_per_s"]
-    cpu_ratio = rows["kairos"]["items_per_cpu_s"] / rows["ceiling"]["items_per_cpu_s"]
+
+def report(args: argparse.Namespace, rows: dict[str, dict[str, float]]) -> None:
     print(
         f"\n{args.concurrency} clients, batches of {args.batch} EMA responses (6 answers each), "
         f"{args.seconds:.0f} s measured per server in {args.rounds} alternating slices "
@@ -368,7 +390,7 @@ def main() -> None:
     )
     header = (
         f"{'':10}{'items/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'rejected':>9}"
-        f"{'RSS start':>11}{'RSS end':>9}{'RSS max':>9}"
+        f"{'RSS start':>11}{'RSS end':>9}{'RSS max':>9}{'growth':>9}"
     )
     print(header)
     for name, r in rows.items():
@@ -377,13 +399,23 @@ def main() -> None:
             f"{r['p99_ms']:>9.1f}{r['errors']:>8.0f}{r['rejected_items']:>9.0f}"
             f"{r['rss_start_mib']:>10.1f}M"
             f"{r['rss_end_mib']:>8.1f}M{r['rss_max_mib']:>8.1f}M"
+            f"{r['rss_growth_after_warmup_mib']:>+8.1f}M"
         )
+    measured = args.seconds * 3 / 4
+    print(
+        f"(growth: RSS over the last {measured:.0f} measured seconds, after the first quarter "
+        "as warm-up; flat means under 2 MiB)"
+    )
     for name, r in rows.items():
         print(f"{name}: {r['items_per_cpu_s']:.0f} items per CPU-second of the server process")
-    print(
-        f"\nkairos / ceiling: {ratio:.0%} of the items per second (target: at least 60%), "
-        f"{cpu_ratio:.0%} of the items per server CPU-second"
-    )
+    ratio = cpu_ratio = float("nan")
+    if len(rows) == 2:
+        ratio = rows["kairos"]["items_per_s"] / rows["ceiling"]["items_per_s"]
+        cpu_ratio = rows["kairos"]["items_per_cpu_s"] / rows["ceiling"]["items_per_cpu_s"]
+        print(
+            f"\nkairos / ceiling: {ratio:.0%} of the items per second (target: at least 60%), "
+            f"{cpu_ratio:.0%} of the items per server CPU-second"
+        )
     if args.json:
         print(
             json.dumps(

@@ -361,6 +361,14 @@ def test_accepted_responses_publish_ema_submitted(world: World, me: Phone) -> No
     assert recorder.events[0].occurred_at == now
 
 
+def test_ema_submitted_names_the_prompt_answered(world: World, me: Phone) -> None:
+    prompt = ema_prompt(world, me)
+    now = world.clock.now()
+    with recording(Event.ema_submitted) as recorder:
+        me.post("ema-responses", [{**morning(now), "prompt_id": str(prompt)}, morning(now)])
+    assert [e.prompt_id for e in recorder.events] == [prompt, None]
+
+
 def test_a_malformed_envelope_is_a_422(world: World, me: Phone) -> None:
     bodies: list[Any] = [[morning(world.clock.now())], {"responses": []}, {"items": {}}]
     for body in bodies:

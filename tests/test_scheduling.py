@@ -188,6 +188,56 @@ def test_ema_prompt_reminders_expiry_and_answer(world: World) -> None:
         assert session.get_one(ScheduledItem, prompt.id).status == ItemStatus.done
 
 
+def test_answering_prompts_through_the_api_cancels_their_pending_reminders(
+    world: World,
+) -> None:
+    document = protocol_yaml(
+        dp_times=["09:00"],
+        ema_times=["19:00", "20:00"],
+        reminders={"count": 2, "every_minutes": 20},
+        expires_after=50,
+    )
+    person = enrolled(world, document)
+    world.client.post(
+        "/v1/me/devices",
+        json={"push_token": "tok-1", "platform": "android"},
+        headers=person.headers,
+    )
+    w = worker(world)
+    last_due = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
+    run_until(world, w, last_due + timedelta(minutes=5))
+    with world.session_factory() as session:
+        prompts = items(session, person.participant_id, kind=ItemKind.ema_prompt)[:2]
+    now = world.clock.now()
+    answers = [
+        {
+            "client_id": f"answer-{i}",
+            "prompt_id": str(p.id),
+            "questionnaire_id": "daily",
+            "questionnaire_version": 1,
+            "answered_at": now.isoformat(),
+            "answers": {"pain": 3},
+        }
+        for i, p in enumerate(prompts)
+    ]
+    response = world.client.post(
+        "/v1/me/ema-responses", json={"items": answers}, headers=person.headers
+    )
+    assert [r["status"] for r in response.json()["items"]] == ["accepted", "accepted"]
+    with world.session_factory() as session:
+        pending = session.scalars(
+            sa.select(Notification).where(
+                Notification.kind == "reminder", Notification.status == "pending"
+            )
+        ).all()
+        cancelled = session.scalars(
+            sa.select(Notification.status_reason).where(Notification.status == "cancelled")
+        ).all()
+    assert pending == []
+    assert cancelled
+    assert set(cancelled) == {"prompt answered"}
+
+
 def test_unanswered_prompt_expires_as_missed(world: World) -> None:
     person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
     w = worker(world)

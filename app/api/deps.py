@@ -1,9 +1,14 @@
-"""Dependencies that hand each request its settings, clock and database session."""
+"""Dependencies that hand each request its settings, clock and database session.
 
-from collections.abc import Iterator
+They are ``async`` because they never block: FastAPI runs a plain ``def`` dependency in
+the thread pool, one thread hop (and its CPU) per dependency per request.
+"""
+
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
@@ -11,20 +16,29 @@ from app.core.config import Settings
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    # Routes commit explicitly before they answer: accepted means committed.
-    with request.app.state.session_factory() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # Routes commit explicitly before they answer: accepted means committed. Opening a
+    # session does no I/O (it connects on first use) and closing one whose transaction has
+    # ended returns nothing to the pool; only a rollback talks to the database, so only
+    # that goes to the thread pool, off the event loop.
+    session: Session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -28,6 +28,7 @@ from app.api.routes import (
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
+from app.core.malloc import MallocTrimmer, limit_malloc_arenas
 from app.core.migrations import ensure_schema_current, upgrade_to_head
 from app.scheduling.triggers import subscribe_all
 from app.worker.runner import worker_from_settings
@@ -103,6 +104,8 @@ TAGS = [
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or load_settings()
     clock = clock or SystemClock()
+    # Before the server starts its request threads: memory stays flat (app/core/malloc.py).
+    limit_malloc_arenas(settings.malloc_arena_max)
     engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     session_factory = make_session_factory(engine)
     # Ingestion publishes participant events; scheduling turns triggers into due rows.
@@ -118,11 +121,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         if settings.should_run_worker:
             worker = worker_from_settings(session_factory, clock, settings)
             worker.start_in_background()
+        # Memory freed by the request threads goes back to the system (app/core/malloc.py).
+        trimmer = MallocTrimmer(settings.malloc_trim_seconds)
+        trimmer.start()
         try:
             yield
         finally:
             if worker is not None:
                 worker.shutdown()
+            trimmer.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -100,24 +100,21 @@ def dialect_insert(session: Session, table: sa.Table) -> Any:
 def insert_new(
     session: Session, model: type[Any], rows: list[dict[str, Any]], unique: list[str]
 ) -> set[uuid.UUID]:
-    """Insert rows, skipping those whose ``unique`` columns are already taken (a concurrent
-    request stored the same client id first); returns the ids of the rows inserted.
+    """Insert rows, skipping those whose ``unique`` columns are already taken (stored
+    earlier, or by a concurrent request); returns the ids of the rows inserted.
 
-    One executemany (pipelined by psycopg); only when some rows were skipped does a second
-    query find out which.
+    One statement: ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` says which rows went in
+    (psycopg's pipelined executemany reports no row count, so it could not tell).
     """
     if not rows:
         return set()
     table = sa_table(model)
-    stmt = dialect_insert(session, table).on_conflict_do_nothing(index_elements=unique)
-    result = session.execute(stmt, rows)
-    ids = [row["id"] for row in rows]
-    if result.rowcount == len(rows):  # type: ignore[attr-defined]
-        return set(ids)
-    found: set[uuid.UUID] = set()
-    for chunk in chunks(ids):
-        found.update(session.scalars(sa.select(table.c.id).where(table.c.id.in_(chunk))))
-    return found
+    stmt = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=unique)
+        .returning(table.c.id)
+    )
+    return set(session.scalars(stmt, rows))
 
 
 def sa_table(model: type[Any]) -> sa.Table:

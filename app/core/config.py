@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     worker_tick_seconds: float = Field(5.0, gt=0)
     enrollment_code_ttl_hours: int = Field(14 * 24, ge=1)
     db_pool_size: int = Field(10, ge=1)
+    malloc_arena_max: int = Field(
+        2,
+        ge=0,
+        description="Cap on glibc's malloc arenas in the API process, so its memory stays "
+        "flat under load (see docs/deployment.md); 0 leaves glibc's default. An explicit "
+        "MALLOC_ARENA_MAX in the environment takes precedence.",
+    )
+    malloc_trim_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often the API process hands memory freed in the middle of glibc's "
+        "heaps back to the system (malloc_trim), so its memory stays flat; 0: never.",
+    )
     export_dir: str = Field(
         "./exports",
         description="Where background export bundles are written. With several processes "

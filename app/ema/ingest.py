@@ -3,8 +3,8 @@
 Each response is checked against its questionnaire in the participant's protocol, stored
 once per client id (a replayed batch changes nothing), marked late when it answers an
 expired prompt, and may raise escalation alerts. Accepted responses publish
-``ema_submitted`` in the same transaction. The work is done in a few set-based queries,
-whatever the size of the batch.
+``ema_submitted`` in the same transaction. The work is done in a few set-based statements,
+whatever the size of the batch (tests/test_ingest_statements.py holds it to that).
 """
 
 import uuid
@@ -28,7 +28,7 @@ from app.core.batches import (
     sa_table,
 )
 from app.core.clock import Clock
-from app.core.events import ParticipantEvent, publish
+from app.core.events import ParticipantEvent, publish_all
 from app.core.ids import new_id
 from app.ema.answers import check_answers, numeric_value
 from app.ema.escalation import EscalationCandidate, raise_escalations
@@ -78,63 +78,144 @@ def submit_responses(
     skew: timedelta,
     webhook_configured: bool,
 ) -> EmaBatchOutcome:
-    """Judge and store a batch; the caller commits. Results come back in index order."""
+    """Judge and store a batch; the caller commits. Results come back in index order.
+
+    The usual batch (new client ids, all valid) takes two statements: the responses
+    (``INSERT … ON CONFLICT DO NOTHING RETURNING``, which also detects client ids stored
+    before) and their answers. Only a batch with rejected items or skipped inserts looks
+    up which of its client ids are stored, and is then judged again knowing them.
+    """
     now = clock.now()
-    bounds = TimeBounds.for_participant(participant, now, skew)
-    results: dict[int, ItemResult] = {}
-    existing = _existing_ids(session, participant, [s.client_id for s in submissions])
     prompts = _prompts(session, participant, {s.prompt_id for s in submissions if s.prompt_id})
-    lookup = QuestionnaireLookup(session, participant)
-    accepted: dict[str, _Accepted] = {}
-    answered_prompts: set[uuid.UUID] = set()
-
-    for sub in submissions:
-        if sub.client_id in existing:
-            results[sub.index] = _duplicate(sub, existing[sub.client_id])
-            continue
-        if sub.client_id in accepted:
-            results[sub.index] = _duplicate(sub, accepted[sub.client_id].id)
-            continue
-        outcome = _judge(sub, bounds, lookup, prompts, answered_prompts)
-        if isinstance(outcome, list):
-            results[sub.index] = rejected(sub.index, sub.client_id, outcome)
-            continue
-        accepted[sub.client_id] = outcome
-        if outcome.prompt is not None:
-            answered_prompts.add(outcome.prompt.id)
-
-    stored = _insert(session, participant, now, list(accepted.values()))
-    raced = [a for a in accepted.values() if a.submission.client_id not in stored]
-    if raced:
-        # Another request stored the same client ids between our check and our insert.
-        ids = _existing_ids(session, participant, [a.submission.client_id for a in raced])
-        for a in raced:
-            results[a.submission.index] = _duplicate(a.submission, ids[a.submission.client_id])
-    kept = [a for a in accepted.values() if a.submission.client_id in stored]
-    for a in kept:
-        results[a.submission.index] = ItemResult(
-            a.submission.index, a.submission.client_id, ItemStatus.accepted, id=a.id, late=a.late
+    judge = _BatchJudge(
+        TimeBounds.for_participant(participant, now, skew),
+        QuestionnaireLookup(session, participant),
+        prompts,
+    )
+    verdict = judge.run(submissions, existing={})
+    stored = _insert_responses(session, participant, now, verdict.accepted)
+    existing = _existing_ids(session, participant, _unsure(verdict, stored))
+    if existing:
+        verdict, stored = _rejudge(
+            session, participant, now, judge, submissions, verdict, existing, stored
         )
+    _settle_races(session, participant, verdict, stored)
+    kept = verdict.accepted
+    _insert_answers(session, participant, kept)
+    for a in kept:
         if a.prompt is not None:
             a.prompt.answered_at = _utc(a.submission.answered_at)
             a.prompt.updated_at = now
     alerts = raise_escalations(
         session, clock, participant, _candidates(kept), webhook_configured=webhook_configured
     )
-    for a in kept:
-        publish(
-            session,
-            clock,
-            ParticipantEvent(
-                kind=Event.ema_submitted,
-                participant_id=participant.id,
-                study_id=participant.study_id,
-                occurred_at=_utc(a.submission.answered_at),
-                reference_id=a.id,
-                questionnaire=a.questionnaire.id,
-            ),
-        )
-    return EmaBatchOutcome([results[s.index] for s in submissions], alerts)
+    publish_all(session, clock, [_submitted(participant, a) for a in kept])
+    return EmaBatchOutcome([verdict.results[s.index] for s in submissions], alerts)
+
+
+@dataclass
+class _Verdict:
+    """Every item's result, and the accepted items (to store) in batch order."""
+
+    results: dict[int, ItemResult]
+    accepted: list[_Accepted]
+
+
+@dataclass
+class _BatchJudge:
+    """Judges a batch in order: a stored client id is a duplicate, a client id repeated in
+    the batch is a duplicate of its first accepted item, a prompt is answered only once."""
+
+    bounds: TimeBounds
+    lookup: QuestionnaireLookup
+    prompts: dict[uuid.UUID, ScheduledItem]
+
+    def run(
+        self,
+        submissions: Sequence[EmaSubmission],
+        *,
+        existing: dict[str, uuid.UUID],
+        ids: dict[int, uuid.UUID] | None = None,
+    ) -> _Verdict:
+        """``ids``: the ids already given to accepted items (by index), to keep them."""
+        results: dict[int, ItemResult] = {}
+        accepted: dict[str, _Accepted] = {}
+        answered_prompts: set[uuid.UUID] = set()
+        for sub in submissions:
+            if sub.client_id in existing:
+                results[sub.index] = _duplicate(sub, existing[sub.client_id])
+                continue
+            if sub.client_id in accepted:
+                results[sub.index] = _duplicate(sub, accepted[sub.client_id].id)
+                continue
+            outcome = _judge(sub, self.bounds, self.lookup, self.prompts, answered_prompts)
+            if isinstance(outcome, list):
+                results[sub.index] = rejected(sub.index, sub.client_id, outcome)
+                continue
+            if ids and sub.index in ids:
+                outcome.id = ids[sub.index]
+            accepted[sub.client_id] = outcome
+            results[sub.index] = _accepted_result(outcome)
+            if outcome.prompt is not None:
+                answered_prompts.add(outcome.prompt.id)
+        return _Verdict(results, list(accepted.values()))
+
+
+def _unsure(verdict: _Verdict, stored: set[uuid.UUID]) -> list[str]:
+    """Client ids that may be stored already: a skipped insert is one, and a rejected item
+    may replay a response stored earlier (a replayed answer to a prompt is now "already
+    answered"), which makes it a duplicate, whatever the first judgement said."""
+    ours = {a.submission.client_id for a in verdict.accepted if a.id in stored}
+    rejected_ids = [
+        r.client_id
+        for r in verdict.results.values()
+        if r.status is ItemStatus.rejected and r.client_id is not None
+    ]
+    skipped = [a.submission.client_id for a in verdict.accepted if a.id not in stored]
+    # A rejected item may share its client id with an accepted one we just inserted.
+    return [c for c in rejected_ids if c not in ours] + skipped
+
+
+def _rejudge(
+    session: Session,
+    participant: Participant,
+    now: datetime,
+    judge: _BatchJudge,
+    submissions: Sequence[EmaSubmission],
+    first: _Verdict,
+    existing: dict[str, uuid.UUID],
+    stored: set[uuid.UUID],
+) -> tuple[_Verdict, set[uuid.UUID]]:
+    """The batch judged knowing which of its client ids were stored before it, and the
+    stored rows brought in line with that verdict.
+
+    A stored client id claims no prompt, so an item rejected the first time for a prompt
+    already answered in the batch may now be accepted (it is inserted here). Very rarely,
+    an item earlier in the batch with the same client id as one inserted now comes first:
+    the inserted row is deleted again (it has no answers or events yet).
+    """
+    verdict = judge.run(
+        submissions, existing=existing, ids={a.submission.index: a.id for a in first.accepted}
+    )
+    superseded = stored - {a.id for a in verdict.accepted}
+    if superseded:
+        session.execute(sa.delete(EmaResponse).where(EmaResponse.id.in_(superseded)))
+    missing = [a for a in verdict.accepted if a.id not in stored]
+    return verdict, (stored - superseded) | _insert_responses(session, participant, now, missing)
+
+
+def _settle_races(
+    session: Session, participant: Participant, verdict: _Verdict, stored: set[uuid.UUID]
+) -> None:
+    """Accepted items whose insert was skipped: another request stored the same client ids
+    after we looked; they are duplicates of what it stored."""
+    raced = [a for a in verdict.accepted if a.id not in stored]
+    if not raced:
+        return
+    ids = _existing_ids(session, participant, [a.submission.client_id for a in raced])
+    for a in raced:
+        verdict.results[a.submission.index] = _duplicate(a.submission, ids[a.submission.client_id])
+    verdict.accepted = [a for a in verdict.accepted if a.id in stored]
 
 
 def _judge(
@@ -221,12 +302,10 @@ def _prompts(
     return prompts
 
 
-def _insert(
+def _insert_responses(
     session: Session, participant: Participant, now: datetime, accepted: list[_Accepted]
-) -> set[str]:
-    """Insert responses and their answers; returns the client ids actually inserted."""
-    if not accepted:
-        return set()
+) -> set[uuid.UUID]:
+    """Insert the responses whose client ids are new; returns the ids inserted."""
     rows = [
         {
             "id": a.id,
@@ -245,7 +324,10 @@ def _insert(
         # In key order, so concurrent batches lock rows in the same order.
         for a in sorted(accepted, key=lambda a: a.submission.client_id)
     ]
-    stored = insert_new(session, EmaResponse, rows, ["participant_id", "client_id"])
+    return insert_new(session, EmaResponse, rows, ["participant_id", "client_id"])
+
+
+def _insert_answers(session: Session, participant: Participant, kept: list[_Accepted]) -> None:
     answers = [
         {
             "id": new_id(),
@@ -257,13 +339,29 @@ def _insert(
             "value": value,
             "numeric_value": numeric_value(a.questionnaire.item(item_id), value),
         }
-        for a in accepted
-        if a.id in stored
+        for a in kept
         for item_id, value in a.answers.items()
     ]
     if answers:
         session.execute(sa.insert(sa_table(EmaAnswer)), answers)
-    return {a.submission.client_id for a in accepted if a.id in stored}
+
+
+def _accepted_result(a: _Accepted) -> ItemResult:
+    return ItemResult(
+        a.submission.index, a.submission.client_id, ItemStatus.accepted, id=a.id, late=a.late
+    )
+
+
+def _submitted(participant: Participant, a: _Accepted) -> ParticipantEvent:
+    return ParticipantEvent(
+        kind=Event.ema_submitted,
+        participant_id=participant.id,
+        study_id=participant.study_id,
+        occurred_at=_utc(a.submission.answered_at),
+        reference_id=a.id,
+        questionnaire=a.questionnaire.id,
+        prompt_id=a.prompt.id if a.prompt is not None else None,
+    )
 
 
 def _candidates(kept: list[_Accepted]) -> list[EscalationCandidate]:

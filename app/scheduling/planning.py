@@ -45,16 +45,30 @@ def study_day_zero(participant: Participant, zone: ZoneInfo) -> date | None:
     return participant.enrolled_at.astimezone(zone).date()
 
 
+# A version assigned to a participant is locked and never changes again, so its parsed
+# document can be kept for the life of the process (a study has a handful of versions).
+_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
+
+
 def protocol_of(session: Session, participant: Participant) -> Protocol | None:
-    if participant.protocol_version is None:
+    version = participant.protocol_version
+    if version is None:
         return None
+    key = (participant.study_id, version)
+    if key in _locked:
+        return _locked[key]
     row = session.scalar(
         sa.select(ProtocolVersion).where(
             ProtocolVersion.study_id == participant.study_id,
-            ProtocolVersion.version == participant.protocol_version,
+            ProtocolVersion.version == version,
         )
     )
-    return None if row is None else load_protocol(row)
+    if row is None:
+        return None
+    protocol = load_protocol(row)
+    if row.locked_at is not None:
+        _locked[key] = protocol
+    return protocol
 
 
 def is_schedulable(participant: Participant) -> bool:

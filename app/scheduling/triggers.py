@@ -5,7 +5,9 @@ data that caused it. The slot key is derived from the event's reference id, so a
 event (the phone retrying an upload) never creates a second row.
 """
 
-from datetime import timedelta
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,9 +15,9 @@ from sqlalchemy.orm import Session
 from app.core import events
 from app.core.clock import Clock
 from app.core.events import ParticipantEvent
-from app.ema.models import EmaResponse
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.participants.models import Participant
+from app.protocols.document import Protocol
 from app.protocols.timing import Event, EventTrigger, Timing
 from app.scheduling.models import ItemKind
 from app.scheduling.planning import (
@@ -37,20 +39,44 @@ def _matches(trigger: EventTrigger, event: ParticipantEvent) -> bool:
 
 
 def on_participant_event(session: Session, clock: Clock, event: ParticipantEvent) -> None:
-    participant = session.get(Participant, event.participant_id)
-    if participant is None or not is_schedulable(participant):
-        return
-    protocol = protocol_of(session, participant)
-    if protocol is None:
-        return
+    on_participant_events(session, clock, [event])
+
+
+def on_participant_events(
+    session: Session, clock: Clock, batch: Sequence[ParticipantEvent]
+) -> None:
+    """One batch's events (of one kind): each participant's protocol is read once for the
+    batch, its rows inserted at once, and the answered prompts' reminders cancelled in one
+    statement, however many events the batch has."""
+    now = clock.now()
+    by_participant: dict[uuid.UUID, list[ParticipantEvent]] = {}
+    for event in batch:
+        by_participant.setdefault(event.participant_id, []).append(event)
+    rows = []
+    for participant_id, group in by_participant.items():
+        participant = session.get(Participant, participant_id)
+        if participant is None or not is_schedulable(participant):
+            continue
+        protocol = protocol_of(session, participant)
+        if protocol is None:
+            continue
+        for event in group:
+            rows += _triggered_rows(participant, protocol, event, now)
+    insert_items_once(session, rows)
+    answered = [e.prompt_id for e in batch if e.prompt_id is not None]
+    cancel_reminders(session, answered)
+
+
+def _triggered_rows(
+    participant: Participant, protocol: Protocol, event: ParticipantEvent, now: datetime
+) -> list[dict[str, object]]:
     zone = participant_zone(participant)
     day_zero = study_day_zero(participant, zone)
     if day_zero is None:
-        return
+        return []
     local_day = event.occurred_at.astimezone(zone).date()
     study_day = (local_day - day_zero).days
     reference = str(event.reference_id) if event.reference_id else event.occurred_at.isoformat()
-    now = clock.now()
     blocks: list[tuple[Timing, ItemKind]] = [
         *((s, ItemKind.ema_prompt) for s in protocol.ema_schedules),
         *((p, ItemKind.decision_point) for p in protocol.decision_points),
@@ -76,22 +102,18 @@ def on_participant_event(session: Session, clock: Clock, event: ParticipantEvent
                 draw=None,
             )
             rows.append(item_row(participant, slot, now))
-    insert_items_once(session, rows)
-    if event.kind is Event.ema_submitted and event.reference_id is not None:
-        cancel_reminders_for_response(session, event)
+    return rows
 
 
-def cancel_reminders_for_response(session: Session, event: ParticipantEvent) -> None:
-    """The prompt was answered: its reminders still in the outbox are no longer wanted."""
-    prompt_id = session.scalar(
-        sa.select(EmaResponse.prompt_id).where(EmaResponse.id == event.reference_id)
-    )
-    if prompt_id is None:
+def cancel_reminders(session: Session, prompt_ids: list[uuid.UUID]) -> None:
+    """These prompts were answered: their reminders still in the outbox are no longer
+    wanted. One statement for the batch, none when it answered no prompt."""
+    if not prompt_ids:
         return
     session.execute(
         sa.update(Notification)
         .where(
-            Notification.scheduled_item_id == prompt_id,
+            Notification.scheduled_item_id.in_(prompt_ids),
             Notification.kind == NotificationKind.reminder,
             Notification.status == NotificationStatus.pending,
         )
@@ -103,4 +125,4 @@ def cancel_reminders_for_response(session: Session, event: ParticipantEvent) -> 
 def subscribe_all() -> None:
     """Listen to every participant event kind (idempotent)."""
     for kind in Event:
-        events.subscribe(kind, on_participant_event)
+        events.subscribe_batch(kind, on_participant_events)
