@@ -1,6 +1,5 @@
 """Which questionnaire (in which protocol version) an EMA response answers."""
 
-import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -10,11 +9,7 @@ from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.models import ProtocolVersion
 from app.protocols.questionnaires import Questionnaire
-from app.protocols.versions import load_protocol
-
-# A version assigned to a participant is locked and never changes again, so its parsed
-# document can be kept for the life of the process (a study has a handful of versions).
-_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
+from app.protocols.versions import load_protocol, protocol_of_version
 
 
 @dataclass
@@ -34,21 +29,7 @@ class QuestionnaireLookup:
     def own_protocol(self) -> Protocol | None:
         version = self.participant.protocol_version
         if self._own is None and version is not None:
-            self._own = _locked.get((self.participant.study_id, version))
-        if self._own is None and version is not None:
-            row = self.session.scalar(
-                sa.select(ProtocolVersion)
-                # The uploaded text is not needed to validate answers.
-                .options(defer(ProtocolVersion.source))
-                .where(
-                    ProtocolVersion.study_id == self.participant.study_id,
-                    ProtocolVersion.version == self.participant.protocol_version,
-                )
-            )
-            if row is not None:
-                self._own = load_protocol(row)
-                if row.locked_at is not None:
-                    _locked[(row.study_id, row.version)] = self._own
+            self._own = protocol_of_version(self.session, self.participant.study_id, version)
         return self._own
 
     def find(self, questionnaire_id: str, version: int) -> tuple[int, Questionnaire] | str:

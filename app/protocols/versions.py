@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.audit.service import Actor, record
 from app.core.clock import Clock
@@ -248,4 +248,28 @@ def load_protocol(row: ProtocolVersion) -> Protocol:
     protocol = _parsed.get(row.content_hash)
     if protocol is None:
         protocol = _parsed[row.content_hash] = parse_protocol(row.document)
+    return protocol
+
+
+# A version assigned to a participant is locked and never changes again, so it can be kept
+# for the life of the process without reading its row again (a study has a few versions).
+_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
+
+
+def protocol_of_version(session: Session, study_id: uuid.UUID, version: int) -> Protocol | None:
+    """The document of a study's version, or None when there is no such version."""
+    key = (study_id, version)
+    protocol = _locked.get(key)
+    if protocol is not None:
+        return protocol
+    row = session.scalar(
+        sa.select(ProtocolVersion)
+        .options(defer(ProtocolVersion.source))  # the uploaded text is not needed
+        .where(ProtocolVersion.study_id == study_id, ProtocolVersion.version == version)
+    )
+    if row is None:
+        return None
+    protocol = load_protocol(row)
+    if row.locked_at is not None:
+        _locked[key] = protocol
     return protocol

@@ -33,8 +33,7 @@ from app.notifications.outbox import (
 )
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.protocols.models import ProtocolVersion
-from app.protocols.versions import load_protocol
+from app.protocols.versions import protocol_of_version
 from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.models import UNANSWERED, ItemKind, ItemStatus, ScheduledItem
 
@@ -118,7 +117,7 @@ def _retake(
 
 
 class _Protocols:
-    """Protocol documents by (study, version), loaded once per batch."""
+    """Protocol documents by (study, version), looked up once per batch."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -127,13 +126,7 @@ class _Protocols:
     def get(self, item: ScheduledItem) -> Protocol | None:
         key = (item.study_id, item.protocol_version)
         if key not in self._cache:
-            row = self._session.scalar(
-                sa.select(ProtocolVersion).where(
-                    ProtocolVersion.study_id == item.study_id,
-                    ProtocolVersion.version == item.protocol_version,
-                )
-            )
-            self._cache[key] = None if row is None else load_protocol(row)
+            self._cache[key] = protocol_of_version(self._session, *key)
         return self._cache[key]
 
 

@@ -20,8 +20,7 @@ from app.core.ids import new_id
 from app.notifications.models import Notification, NotificationStatus
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.protocols.models import ProtocolVersion
-from app.protocols.versions import load_protocol
+from app.protocols.versions import protocol_of_version
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.slots import Slot, local_dates, slots_on_day, weekday_of
 
@@ -45,30 +44,11 @@ def study_day_zero(participant: Participant, zone: ZoneInfo) -> date | None:
     return participant.enrolled_at.astimezone(zone).date()
 
 
-# A version assigned to a participant is locked and never changes again, so its parsed
-# document can be kept for the life of the process (a study has a handful of versions).
-_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
-
-
 def protocol_of(session: Session, participant: Participant) -> Protocol | None:
     version = participant.protocol_version
     if version is None:
         return None
-    key = (participant.study_id, version)
-    if key in _locked:
-        return _locked[key]
-    row = session.scalar(
-        sa.select(ProtocolVersion).where(
-            ProtocolVersion.study_id == participant.study_id,
-            ProtocolVersion.version == version,
-        )
-    )
-    if row is None:
-        return None
-    protocol = load_protocol(row)
-    if row.locked_at is not None:
-        _locked[key] = protocol
-    return protocol
+    return protocol_of_version(session, participant.study_id, version)
 
 
 def is_schedulable(participant: Participant) -> bool:
