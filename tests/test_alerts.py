@@ -7,7 +7,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -127,6 +127,29 @@ def test_consecutive_escalations_need_the_whole_run(world: World) -> None:
     # Another questionnaire's pain item is another item.
     me.post("ema-responses", [evening(t + timedelta(hours=6), pain=10)])
     assert len(_alerts(world)) == 3
+
+
+def test_a_run_is_judged_on_the_answers_just_before_in_a_long_history(world: World) -> None:
+    me = phone(world, pain_study(world))
+    t = world.clock.now()
+    world.clock.advance(timedelta(days=1))
+
+    def at(minutes: int) -> datetime:
+        return t + timedelta(minutes=minutes)
+
+    # Many stored answers between two 10/10s sent in one batch: the run is broken.
+    me.post("ema-responses", [morning(at(m), pain=3) for m in range(1, 60)])
+    me.post("ema-responses", [morning(at(0), pain=10), morning(at(60), pain=10)])
+    assert _alerts(world) == []
+    # Answers given at the same instant count in the order they were sent (by answer id).
+    me.post("ema-responses", [morning(at(90), pain=3)])
+    pair = me.post("ema-responses", [morning(at(120), pain=10), morning(at(120), pain=10)])
+    [alert] = _alerts(world)
+    assert str(alert.response_id) == pair["items"][1]["id"]
+    me.post("ema-responses", [morning(at(150), pain=3)])
+    me.post("ema-responses", [morning(at(180), pain=10), morning(at(180), pain=8)])
+    me.post("ema-responses", [morning(at(181), pain=10)])
+    assert len(_alerts(world)) == 1  # the answer just before it is the 8, sent second
 
 
 def test_staff_list_and_acknowledge_alerts(world: World) -> None:

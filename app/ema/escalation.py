@@ -59,13 +59,13 @@ def raise_escalations(
     those stored, by the time the participant answered, this one included. The candidates'
     answers must already be flushed, so answers sent in the same batch count too.
     """
-    matching = [c for c in candidates if matches(c.escalation, c.value)]
-    histories = _histories(
-        session, participant, [c for c in matching if c.escalation.consecutive > 1]
-    )
     alerts = []
-    for candidate in matching:
-        if candidate.escalation.consecutive > 1 and not _run_matches(candidate, histories):
+    for candidate in candidates:
+        if not matches(candidate.escalation, candidate.value):
+            continue
+        if candidate.escalation.consecutive > 1 and not _run_matches(
+            session, participant, candidate
+        ):
             continue
         alerts.append(
             raise_alert(
@@ -84,52 +84,34 @@ def raise_escalations(
     return alerts
 
 
-ItemKey = tuple[str, str]
-# (answered_at, answer id, response id, value), oldest first.
-History = list[tuple[datetime, uuid.UUID, uuid.UUID, Any]]
+def _run_matches(
+    session: Session, participant: Participant, candidate: EscalationCandidate
+) -> bool:
+    """Whether the answers to the item just before this one (in the order they were given,
+    ties broken by answer id) match too, enough of them to make the run.
 
-
-def _histories(
-    session: Session, participant: Participant, candidates: list[EscalationCandidate]
-) -> dict[ItemKey, History]:
-    """Per item: the stored answers from N-1 before the earliest candidate to the latest.
-
-    Two small indexed queries per item with a multi-answer escalation, however many of the
-    batch's answers match.
+    One indexed query reading at most the run's length, however many answers the
+    participant has given: matches are rare, and the cost must not grow with the history.
     """
-    by_item: dict[ItemKey, list[EscalationCandidate]] = {}
-    for candidate in candidates:
-        by_item.setdefault((candidate.questionnaire_id, candidate.item_id), []).append(candidate)
-    histories = {}
-    for (questionnaire_id, item_id), group in by_item.items():
-        earliest = min(c.answered_at for c in group)
-        latest = max(c.answered_at for c in group)
-        before = max(c.escalation.consecutive for c in group) - 1
-        columns = sa.select(
-            EmaAnswer.answered_at, EmaAnswer.id, EmaAnswer.response_id, EmaAnswer.value
-        ).where(
-            EmaAnswer.participant_id == participant.id,
-            EmaAnswer.item_id == item_id,
-            EmaAnswer.questionnaire_id == questionnaire_id,
+    before = candidate.escalation.consecutive - 1
+    own_id = (
+        sa.select(EmaAnswer.id)
+        .where(
+            EmaAnswer.response_id == candidate.response_id, EmaAnswer.item_id == candidate.item_id
         )
-        within = session.execute(
-            columns.where(EmaAnswer.answered_at >= earliest, EmaAnswer.answered_at <= latest)
-        ).all()
-        earlier = session.execute(
-            columns.where(EmaAnswer.answered_at < earliest)
-            .order_by(EmaAnswer.answered_at.desc(), EmaAnswer.id.desc())
-            .limit(before)
-        ).all()
-        rows = [(r[0], r[1], r[2], r[3]) for r in [*earlier, *within]]
-        histories[(questionnaire_id, item_id)] = sorted(rows, key=lambda r: (r[0], r[1]))
-    return histories
-
-
-def _run_matches(candidate: EscalationCandidate, histories: dict[ItemKey, History]) -> bool:
-    history = histories[(candidate.questionnaire_id, candidate.item_id)]
-    position = next((i for i, row in enumerate(history) if row[2] == candidate.response_id), None)
-    count = candidate.escalation.consecutive
-    if position is None or position + 1 < count:
-        return False
-    run = history[position + 1 - count : position + 1]
-    return all(matches(candidate.escalation, row[3]) for row in run)
+        .scalar_subquery()
+    )
+    values = session.scalars(
+        sa.select(EmaAnswer.value)
+        .where(
+            EmaAnswer.participant_id == participant.id,
+            EmaAnswer.item_id == candidate.item_id,
+            EmaAnswer.questionnaire_id == candidate.questionnaire_id,
+            # The bound the index scan starts from; the second condition breaks ties.
+            EmaAnswer.answered_at <= candidate.answered_at,
+            sa.or_(EmaAnswer.answered_at < candidate.answered_at, EmaAnswer.id < own_id),
+        )
+        .order_by(EmaAnswer.answered_at.desc(), EmaAnswer.id.desc())
+        .limit(before)
+    ).all()
+    return len(values) == before and all(matches(candidate.escalation, v) for v in values)
