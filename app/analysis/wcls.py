@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 INTERCEPT = "(Intercept)"
 
@@ -285,6 +284,10 @@ def wcls(
         )
 
     theta, covariance = _fit(design, y, weight, cluster, n_participants, small_sample_correction)
+
+    # Imported here: scipy.stats adds some 75 MiB to every process that imports this
+    # module (the API does, for its routes), and only an analysis needs it.
+    from scipy import stats
 
     crit = float(stats.t.ppf((1.0 + confidence) / 2.0, df))
     coefficients = []

@@ -4,7 +4,6 @@ import json
 import logging
 
 from app.core.config import Settings
-from app.notifications.fcm import FcmConfig, FcmProvider
 from app.notifications.providers import LoggingProvider, PushProvider
 
 logger = logging.getLogger(__name__)
@@ -21,6 +20,10 @@ def provider_from_settings(settings: Settings) -> PushProvider:
             "no FCM credentials set (KAIROS_FCM_CREDENTIALS_FILE): pushes are only logged"
         )
         return LoggingProvider()
+    # Imported here: firebase-admin and its Google libraries add some 35 MiB to a process,
+    # and a process that runs no worker (an API process, say) never sends a push.
+    from app.notifications.fcm import FcmConfig, FcmProvider
+
     return FcmProvider(
         FcmConfig(
             credentials_file=settings.fcm_credentials_file,
