@@ -422,3 +422,52 @@ def test_too_many_items_or_bytes_is_a_413_naming_the_limit(
         assert streamed.status_code == 413
         assert streamed.json()["limit"] == 32768
         assert _count(world, EmaResponse) == 0
+
+
+def test_every_column_of_responses_and_answers_is_stored_as_sent(world: World, me: Phone) -> None:
+    """Whatever statement stores them (PostgreSQL writes both tables at once): each answer's
+    value as sent (numbers, lists, booleans, text with quotes and non-ASCII characters)."""
+    local = (world.clock.now() - timedelta(minutes=5)).astimezone(ZoneInfo("America/Denver"))
+    note = 'a "quoted" \\ note: é 😀 \u2028 end'
+    item = evening(local, coping=["pacing", "movement"], note=note, acceptance=6.0)
+    prompt = ema_prompt(world, me, questionnaire="evening")
+    item["prompt_id"] = str(prompt)
+    result = me.post("ema-responses", [item])
+    assert result["accepted"] == 1
+    response_id = uuid.UUID(result["items"][0]["id"])
+    with world.session_factory() as session:
+        response = session.get_one(EmaResponse, response_id)
+        assert (response.client_id, response.prompt_id) == (item["client_id"], prompt)
+        assert (response.questionnaire_id, response.questionnaire_version) == ("evening", 1)
+        assert (response.protocol_version, response.late) == (1, False)
+        assert response.answered_at == local
+        assert response.utc_offset_minutes == local.utcoffset().total_seconds() // 60  # type: ignore[union-attr]
+        assert response.received_at == world.clock.now()
+        answers = {
+            a.item_id: a
+            for a in session.scalars(
+                sa.select(EmaAnswer).where(EmaAnswer.response_id == response_id)
+            )
+        }
+    assert {k: a.value for k, a in answers.items()} == {
+        "pain": 5,
+        "interference": 4,
+        "acceptance": 6,
+        "mood": "low",
+        "coping": ["pacing", "movement"],
+        "self_harm": False,
+        "note": note,
+    }
+    assert {k: a.numeric_value for k, a in answers.items()} == {
+        "pain": 5.0,
+        "interference": 4.0,
+        "acceptance": 6.0,
+        "mood": None,
+        "coping": None,
+        "self_harm": 0.0,
+        "note": None,
+    }
+    assert all(a.answered_at == local for a in answers.values())
+    assert all(a.questionnaire_id == "evening" for a in answers.values())
+    assert all(a.participant_id == response.participant_id for a in answers.values())
+    assert type(answers["acceptance"].value) is int  # 6.0 on a whole-number scale is 6
