@@ -30,7 +30,7 @@ from app.core.batches import (
 )
 from app.core.clock import Clock
 from app.core.events import ParticipantEvent, publish_all
-from app.core.ids import new_id
+from app.core.ids import new_id, new_id_hexes
 from app.ema.answers import check_answers, numeric_value
 from app.ema.escalation import EscalationCandidate, raise_escalations
 from app.ema.models import EmaAnswer, EmaResponse
@@ -384,6 +384,7 @@ def _insert_with_answers(
 ) -> set[uuid.UUID]:
     responses = []
     answers = []
+    answer_ids = iter(new_id_hexes(sum(len(a.answers) for a in ordered)))
     for a in ordered:
         sub = a.submission
         response_id = str(a.id)
@@ -403,7 +404,7 @@ def _insert_with_answers(
         item = a.questionnaire.item
         answers += [
             {
-                "id": str(new_id()),
+                "id": next(answer_ids),
                 "response_id": response_id,
                 "item_id": item_id,
                 "value": value,
