@@ -32,17 +32,34 @@ class EscalationCandidate:
     answered_at: datetime
 
 
+# An escalation's verdict on a value, for values cheap to key on (ratings, yes/no, short
+# choices): a batch's answers repeat the same few values. Bounded; CEL conditions are pure.
+_verdicts: dict[tuple[str, type, Any], bool] = {}
+_MAX_VERDICTS = 4096
+_MEMO_TEXT_LENGTH = 64
+
+
 def matches(escalation: Escalation, value: Any) -> bool:
     """Whether one answer matches the escalation's condition.
 
     The condition was checked at protocol upload; should it still fail on some answer, the
     answer counts as matching: a needless alert is better than a missed crisis.
     """
+    kind = type(value)
+    key = None
+    if kind is int or kind is bool or (kind is str and len(value) <= _MEMO_TEXT_LENGTH):
+        key = (escalation.when, kind, value)
+        found = _verdicts.get(key)
+        if found is not None:
+            return found
     try:
-        return evaluate_condition(compile_condition(escalation.when), {"value": value})
+        result = evaluate_condition(compile_condition(escalation.when), {"value": value})
     except Exception:
         logger.exception("escalation condition %r failed on %r", escalation.when, value)
         return True
+    if key is not None and len(_verdicts) < _MAX_VERDICTS:
+        _verdicts[key] = result
+    return result
 
 
 def raise_escalations(

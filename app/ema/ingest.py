@@ -31,7 +31,7 @@ from app.core.batches import (
 from app.core.clock import Clock
 from app.core.events import ParticipantEvent, publish_all
 from app.core.ids import new_id, new_id_hexes
-from app.ema.answers import check_answers, numeric_value
+from app.ema.answers import check_answers, numeric_value, numeric_values
 from app.ema.escalation import EscalationCandidate, raise_escalations
 from app.ema.models import EmaAnswer, EmaResponse
 from app.ema.questionnaire_lookup import QuestionnaireLookup
@@ -401,16 +401,17 @@ def _insert_with_answers(
                 "late": a.late,
             }
         )
-        item = a.questionnaire.item
         answers += [
             {
                 "id": next(answer_ids),
                 "response_id": response_id,
                 "item_id": item_id,
                 "value": value,
-                "numeric_value": numeric_value(item(item_id), value),
+                "numeric_value": number,
             }
-            for item_id, value in a.answers.items()
+            for (item_id, value), number in zip(
+                a.answers.items(), numeric_values(a.questionnaire, a.answers), strict=True
+            )
         ]
     params = {
         "participant_id": participant.id,
