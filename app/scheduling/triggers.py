@@ -60,33 +60,60 @@ def on_participant_events(
         protocol = protocol_of(session, participant)
         if protocol is None:
             continue
-        for event in group:
-            rows += _triggered_rows(participant, protocol, event, now)
+        rows += _triggered_rows(participant, protocol, group, now)
     insert_items_once(session, rows)
     answered = [e.prompt_id for e in batch if e.prompt_id is not None]
     cancel_reminders(session, answered)
 
 
-def _triggered_rows(
-    participant: Participant, protocol: Protocol, event: ParticipantEvent, now: datetime
-) -> list[dict[str, object]]:
-    zone = participant_zone(participant)
-    day_zero = study_day_zero(participant, zone)
-    if day_zero is None:
-        return []
-    local_day = event.occurred_at.astimezone(zone).date()
-    study_day = (local_day - day_zero).days
-    reference = str(event.reference_id) if event.reference_id else event.occurred_at.isoformat()
+# A schedule or decision point, the kind of row it makes, and one of its event triggers
+# (with its index among the block's triggers, part of the slot key).
+_Candidate = tuple[Timing, ItemKind, int, EventTrigger]
+
+
+def _candidates(protocol: Protocol, kind: Event) -> list[_Candidate]:
+    """The protocol's triggers on events of this kind, in block order, then trigger order."""
     blocks: list[tuple[Timing, ItemKind]] = [
         *((s, ItemKind.ema_prompt) for s in protocol.ema_schedules),
         *((p, ItemKind.decision_point) for p in protocol.decision_points),
     ]
+    return [
+        (block, item_kind, index, trigger)
+        for block, item_kind in blocks
+        for index, trigger in enumerate(block.triggers)
+        if trigger.event is kind
+    ]
+
+
+def _triggered_rows(
+    participant: Participant,
+    protocol: Protocol,
+    events: Sequence[ParticipantEvent],
+    now: datetime,
+) -> list[dict[str, object]]:
+    """The rows one participant's events trigger, event by event (the protocol's triggers
+    are looked up once per event kind, not once per event)."""
+    by_kind: dict[Event, list[_Candidate]] = {}
+    for event in events:
+        if event.kind not in by_kind:
+            by_kind[event.kind] = _candidates(protocol, event.kind)
+    if not any(by_kind.values()):
+        return []
+    zone = participant_zone(participant)
+    day_zero = study_day_zero(participant, zone)
+    if day_zero is None:
+        return []
     rows = []
-    for block, kind in blocks:
-        if not block.is_active_on(study_day, weekday_of(local_day), protocol.study.last_day):
+    for event in events:
+        candidates = [c for c in by_kind[event.kind] if _matches(c[3], event)]
+        if not candidates:
             continue
-        for index, trigger in enumerate(block.triggers):
-            if not _matches(trigger, event):
+        local_day = event.occurred_at.astimezone(zone).date()
+        study_day = (local_day - day_zero).days
+        weekday = weekday_of(local_day)
+        reference = str(event.reference_id) if event.reference_id else event.occurred_at.isoformat()
+        for block, kind, index, trigger in candidates:
+            if not block.is_active_on(study_day, weekday, protocol.study.last_day):
                 continue
             due = event.occurred_at + timedelta(minutes=trigger.delay_minutes)
             key = f"{kind_prefix(kind)}{TRIGGER_MARK}{block.id}:{index}:{event.kind}:{reference}"
