@@ -144,16 +144,20 @@ def enroll(
     return participant, token
 
 
+# One round trip for both, and built once (with its cache key): this runs on every call
+# the app makes.
+_TOKEN_AND_PARTICIPANT = (
+    sa.select(ParticipantToken, Participant)
+    .join(Participant, Participant.id == ParticipantToken.participant_id)
+    .where(ParticipantToken.token_hash == sa.bindparam("token_hash"))
+)
+
+
 def authenticate_token(
     session: Session, clock: Clock, token: str
 ) -> tuple[Participant, ParticipantToken] | None:
     """The participant a live token belongs to, or None for unknown or revoked tokens."""
-    # One round trip for both: this runs on every call the app makes.
-    found = session.execute(
-        sa.select(ParticipantToken, Participant)
-        .join(Participant, Participant.id == ParticipantToken.participant_id)
-        .where(ParticipantToken.token_hash == hash_token(token))
-    ).first()
+    found = session.execute(_TOKEN_AND_PARTICIPANT, {"token_hash": hash_token(token)}).first()
     if found is None:
         return None
     row, participant = found
