@@ -1,7 +1,7 @@
 """EMA responses: validation against the protocol, idempotent batches, prompts, time bounds."""
 
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -471,3 +471,21 @@ def test_every_column_of_responses_and_answers_is_stored_as_sent(world: World, m
     assert all(a.questionnaire_id == "evening" for a in answers.values())
     assert all(a.participant_id == response.participant_id for a in answers.values())
     assert type(answers["acceptance"].value) is int  # 6.0 on a whole-number scale is 6
+
+
+def test_a_time_with_an_offset_beyond_postgresql_range_is_stored(world: World, me: Phone) -> None:
+    """Python allows UTC offsets up to ±23:59, PostgreSQL's timestamptz input only ±15:59:
+    times are stored as the UTC instant, with the offset kept apart."""
+    zone = timezone(timedelta(hours=23, minutes=59))
+    local = (world.clock.now() - timedelta(minutes=5)).astimezone(zone)
+    result = me.post("ema-responses", [morning(local)])
+    assert result["accepted"] == 1, result
+    with world.session_factory() as session:
+        response = session.get_one(EmaResponse, uuid.UUID(result["items"][0]["id"]))
+        assert response.answered_at == local
+        assert response.utc_offset_minutes == 23 * 60 + 59
+        answered = session.scalars(
+            sa.select(EmaAnswer.answered_at).where(EmaAnswer.response_id == response.id)
+        ).all()
+    assert len(answered) == 6
+    assert all(a == local for a in answered)

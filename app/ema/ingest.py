@@ -396,7 +396,9 @@ def _insert_with_answers(
                 "questionnaire_id": a.questionnaire.id,
                 "questionnaire_version": a.questionnaire.version,
                 "protocol_version": a.protocol_version,
-                "answered_at": sub.answered_at.isoformat(),
+                # The UTC instant: PostgreSQL reads offsets up to ±15:59 only, the phone's
+                # may be up to ±23:59 (the offset is kept in utc_offset_minutes).
+                "answered_at": _utc(sub.answered_at).isoformat(),
                 "utc_offset_minutes": _offset_minutes(sub.answered_at),
                 "late": a.late,
             }
