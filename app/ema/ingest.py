@@ -311,10 +311,10 @@ def _insert_responses(
     returns the ids inserted."""
     if not accepted:
         return set()
+    if session.get_bind().dialect.name == "postgresql":
+        return _insert_with_answers(session, participant, now, accepted)
     # In key order, so concurrent batches lock rows in the same order.
     ordered = sorted(accepted, key=lambda a: a.submission.client_id)
-    if session.get_bind().dialect.name == "postgresql":
-        return _insert_with_answers(session, participant, now, ordered)
     rows = [
         {
             "id": a.id,
@@ -341,8 +341,9 @@ def _insert_responses(
 # shape (cached by SQLAlchemy and psycopg, prepared by the server), whatever the batch size.
 # The rows travel as two JSON documents: far less work for the driver than one bind
 # parameter per value (an executemany of the answers, a multi-row VALUES of the responses).
-# The answers take their response's questionnaire and time from the rows inserted, so a
-# response skipped by ON CONFLICT stores no answers.
+# The responses go in in client id order, so concurrent batches lock rows in the same
+# order. The answers take their response's questionnaire and time from the rows inserted,
+# so a response skipped by ON CONFLICT stores no answers.
 _INSERT_WITH_ANSWERS = sa.text(
     """
 WITH inserted AS (
@@ -380,12 +381,14 @@ SELECT id FROM inserted
 
 
 def _insert_with_answers(
-    session: Session, participant: Participant, now: datetime, ordered: list[_Accepted]
+    session: Session, participant: Participant, now: datetime, accepted: list[_Accepted]
 ) -> set[uuid.UUID]:
     responses = []
     answers = []
-    answer_ids = iter(new_id_hexes(sum(len(a.answers) for a in ordered)))
-    for a in ordered:
+    # Increasing, handed out in batch order: answers given at the same instant count in the
+    # order they were sent (app.ema.escalation breaks such ties by answer id).
+    answer_ids = iter(new_id_hexes(sum(len(a.answers) for a in accepted)))
+    for a in accepted:
         sub = a.submission
         response_id = str(a.id)
         responses.append(
