@@ -5,6 +5,7 @@ an item rejected; these tests pin the cases where that second look changes the v
 and a generated test holds random sequences of batches to the sequential rules.
 """
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.ema.ingest import EmaSubmission, submit_responses
 from app.ema.models import EmaAnswer, EmaResponse
+from app.participants.models import Participant
 from app.scheduling.models import ScheduledItem
-from tests.conftest import World
+from tests.conftest import World, is_postgres_run
 from tests.ingest_support import Phone, ema_prompt, morning, pain_study, phone
 
 
@@ -169,3 +172,68 @@ def test_batches_follow_the_sequential_rules(
     assert set(stored) == set(model.stored)
     assert {str(p) for p in stored.values() if p} == {prompts[p] for p in model.answered}
     assert {str(p) for p in answered} == {prompts[p] for p in model.answered}
+
+
+@pytest.mark.skipif(not is_postgres_run(), reason="row locks between sessions: PostgreSQL")
+def test_a_batch_racing_the_same_client_ids_gets_duplicates_and_stores_nothing_twice(
+    world: World, me: Phone
+) -> None:
+    """Two requests with the same new client ids: the second waits for the first's locks,
+    then finds its rows taken; its items are duplicates of what the first stored, and no
+    response or answer is stored twice."""
+    now = world.clock.now()
+    submissions = [
+        EmaSubmission(
+            index=i,
+            client_id=f"race-{i}",
+            prompt_id=None,
+            questionnaire_id="morning",
+            questionnaire_version=1,
+            answered_at=now - timedelta(minutes=i + 1),
+            answers=morning(now)["answers"],
+        )
+        for i in range(5)
+    ]
+
+    def submit(session: Any) -> Any:
+        participant = session.get_one(Participant, uuid.UUID(me.id))
+        return submit_responses(
+            session,
+            world.clock,
+            participant,
+            submissions,
+            skew=timedelta(minutes=5),
+            webhook_configured=False,
+        )
+
+    first_session = world.session_factory()
+    first = submit(first_session)
+    second: dict[str, Any] = {}
+
+    def run_second() -> None:
+        with world.session_factory() as session:
+            second["outcome"] = submit(session)
+            session.commit()
+
+    racer = threading.Thread(target=run_second)
+    racer.start()
+    racer.join(timeout=1)
+    assert racer.is_alive()  # waiting for the first batch's row locks
+    first_session.commit()
+    first_session.close()
+    racer.join(timeout=30)
+    assert not racer.is_alive()
+    assert [r.status for r in first.results] == ["accepted"] * 5
+    assert [r.status for r in second["outcome"].results] == ["duplicate"] * 5
+    assert [r.id for r in second["outcome"].results] == [r.id for r in first.results]
+    with world.session_factory() as session:
+        responses = session.scalars(
+            sa.select(EmaResponse.id).where(EmaResponse.client_id.like("race-%"))
+        ).all()
+        answers = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(EmaAnswer)
+            .where(EmaAnswer.response_id.in_(responses))
+        )
+    assert sorted(responses) == sorted(r.id for r in first.results)
+    assert answers == 5 * 6
