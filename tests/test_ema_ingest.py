@@ -101,6 +101,34 @@ def test_one_bad_item_does_not_cost_the_others(world: World, me: Phone) -> None:
     assert [r["status"] for r in retry["items"]] == ["duplicate", "accepted", "duplicate"]
 
 
+def test_text_with_a_nul_character_is_rejected_by_field(world: World, me: Phone) -> None:
+    # PostgreSQL stores no NUL in text or JSON: such an item must be refused by field, on
+    # both databases, and not fail the batch in the database (a 500 on PostgreSQL).
+    now = world.clock.now()
+    in_client_id = morning(now, client_id="abc\x00def")
+    in_free_text = evening(now, note="fine\x00")
+    in_item_id = morning(now)
+    in_item_id["answers"]["pa\x00in"] = 3
+    in_questionnaire = {**morning(now), "questionnaire_id": "mor\x00ning"}
+    result = me.post(
+        "ema-responses",
+        [in_client_id, in_free_text, in_item_id, in_questionnaire, evening(now, note="fine")],
+    )
+    assert [r["status"] for r in result["items"]] == ["rejected"] * 4 + ["accepted"]
+    message = "text must not contain the NUL character (U+0000)"
+    assert result["items"][0]["errors"] == [
+        {"field": "body.items[0].client_id", "message": f"Value error, {message}"}
+    ]
+    assert result["items"][1]["errors"] == [
+        {"field": "body.items[1].answers.note", "message": message}
+    ]
+    assert [e["field"] for e in result["items"][2]["errors"]] == [
+        "body.items[2].answers.pa\x00in.[key]"
+    ]
+    assert [e["field"] for e in result["items"][3]["errors"]] == ["body.items[3].questionnaire_id"]
+    assert _count(world, EmaResponse) == 1
+
+
 def test_the_same_client_id_twice_in_one_batch(world: World, me: Phone) -> None:
     item = morning(world.clock.now())
     result = me.post("ema-responses", [item, item])

@@ -11,16 +11,16 @@ from hypothesis import strategies as st
 from tests.conftest import World
 from tests.ingest_support import Phone, ema_prompt, evening, morning, pain_study, phone
 
+# Text, with the NUL character often (PostgreSQL cannot store it).
+texts = st.text(max_size=20) | st.sampled_from(["\x00", "a\x00b"])
 # Any JSON, including NaN and infinities (Python's JSON parser accepts them).
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats()
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
+    | texts,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=12,
 )
 times = st.one_of(

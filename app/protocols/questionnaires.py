@@ -162,6 +162,9 @@ class FreeTextItem(ItemBase):
             return "expected text"
         if len(value) > self.max_length:
             return f"text is {len(value)} characters long; at most {self.max_length} allowed"
+        if "\x00" in value:
+            # PostgreSQL cannot store it.
+            return "text must not contain the NUL character (U+0000)"
         return None
 
 
