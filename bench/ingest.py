@@ -288,6 +288,7 @@ def run(args: argparse.Namespace, url: str, seeded: Seeded) -> list[Phase]:
     tokens = [token for _, token in seeded.participants]
     ids = [pid for pid, _ in seeded.participants]
     kairos_port, ceiling_port = free_port(), free_port()
+    ceiling_route = {"json": "ingest-json", "executemany": "ingest"}[args.ceiling]
 
     def kairos_send(http: httpx.AsyncClient, worker: int, body: bytes) -> Awaitable[httpx.Response]:
         token = tokens[(worker + random.randrange(len(tokens))) % len(tokens)]  # noqa: S311
@@ -302,7 +303,7 @@ def run(args: argparse.Namespace, url: str, seeded: Seeded) -> list[Phase]:
     ) -> Awaitable[httpx.Response]:
         pid = ids[(worker + random.randrange(len(ids))) % len(ids)]  # noqa: S311
         return http.post(
-            f"http://127.0.0.1:{ceiling_port}/ingest/{seeded.study_id}/{pid}",
+            f"http://127.0.0.1:{ceiling_port}/{ceiling_route}/{seeded.study_id}/{pid}",
             content=body,
             headers={"Content-Type": "application/json"},
         )
@@ -366,6 +367,13 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["kairos", "ceiling"], help="load one server (a memory soak, say)"
     )
+    parser.add_argument(
+        "--ceiling",
+        choices=["json", "executemany"],
+        default="json",
+        help="how the ceiling inserts: one statement with the rows as JSON, as Kairos does on "
+        "PostgreSQL (the stronger ceiling), or SQLAlchemy's executemany",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
@@ -386,7 +394,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, float]]) -> None:
         f"\n{args.concurrency} clients, batches of {args.batch} EMA responses (6 answers each), "
         f"{args.seconds:.0f} s measured per server in {args.rounds} alternating slices "
         f"(each after {args.warmup:.0f} s warm-up), "
-        f"{args.participants} participants, uvicorn 1 worker, pool {args.pool_size}\n"
+        f"{args.participants} participants, uvicorn 1 worker, pool {args.pool_size}, "
+        f"ceiling inserting by {args.ceiling}\n"
     )
     header = (
         f"{'':10}{'items/s':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'rejected':>9}"
