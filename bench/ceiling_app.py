@@ -13,7 +13,6 @@ Kairos. Two ways to insert, one route each:
 Run: KAIROS_DATABASE_URL=… uvicorn --factory bench.ceiling_app:create_ceiling_app
 """
 
-import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pydantic_core import to_json
 
 from app.core.batches import sa_table
 from app.core.db import create_db_engine
@@ -144,8 +144,8 @@ def create_ceiling_app() -> FastAPI:
             "participant_id": participant_id,
             "study_id": study_id,
             "received_at": datetime.now(UTC),
-            "responses": json.dumps(responses),
-            "answers": json.dumps(answers),
+            "responses": to_json(responses).decode(),
+            "answers": to_json(answers).decode(),
         }
         with engine.begin() as connection:
             connection.execute(_INSERT_JSON, params)

@@ -61,15 +61,16 @@ class Settings(BaseSettings):
     malloc_arena_max: int = Field(
         2,
         ge=0,
-        description="Cap on glibc's malloc arenas in the API process, so its memory stays "
-        "flat under load (see docs/deployment.md); 0 leaves glibc's default. An explicit "
+        description="Cap on glibc's malloc arenas in the API process, so that memory freed "
+        "after a burst can go back to the system (see docs/deployment.md); 0 leaves glibc's "
+        "default. An explicit "
         "MALLOC_ARENA_MAX in the environment takes precedence.",
     )
     malloc_trim_seconds: float = Field(
         10.0,
         ge=0,
         description="How often the API process hands memory freed in the middle of glibc's "
-        "heaps back to the system (malloc_trim), so its memory stays flat; 0: never.",
+        "heaps back to the system (malloc_trim); 0: never.",
     )
     export_dir: str = Field(
         "./exports",

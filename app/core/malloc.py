@@ -1,12 +1,11 @@
-"""Keeping a threaded server's memory flat under glibc's allocator.
+"""Giving a threaded server's freed memory back to the system under glibc's allocator.
 
 glibc gives a thread that meets contention on the allocator an arena of its own (up to 8
 per core), and gives memory back to the system only from the top of a heap: pages freed in
-the middle stay resident until ``malloc_trim`` returns them. In the API, requests run on a
-pool of threads, each on whichever thread is free, so the holes keep moving and the
-resident set creeps up for minutes under steady load. That is retention, not a leak
-(Python's own objects do not grow, and a trim gives it all back); two arenas and a trim
-every few seconds keep it flat. See docs/deployment.md.
+the middle stay resident until ``malloc_trim`` returns them. After a burst (a large
+export, a big batch) an API process would keep that memory. Two arenas and a trim every
+few seconds give it back; under steady ingestion they save a MiB or two. See
+docs/deployment.md.
 """
 
 import ctypes
