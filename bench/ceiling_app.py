@@ -5,10 +5,11 @@ database with the same pool, but checks nothing: no authentication, no protocol,
 duplicates, no time bounds, no escalations. Served by uvicorn with the same settings as
 Kairos. Two ways to insert, one route each:
 
-- ``/ingest/…``: SQLAlchemy executemany, one bind parameter per value (the obvious way);
+- ``/ingest/…``: SQLAlchemy executemany, one bind parameter per value: the minimal
+  endpoint, and bench/ingest.py's default;
 - ``/ingest-json/…``: one statement with both tables' rows as two JSON documents, the way
-  Kairos inserts on PostgreSQL (app/ema/ingest.py), less the duplicate check: the
-  stronger ceiling, and bench/ingest.py's default.
+  Kairos inserts on PostgreSQL (app/ema/ingest.py), less the duplicate check: a stronger
+  ceiling, for a stricter comparison (``--ceiling json``).
 
 Run: KAIROS_DATABASE_URL=… uvicorn --factory bench.ceiling_app:create_ceiling_app
 """
