@@ -25,6 +25,7 @@ from app.api.routes import (
     staff_devices,
     studies,
 )
+from app.api.security_headers import SecurityHeadersMiddleware
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
@@ -145,6 +146,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.session_factory = session_factory
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=[
+            path
+            for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+            if path
+        ],
+        hsts_seconds=settings.hsts_seconds,
+    )
     # Routes are matched in order: the phone's data endpoints, the busiest by far, first.
     for router in (
         me_data.router,

@@ -170,6 +170,44 @@ class Settings(BaseSettings):
     push_max_attempts: int = Field(6, ge=1, le=20)
     schedule_batch_size: int = Field(500, ge=1, le=1000)
     lease_seconds: float = Field(120.0, gt=0)
+    hsts_seconds: int = Field(
+        0,
+        ge=0,
+        description="When above 0, every response carries Strict-Transport-Security: "
+        "max-age=<this>, so browsers only ever use HTTPS. Set it (e.g. 31536000, a year) "
+        "when clients reach the service over HTTPS only, e.g. behind a TLS-terminating "
+        "proxy; leave 0 while it is served over plain HTTP.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks (CIDR) of the proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers are believed: the client address "
+        "(enrollment throttling, logs) is then the one the proxy saw. '*' trusts every "
+        "peer (only when nothing but the proxy can reach the service); '' trusts none.",
+    )
+    enroll_failures_per_address: int = Field(
+        10,
+        ge=1,
+        description="Failed enrollment attempts (unknown, used or expired codes) one client "
+        "address may make per throttle window; then POST /v1/enroll answers 429 with "
+        "Retry-After until the window ends, without checking the code.",
+    )
+    enroll_failures_global: int = Field(
+        1000,
+        ge=1,
+        description="Failed enrollment attempts from all addresses together per throttle "
+        "window (a guesser with many addresses); then every enrollment answers 429 until "
+        "the window ends.",
+    )
+    enroll_throttle_window_seconds: int = Field(
+        900, ge=1, le=86400, description="The enrollment throttle's window, in seconds."
+    )
+    throttle_storage_url: str = Field(
+        "memory://",
+        description="Where throttle counters are kept (a `limits` storage URL): memory:// "
+        "counts in each process; with several API processes use shared storage, e.g. "
+        "redis://host:6379/0, so the budgets hold across them.",
+    )
 
     def unsafe_reason(self) -> str | None:
         """Why these settings must not run a service, or None when they are safe enough."""
