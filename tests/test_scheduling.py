@@ -537,3 +537,32 @@ def test_dst_collision_in_new_york_fires_once_and_the_merge_is_recorded(world: W
             "instant after a clock change"
         )
         assert not items(session, person.participant_id, status=ItemStatus.missed)
+
+
+def test_a_dst_merge_follows_time_zone_changes(world: World) -> None:
+    # Re-planning writes the merge as well: a zone without the collision revives the row,
+    # and moving back merges it again.
+    document = protocol_yaml(dp_times=["02:00", "03:00"], ema_times=[])
+    world.clock.set(datetime(2026, 3, 6, 18, 0, tzinfo=UTC))
+    person = enrolled(world, document, timezone="America/New_York")
+    key = "dp:morning:2026-03-08:0"
+
+    def row() -> ScheduledItem:
+        with world.session_factory() as session:
+            (item,) = items(session, person.participant_id, slot_key=key)
+            return item
+
+    assert row().status == ItemStatus.cancelled
+    assert (row().status_reason or "").startswith("dst: merged into dp:morning:2026-03-08:1")
+    for zone, status in [("Europe/Berlin", ItemStatus.planned), ("America/New_York", "merged")]:
+        response = world.client.patch("/v1/me", json={"timezone": zone}, headers=person.headers)
+        assert response.status_code == 200, response.text
+        item = row()
+        if status == "merged":
+            assert item.status == ItemStatus.cancelled
+            assert (item.status_reason or "").startswith("dst: merged into")
+            assert item.due_at == datetime(2026, 3, 8, 7, tzinfo=UTC)
+        else:
+            assert item.status == status
+            assert item.status_reason is None
+            assert item.due_at == datetime(2026, 3, 8, 1, tzinfo=UTC)  # 02:00 in Berlin
