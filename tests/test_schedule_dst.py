@@ -338,3 +338,24 @@ def test_one_slot_per_instant_and_per_planned_time_in_every_zone(
     }
     counts = Counter(s.due_at for s in expanded if s.fires)
     assert all(n == 1 for n in counts.values())
+
+
+def test_draws_on_ordinary_days_are_what_they_were_before_elapsed_spacing() -> None:
+    """Re-derivability: spacing in elapsed time changes nothing on a day without a clock
+    change (values computed by the code before it)."""
+    doc = protocol(
+        ["08:00"],
+        [
+            {"start": "10:30", "end": "12:00", "count": 2},
+            {"start": "01:00", "end": "03:30", "count": 2},
+        ],
+        spacing=20,
+    )
+    person = participant("Europe/London", utc(2026, 3, 1))
+    slots = desired_slots(person, doc, utc(2026, 3, 20), utc(2026, 3, 21))
+    assert [(s.slot_key, s.due_at, s.draw["minute"]) for s in slots if s.draw] == [
+        ("dp:dp:2026-03-20:1", utc(2026, 3, 20, 11, 45), 705),
+        ("dp:dp:2026-03-20:2", utc(2026, 3, 20, 11, 7), 667),
+        ("dp:dp:2026-03-20:3", utc(2026, 3, 20, 1, 40), 100),
+        ("dp:dp:2026-03-20:4", utc(2026, 3, 20, 3, 12), 192),
+    ]
