@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.observability import RequestObservabilityMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
@@ -18,6 +19,7 @@ from app.api.routes import (
     health,
     me,
     me_data,
+    metrics,
     monitoring,
     participant_data,
     participants,
@@ -30,6 +32,8 @@ from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.malloc import MallocTrimmer, limit_malloc_arenas
 from app.core.migrations import ensure_schema_current, upgrade_to_head
+from app.observability.metrics import exposition_registry
+from app.observability.state import DatabaseState
 from app.scheduling.triggers import subscribe_all
 from app.worker.runner import worker_from_settings
 
@@ -145,6 +149,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.session_factory = session_factory
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    # Outermost of ours: a request id (and metrics) for every answer, 413s included.
+    app.add_middleware(RequestObservabilityMiddleware, metrics=settings.metrics != "off")
+    if settings.metrics == "protected":  # a port: served by `kairos serve` (app/cli.py)
+        app.state.metrics_registry = exposition_registry(
+            DatabaseState(session_factory, clock, settings.metrics_query_timeout_seconds)
+        )
     # Routes are matched in order: the phone's data endpoints, the busiest by far, first.
     for router in (
         me_data.router,
@@ -165,4 +175,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         admin.router,
     ):
         app.include_router(router)
+    if settings.metrics == "protected":
+        app.include_router(metrics.router)
     return app
