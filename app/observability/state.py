@@ -12,8 +12,9 @@ process metrics, but without the database figures.
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -38,7 +39,7 @@ def _age(now: datetime, oldest: datetime | None) -> float:
     return max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
 
 
-def _by_label(rows: Iterable[tuple[str, int]], known: Iterable[str]) -> dict[str, int]:
+def _by_label(rows: Iterable[Sequence[Any]], known: Iterable[str]) -> dict[str, int]:
     counts = dict.fromkeys(known, 0)
     for label, count in rows:
         counts[str(label)] = int(count)
@@ -156,7 +157,7 @@ class DatabaseState(Collector):
         states = _by_label(
             session.execute(
                 sa.select(Alert.webhook_status, sa.func.count()).group_by(Alert.webhook_status)
-            ).tuples(),
+            ).all(),
             WebhookStatus,
         )
         for state, count in states.items():
@@ -176,7 +177,7 @@ class DatabaseState(Collector):
                 sa.select(Alert.severity, sa.func.count())
                 .where(Alert.acknowledged_at.is_(None))
                 .group_by(Alert.severity)
-            ).tuples(),
+            ).all(),
             Severity,
         )
         for severity, count in severities.items():
@@ -200,7 +201,7 @@ class DatabaseState(Collector):
             session.execute(
                 # ix_export_jobs_status_created
                 sa.select(ExportJob.status, sa.func.count()).group_by(ExportJob.status)
-            ).tuples(),
+            ).all(),
             EXPORT_JOB_STATES,
         )
         for state, count in states.items():
@@ -218,7 +219,7 @@ class DatabaseState(Collector):
                 sa.select(CareFlag.kind, sa.func.count())
                 .where(CareFlag.resolved_at.is_(None))
                 .group_by(CareFlag.kind)
-            ).tuples(),
+            ).all(),
             FlagKind,
         )
         for kind, count in kinds.items():
