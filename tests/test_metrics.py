@@ -6,6 +6,7 @@ after what it does) rather than absolute values. Database state is read at scrap
 
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,10 +15,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -420,3 +423,31 @@ def test_several_processes_are_summed_through_the_multiprocess_directory(
     lag = {"kind": "ema_prompt", "outcome": "fired"}
     assert value(samples, "kairos_due_work_lag_seconds_count", **lag) == 2
     assert value(samples, "kairos_due_work_lag_seconds_bucket", **lag, le="5.0") == 2
+
+
+def _documented_yaml(heading: str) -> Any:
+    text = (Path(__file__).parents[1] / "docs" / "deployment.md").read_text()
+    section = text.split(heading, 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block)
+
+
+def test_the_documented_alerting_rules_use_metrics_kairos_exports(
+    session_factory: sa.orm.sessionmaker[sa.orm.Session], clock: SimulatedClock
+) -> None:
+    registry = exposition_registry(DatabaseState(session_factory, clock, timeout_seconds=2))
+    exported: set[str] = set()
+    suffixes = {"histogram": ("_bucket", "_count", "_sum"), "counter": ("_total",)}
+    for family in registry.collect():
+        exported |= {family.name + s for s in suffixes.get(family.type, ("",))}
+    rules = _documented_yaml("### Alerts to set")["groups"][0]["rules"]
+    assert len(rules) >= 10
+    for rule in rules:
+        assert rule["alert"].startswith("Kairos")
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}
+        used = set(re.findall(r"\bkairos_[a-z_]+\b", rule["expr"]))
+        assert used, rule["alert"]
+        assert used <= exported, (rule["alert"], used - exported)
+    scrape = _documented_yaml("A scrape configuration")["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics"
+    assert scrape["authorization"]["type"] == "Bearer"

@@ -1,10 +1,11 @@
 """Logging: a request id in every line of a request, and text or JSON lines.
 
 The request id comes from the client's ``X-Request-ID`` when it is sane (1-128 visible
-characters of ``A-Z a-z 0-9 . _ : -``), else a new one is made; the API returns it as
-``X-Request-ID`` (app/api/observability.py) and keeps it in a context variable for the
-request, which ``RequestIdFilter`` puts on every log record (threads that run the route
-inherit it). Lines logged outside a request (the worker) carry ``request_id: null``.
+characters of ``A-Z a-z 0-9 . _ : -``), else a new one is made (32 random hex digits). The
+API returns it as ``X-Request-ID`` (app/api/observability.py) and keeps it in a context
+variable for the request, which ``RequestIdFilter`` puts on every log record (threads that
+run the route inherit it). Lines logged outside a request (the worker) carry
+``request_id: null``.
 
 ``KAIROS_LOG_FORMAT=json`` writes one JSON object per line (python-json-logger): ``time``
 (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` and, when there is one,
@@ -13,8 +14,8 @@ inherit it). Lines logged outside a request (the worker) carry ``request_id: nul
 
 import logging
 import logging.config
+import os
 import re
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -36,7 +37,7 @@ def request_id_from(value: bytes | None) -> str:
             text = ""
         if _SANE_REQUEST_ID.fullmatch(text):
             return text
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits; a quarter of uuid4()'s cost
 
 
 class RequestIdFilter(logging.Filter):
