@@ -107,6 +107,37 @@ def test_requests_are_counted_by_route_template_and_status_class(world: World) -
     assert not any(study["id"] in v or str(missing) in v for v in labels)
 
 
+def test_unexpected_errors_and_too_large_bodies_are_counted(
+    world: World, settings: Settings, clock: SimulatedClock
+) -> None:
+    app = create_app(settings.model_copy(update={"max_request_bytes": 1024}), clock)
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/test/broken", broken, methods=["GET"])
+    admin = world.staff(Role.admin)
+    before = scrape(world.client, admin)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/test/broken").status_code == 500
+        too_large = client.post("/v1/enroll", content=b"x" * 2048)
+        assert too_large.status_code == 413
+    after = scrape(world.client, admin)
+    broken_ = {"method": "GET", "route": "/test/broken"}
+    assert (
+        value(after, "kairos_http_requests_total", **broken_, status="5xx")
+        - value(before, "kairos_http_requests_total", **broken_, status="5xx")
+        == 1
+    )
+    # Refused by the body limit before routing: no route template yet.
+    enroll = {"method": "POST", "route": "unmatched", "status": "4xx"}
+    assert (
+        value(after, "kairos_http_requests_total", **enroll)
+        - value(before, "kairos_http_requests_total", **enroll)
+        == 1
+    )
+
+
 def test_metrics_need_the_metrics_token_or_an_admin_key(
     world: World, token_client: TestClient
 ) -> None:
