@@ -19,7 +19,7 @@ from app.analysis.cli import analyze
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SystemClock
 from app.core.config import Settings, UnsafeSettingsError, load_settings
-from app.core.db import create_db_engine, make_session_factory, session_scope
+from app.core.db import engine_from_settings, make_session_factory, session_scope
 from app.core.migrations import SchemaNotCurrentError, ensure_schema_current, upgrade_to_head
 from app.observability.logs import configure_logging, logging_config
 from app.staff.models import Role
@@ -50,7 +50,7 @@ def _settings() -> Settings:
 @contextmanager
 def _session_on_current_schema(settings: Settings) -> Iterator[Session]:
     """A committing session, or exit 2 saying to run `kairos migrate` first."""
-    engine = create_db_engine(settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         ensure_schema_current(engine)
         with session_scope(make_session_factory(engine)) as session:
@@ -67,7 +67,7 @@ def _serve(settings: Settings, workers: int) -> None:
         typer.secho("Several API workers need PostgreSQL; serving with one.", fg="yellow", err=True)
         workers = 1
     # Check the schema here, once, so a missing `kairos migrate` is one clear message.
-    engine = create_db_engine(settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         if settings.should_auto_migrate:
             upgrade_to_head(engine)
@@ -138,7 +138,7 @@ def serve(
 def migrate() -> None:
     """Upgrade the database schema to this version's head (safe to run concurrently)."""
     settings = _settings()
-    engine = create_db_engine(settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         before, after = upgrade_to_head(engine)
     finally:
@@ -166,7 +166,7 @@ def worker(
     from app.worker.runner import worker_from_settings
 
     settings = _settings()
-    engine = create_db_engine(settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         ensure_schema_current(engine)
     except SchemaNotCurrentError as exc:
@@ -211,7 +211,7 @@ def demo(
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     os.environ["KAIROS_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
     settings = _settings()
-    engine = create_db_engine(settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         upgrade_to_head(engine)
         with session_scope(make_session_factory(engine)) as session:

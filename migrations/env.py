@@ -8,7 +8,7 @@ from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import Connection
 
 from app.core.config import get_settings
-from app.core.db import UTCDateTime, create_db_engine
+from app.core.db import UTCDateTime, create_db_engine, no_statement_timeout
 from app.models import Base
 
 config = context.config
@@ -57,6 +57,7 @@ def run_migrations_online() -> None:
     engine = create_db_engine(get_settings().database_url)
     try:
         with engine.connect() as conn:
+            no_statement_timeout(conn)
             _configure(conn)
             with context.begin_transaction():
                 context.run_migrations()

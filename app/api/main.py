@@ -10,6 +10,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.observability import RequestObservabilityMiddleware
+from app.api.outages import install_outage_handling
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
@@ -31,7 +32,7 @@ from app.api.routes import (
 from app.api.security_headers import SecurityHeadersMiddleware
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
-from app.core.db import create_db_engine, make_session_factory
+from app.core.db import engine_from_settings, make_session_factory
 from app.core.malloc import MallocTrimmer, limit_malloc_arenas
 from app.core.migrations import ensure_schema_current, upgrade_to_head
 from app.observability.metrics import exposition_registry
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     clock = clock or SystemClock()
     # Before the server starts its request threads: memory stays flat (app/core/malloc.py).
     limit_malloc_arenas(settings.malloc_arena_max)
-    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = engine_from_settings(settings)
     session_factory = make_session_factory(engine)
     # Ingestion publishes participant events; scheduling turns triggers into due rows.
     subscribe_all()
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         window_seconds=settings.enroll_throttle_window_seconds,
     )
     install_problem_handlers(app)
+    install_outage_handling(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         SecurityHeadersMiddleware,

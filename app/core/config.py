@@ -98,6 +98,57 @@ class Settings(BaseSettings):
     worker_tick_seconds: float = Field(5.0, gt=0)
     enrollment_code_ttl_hours: int = Field(14 * 24, ge=1)
     db_pool_size: int = Field(10, ge=1)
+    db_pool_timeout_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How long a request waits for a free database connection of the pool "
+        "before it gets a 503; 0: no limit.",
+    )
+    db_connect_timeout_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="PostgreSQL: how long opening a connection may take (libpq "
+        "connect_timeout, at least 2 s) before the request gets a 503; 0: no limit.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="PostgreSQL: the longest one statement may run (statement_timeout) "
+        "before it is canceled and the request gets a 503; exports and migrations are "
+        "exempt. 0: no limit (e.g. behind PgBouncer in transaction mode: set it on the "
+        "database role instead).",
+    )
+    db_tcp_user_timeout_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL: how long sent data may stay unacknowledged before the "
+        "connection is given up (libpq tcp_user_timeout): bounds a request to a server "
+        "that stopped answering (a network partition). 0: the system default (minutes).",
+    )
+    db_keepalives_idle_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL: TCP keepalive probes start after this many idle seconds "
+        "on a connection (libpq keepalives_idle), so a connection waiting for an answer "
+        "from a vanished server is dropped too. 0: no keepalives.",
+    )
+    db_keepalives_interval_seconds: float = Field(
+        5.0, ge=1, description="PostgreSQL: seconds between TCP keepalive probes."
+    )
+    db_keepalives_count: int = Field(
+        3, ge=1, description="PostgreSQL: unanswered keepalive probes before giving up."
+    )
+    db_retry_after_seconds: int = Field(
+        5,
+        ge=1,
+        description="The Retry-After of a 503 answered while the database is unavailable.",
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="SQLite: how long a write waits for its turn (writers take turns in "
+        "arrival order) before the request gets a 503.",
+    )
     malloc_arena_max: int = Field(
         2,
         ge=0,

@@ -17,6 +17,8 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from app.core.db import no_statement_timeout
+
 # An arbitrary constant that names "the Kairos schema migration" among advisory locks.
 _PG_MIGRATION_LOCK_ID = 0x4B41_4952_4F53
 
@@ -54,12 +56,15 @@ def current_revision(engine: Engine) -> str | None:
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
+            # Waiting for another process's upgrade, and the upgrade itself, may take long.
+            no_statement_timeout(conn)
             conn.execute(sa.select(sa.func.pg_advisory_lock(_PG_MIGRATION_LOCK_ID)))
             conn.commit()
             try:
                 yield conn
             finally:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_MIGRATION_LOCK_ID)))
+                conn.execute(sa.text("RESET statement_timeout"))
                 conn.commit()
         return
     database = make_url(str(engine.url)).database

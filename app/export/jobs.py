@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor, ActorKind
 from app.core.clock import Clock
-from app.core.db import session_scope
+from app.core.db import is_database_unavailable, session_scope
 from app.core.errors import ConflictError, NotFoundError
 from app.export.columns import Filters
 from app.export.formats import ExportFormat
@@ -117,6 +117,8 @@ def run_next_job(
     try:
         file_name, size = _write_bundle(session_factory, clock, export_dir, job_id)
     except Exception as exc:
+        if is_database_unavailable(exc):
+            raise  # the job stays claimed until its lease expires, then runs again
         logger.exception("export job %s failed", job_id)
         with session_scope(session_factory) as session:
             failed = session.get_one(ExportJob, job_id)

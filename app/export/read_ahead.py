@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from app.core.db import lift_statement_timeout
+
 T = TypeVar("T")
 
 _SNAPSHOT = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -53,6 +55,7 @@ def read_ahead(session: Session, read: Callable[[Connection], Iterator[T]]) -> I
             with bind.connect().execution_options(isolation_level="REPEATABLE READ") as reader:
                 # First in the reader's transaction (rolled back at the end).
                 reader.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                lift_statement_timeout(reader)
                 for item in read(reader):
                     if not put(item):
                         return

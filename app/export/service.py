@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app import __version__
 from app.audit.service import Actor, record
 from app.core.clock import Clock
+from app.core.db import lift_statement_timeout
 from app.core.errors import InvalidInputError, NotFoundError
 from app.export.columns import Column, Filters
 from app.export.datasets import DATASETS, Dataset
@@ -137,6 +138,8 @@ def _audit(
 
 
 def stream_export(session: Session, study: Study, prepared: PreparedExport) -> Iterator[bytes]:
+    # An export is a long read at any size; no statement timeout for its transaction.
+    lift_statement_timeout(session.connection())
     rows = prepared.dataset.rows(
         session, study, prepared.filters, prepared.columns, prepared.exported_at
     )

@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
-from app.core.db import session_scope
+from app.core.db import is_database_unavailable, session_scope
 from app.notifications.outbox import (
     NotificationValues,
     intervention_notification,
@@ -319,7 +319,9 @@ def run_due_batch(
     try:
         with session_scope(session_factory) as session:
             return settle(session, clock, ids, owner, lease, decider)
-    except Exception:
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise  # not the rows' fault: their leases expire and a later run settles them
         logger.exception("settling a batch of %d failed; settling one at a time", len(ids))
     # One bad row must not hold back the others: settle each alone, and record a row that
     # still fails as missed with the error, so it is not retried until its grace runs out.
@@ -329,6 +331,8 @@ def run_due_batch(
             with session_scope(session_factory) as session:
                 total.add(settle(session, clock, [item_id], owner, lease, decider))
         except Exception as exc:
+            if is_database_unavailable(exc):
+                raise
             logger.exception("settling %s failed", item_id)
             with session_scope(session_factory) as session:
                 _record_failure(session, item_id, owner, clock.now(), exc)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.core.db import session_scope
+from app.core.db import describe_database_error, is_database_unavailable, session_scope
 from app.decision_rules.engine import decide_batch
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
@@ -47,6 +47,19 @@ class _LongTickFilter(logging.Filter):
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_LongTickFilter())
+
+
+def log_failure(what: str, exc: Exception) -> None:
+    """A database outage is one warning line per run (the next run retries: the work is in
+    rows, and leases expire); anything else is a bug, logged with its traceback."""
+    if is_database_unavailable(exc):
+        logger.warning(
+            "%s: database unavailable (%s); retried on the next run",
+            what,
+            describe_database_error(exc),
+        )
+    else:
+        logger.error("%s", what, exc_info=exc)
 
 
 def default_worker_id() -> str:
@@ -104,8 +117,8 @@ class Worker:
             with session_scope(self.session_factory) as session:
                 self._heartbeat(session)
             self.run_pending()
-        except Exception:
-            logger.exception("worker tick failed")
+        except Exception as exc:
+            log_failure("worker tick failed", exc)
         self._retry_alert_webhooks()
 
     def _retry_alert_webhooks(self) -> None:
@@ -113,8 +126,8 @@ class Worker:
             return
         try:
             deliver_due(self.session_factory, self.clock, self.alert_webhook)
-        except Exception:
-            logger.exception("alert webhook retries failed")
+        except Exception as exc:
+            log_failure("alert webhook retries failed", exc)
 
     def run_exports(self) -> None:
         """Background exports, one after another, apart from the tick: an export of a large
@@ -124,8 +137,8 @@ class Worker:
         try:
             while run_next_job(self.session_factory, self.clock, self.export_dir, self.worker_id):
                 pass
-        except Exception:
-            logger.exception("export run failed")
+        except Exception as exc:
+            log_failure("export run failed", exc)
 
     def evaluate_flags(self) -> None:
         """Care-team flags; idempotent, so running it hourly raises each flag once."""
@@ -134,8 +147,8 @@ class Worker:
                 raised = evaluate_all(session, self.clock)
             if raised:
                 logger.info("raised %d care-team flags", raised)
-        except Exception:
-            logger.exception("flag evaluation failed")
+        except Exception as exc:
+            log_failure("flag evaluation failed", exc)
 
     def run_pending(self) -> TickReport:
         """Fire due rows and send due pushes until none are left, then housekeeping."""

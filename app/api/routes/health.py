@@ -1,11 +1,12 @@
 from datetime import timedelta
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from app import __version__
 from app.api.deps import ClockDep, SessionDep, SettingsDep
+from app.api.outages import DatabaseUnavailableError
 from app.api.problems import problem_responses
 from app.api.schemas.health import Liveness, Readiness, WorkerStatus
 from app.core.clock import Clock
@@ -42,7 +43,8 @@ def readyz(
 ) -> Readiness:
     """Checks that the database answers (readiness probe) and lists recently active workers.
 
-    503 while the database cannot be reached. No credentials needed. In production the
+    503 (`database_unavailable`, with `Retry-After`) while the database cannot be
+    reached or fails to answer in time. No credentials needed. In production the
     workers' ids (host names and process ids) are shown only to an admin's API key
     (`Authorization: Bearer ksk_…` or `X-API-Key`); anyone else, the probe included,
     sees how many workers are active and `workers: null`. Unknown credentials are ignored.
@@ -59,7 +61,7 @@ def readyz(
             request, session, clock
         )
     except sa.exc.SQLAlchemyError as exc:
-        raise HTTPException(503, f"the database is unreachable: {type(exc).__name__}") from exc
+        raise DatabaseUnavailableError from exc
     return Readiness(
         database=session.get_bind().dialect.name,
         schema_revision=revision,

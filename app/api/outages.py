@@ -1,0 +1,102 @@
+"""While the database is unavailable, requests that need it get a 503 problem, not a 500.
+
+``is_database_unavailable`` (app/core/db.py) tells an outage (cannot connect, connection
+lost, timed out, pool exhausted, SQLite busy) from a bug; an outage is answered
+``503 database_unavailable`` with ``Retry-After`` and logged as one warning line, a bug
+still goes to the 500 handler with its traceback. Every operation that takes a database
+session documents the 503 in OpenAPI; the schema is amended once, when it is built, so
+no route has to list it. See docs/decisions/0008-database-outages.md.
+"""
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from app.api.deps import get_session
+from app.api.problems import PROBLEM_MEDIA_TYPE, problem_response
+from app.core.db import describe_database_error, is_database_unavailable
+
+logger = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "database_unavailable"
+
+
+class DatabaseUnavailableError(Exception):
+    """Raised (from the database error) where a route turns any database failure into a
+    503, as /readyz does."""
+
+
+def unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    retry_after: int = request.app.state.settings.db_retry_after_seconds
+    cause = exc.__cause__ if isinstance(exc, DatabaseUnavailableError) else None
+    logger.warning(
+        "database unavailable on %s %s: %s (answered 503)",
+        request.method,
+        request.url.path,
+        describe_database_error(cause or exc),
+    )
+    return problem_response(
+        request,
+        503,
+        "Service unavailable",
+        "The database is unavailable right now; nothing of this request was stored. "
+        f"Retry after {retry_after} seconds.",
+        code=DATABASE_UNAVAILABLE,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DatabaseUnavailableError) or is_database_unavailable(exc):
+        return unavailable_response(request, exc)
+    raise exc  # a bug: the 500 handler logs it with its traceback
+
+
+def _needs_session(dependant: Dependant) -> bool:
+    return any(dep.call is get_session or _needs_session(dep) for dep in dependant.dependencies)
+
+
+RESPONSE_503: dict[str, Any] = {
+    "description": "The database is unavailable (unreachable, restarting, or too slow to "
+    "answer in time); nothing was stored. Retry after the `Retry-After` seconds.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer"},
+        }
+    },
+    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def document_database_outages(app: FastAPI) -> None:
+    """Adds the 503 to every operation whose route takes a database session."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        paths = schema.get("paths", {})
+        for route in app.routes:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            if not _needs_session(route.dependant):
+                continue
+            operations = paths.get(route.path_format, {})
+            for method in route.methods or ():
+                operation = operations.get(method.lower())
+                if operation is not None:
+                    operation.setdefault("responses", {})["503"] = RESPONSE_503
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def install_outage_handling(app: FastAPI) -> None:
+    app.add_exception_handler(sa.exc.SQLAlchemyError, _database_error_handler)
+    app.add_exception_handler(DatabaseUnavailableError, _database_error_handler)
+    document_database_outages(app)
