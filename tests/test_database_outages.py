@@ -123,7 +123,7 @@ def _stored_ids(world: World, person: Enrolled) -> set[str]:
 def _eventually_ok(world: World, path: str, headers: dict[str, str]) -> Response:
     deadline = time.monotonic() + 15
     while True:
-        response = world.client.get(path, headers=headers)
+        response: Response = world.client.get(path, headers=headers)
         if response.status_code == 200 or time.monotonic() > deadline:
             return response
         time.sleep(0.2)
