@@ -7,8 +7,9 @@ must be stored.
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +20,14 @@ from fastapi.testclient import TestClient
 from app.api.main import create_app
 from app.core.clock import SimulatedClock
 from app.core.config import Environment, Settings
-from app.core.db import create_db_engine, make_session_factory
+from app.core.db import (
+    DatabaseTimeouts,
+    create_db_engine,
+    is_database_unavailable,
+    make_session_factory,
+)
 from app.core.migrations import upgrade_to_head
+from app.core.sqlite_gate import write_gate
 from app.ema.models import EmaResponse
 from app.notifications.models import Notification
 from app.notifications.providers import LoggingProvider
@@ -29,10 +36,10 @@ from tests.conftest import START, TEST_SECRET, World
 from tests.support.protocols import protocol_yaml
 from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
 
-PHONES = 30
-THREADS = 8
-BATCHES_PER_THREAD = 15
-ITEMS_PER_BATCH = 50
+PHONES = 12
+THREADS = 6
+BATCHES_PER_THREAD = 10
+ITEMS_PER_BATCH = 100
 DAYS = 12
 
 
@@ -147,3 +154,71 @@ def test_ingestion_and_the_worker_at_once_see_no_locked_database(
         assert stored == set(accepted)
         assert session.scalar(sa.select(sa.func.count()).select_from(Notification))
     assert provider.sent
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_writers_take_turns_in_arrival_order_and_readers_do_not_wait(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    gate = write_gate(engine)
+    assert gate is not None
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE log (who TEXT)"))
+    order: list[str] = []
+
+    def write(who: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO log VALUES (:who)"), {"who": who})
+            order.append(who)
+
+    try:
+        holder = engine.connect()
+        holder.execute(sa.text("INSERT INTO log VALUES ('first')"))  # holds the turn
+        writers = []
+        for n, who in enumerate(("second", "third", "fourth")):
+            writers.append(threading.Thread(target=write, args=(who,)))
+            writers[-1].start()
+            _wait_until(lambda n=n: gate.waiting == n + 1)  # type: ignore[misc]
+        # Readers never queue behind a writer (WAL).
+        with engine.connect() as reader:
+            assert reader.scalar(sa.text("SELECT count(*) FROM log")) == 0
+        holder.commit()
+        holder.close()
+        for thread in writers:
+            thread.join()
+        assert order == ["second", "third", "fourth"]
+        assert gate.waiting == 0
+        with engine.connect() as conn:
+            rows = conn.scalars(sa.text("SELECT who FROM log ORDER BY rowid")).all()
+        assert rows == ["first", "second", "third", "fourth"]
+        # A rolled back or abandoned transaction gives its turn back too.
+        abandoned = engine.connect()
+        abandoned.execute(sa.text("INSERT INTO log VALUES ('gone')"))
+        abandoned.close()
+        write("after")
+        assert order[-1] == "after"
+    finally:
+        engine.dispose()
+
+
+def test_a_writer_that_waits_past_the_timeout_gets_a_503_class_error(tmp_path: Path) -> None:
+    engine = create_db_engine(
+        f"sqlite:///{tmp_path / 'slow.db'}", timeouts=DatabaseTimeouts(sqlite_busy=0.2)
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x)"))
+        holder = engine.connect()
+        holder.execute(sa.text("INSERT INTO t VALUES (1)"))
+        with engine.connect() as late, pytest.raises(sa.exc.OperationalError) as raised:
+            late.execute(sa.text("INSERT INTO t VALUES (2)"))
+        assert is_database_unavailable(raised.value)
+        holder.rollback()
+        holder.close()
+    finally:
+        engine.dispose()

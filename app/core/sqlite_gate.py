@@ -17,6 +17,7 @@ ends: on commit, on rollback, and when the pool resets or drops the connection.
 import collections
 import re
 import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import event
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _HOLDS = "kairos_write_gate"
+_GATES: "weakref.WeakKeyDictionary[Engine, FairLock]" = weakref.WeakKeyDictionary()
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
@@ -50,6 +52,11 @@ class FairLock:
             self._waiters.remove(turn)
             return False
 
+    @property
+    def waiting(self) -> int:
+        with self._mutex:
+            return len(self._waiters)
+
     def release(self) -> None:
         with self._mutex:
             if self._waiters:
@@ -64,8 +71,13 @@ def _is_write(statement: str, context: Any) -> bool:
     return _WRITE.match(statement) is not None
 
 
+def write_gate(engine: Engine) -> FairLock | None:
+    """The gate of a SQLite engine (None for other engines)."""
+    return _GATES.get(engine)
+
+
 def install_write_gate(engine: Engine, *, timeout: float) -> FairLock:
-    gate = FairLock()
+    gate = _GATES[engine] = FairLock()
 
     @event.listens_for(engine, "before_cursor_execute")
     def take_turn(
