@@ -9,8 +9,10 @@ no route has to list it. See docs/decisions/0008-database-outages.md.
 """
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+import fastapi.routing
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -18,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.api.deps import get_session
-from app.api.problems import PROBLEM_MEDIA_TYPE, problem_response
+from app.api.problems import PROBLEM_MEDIA_TYPE, problem_response, problem_responses
 from app.core.db import describe_database_error, is_database_unavailable
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,15 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
     raise exc  # a bug: the 500 handler logs it with its traceback
 
 
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes with their effective path and dependencies (routers included
+    with a prefix or dependencies are flattened the way the OpenAPI schema sees them)."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in iterate(app.routes) if iterate is not None else app.routes:
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
+
+
 def _needs_session(dependant: Dependant) -> bool:
     return any(dep.call is get_session or _needs_session(dep) for dep in dependant.dependencies)
 
@@ -74,23 +85,45 @@ RESPONSE_503: dict[str, Any] = {
 }
 
 
+_GENERIC_503 = problem_responses(503)[503]["description"]
+
+
+def _add_503(responses: dict[str, Any]) -> None:
+    existing = responses.get("503")
+    if existing is None:
+        responses["503"] = RESPONSE_503
+        return
+    description = existing.get("description", "")
+    if description == _GENERIC_503:
+        existing["description"] = RESPONSE_503["description"]
+    else:  # another reason for a 503 (e.g. the enrollment throttle's storage): both
+        mine = RESPONSE_503["description"]
+        existing["description"] = f"{description} Or: {mine[0].lower()}{mine[1:]}"
+    existing.setdefault("headers", {}).setdefault(
+        "Retry-After", RESPONSE_503["headers"]["Retry-After"]
+    )
+    existing.setdefault("content", RESPONSE_503["content"])
+
+
 def document_database_outages(app: FastAPI) -> None:
     """Adds the 503 to every operation whose route takes a database session."""
     build = app.openapi
+    amended: list[int] = []  # id of the schema amended, once
 
     def openapi() -> dict[str, Any]:
         schema = build()
+        if id(schema) in amended:
+            return schema
+        amended.append(id(schema))
         paths = schema.get("paths", {})
-        for route in app.routes:
-            if not isinstance(route, APIRoute) or not route.include_in_schema:
-                continue
-            if not _needs_session(route.dependant):
+        for route in api_routes(app):
+            if not route.include_in_schema or not _needs_session(route.dependant):
                 continue
             operations = paths.get(route.path_format, {})
             for method in route.methods or ():
                 operation = operations.get(method.lower())
                 if operation is not None:
-                    operation.setdefault("responses", {})["503"] = RESPONSE_503
+                    _add_503(operation.setdefault("responses", {}))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
