@@ -129,6 +129,7 @@ def _eventually_ok(world: World, path: str, headers: dict[str, str]) -> Response
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # runs a PostgreSQL server of its own (about 5-15 s)
 def test_a_stopped_database_is_a_503_and_the_service_recovers_without_a_restart(
     server: own_postgres.OwnPostgres, own_world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,6 +182,7 @@ def test_a_stopped_database_is_a_503_and_the_service_recovers_without_a_restart(
     assert "outage" in [w["worker_id"] for w in ready.json()["workers"]]
 
 
+@pytest.mark.slow  # runs a PostgreSQL server of its own (about 5-15 s)
 def test_a_partitioned_database_is_a_503_within_the_bound_never_a_hang(
     server: own_postgres.OwnPostgres, own_world: World
 ) -> None:
@@ -208,6 +210,7 @@ def test_a_partitioned_database_is_a_503_within_the_bound_never_a_hang(
     assert world.client.get("/readyz").status_code == 200
 
 
+@pytest.mark.slow  # runs a PostgreSQL server of its own (about 5-15 s)
 def test_the_statement_timeout_cancels_a_slow_query_except_where_lifted(
     server: own_postgres.OwnPostgres,
 ) -> None:
