@@ -113,7 +113,7 @@ def _serve_metrics(settings: Settings, port: int, *, with_database_state: bool) 
 
     extra = []
     if with_database_state:
-        engine = create_db_engine(settings.database_url, pool_size=1)
+        engine = engine_from_settings(settings, pool_size=1)
         extra.append(
             DatabaseState(
                 make_session_factory(engine), SystemClock(), settings.metrics_query_timeout_seconds
