@@ -46,7 +46,8 @@ def unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
         request,
         503,
         "Service unavailable",
-        "The database is unavailable right now; nothing of this request was stored. "
+        "The database is unavailable right now; the request was not completed, and nothing "
+        "of it was stored half-way. "
         f"Retry after {retry_after} seconds.",
         code=DATABASE_UNAVAILABLE,
         headers={"Retry-After": str(retry_after)},
@@ -74,7 +75,8 @@ def _needs_session(dependant: Dependant) -> bool:
 
 RESPONSE_503: dict[str, Any] = {
     "description": "The database is unavailable (unreachable, restarting, or too slow to "
-    "answer in time); nothing was stored. Retry after the `Retry-After` seconds.",
+    "answer in time); the request was not completed, nothing of it stored half-way. "
+    "Retry after the `Retry-After` seconds.",
     "headers": {
         "Retry-After": {
             "description": "Seconds to wait before retrying.",
