@@ -1,6 +1,7 @@
 """Materialized schedules, the worker's claims, lateness, re-planning and event triggers,
 under a simulated clock, on the configured database."""
 
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.notifications.providers import LoggingProvider
+from app.protocols.models import ProtocolVersion
 from app.protocols.timing import Event
 from app.scheduling.dispatch import claim_due, run_due_batch
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
@@ -629,3 +631,71 @@ def test_a_dst_merge_follows_time_zone_changes(world: World) -> None:
             assert item.status == status
             assert item.status_reason is None
             assert item.due_at == datetime(2026, 3, 8, 1, tzinfo=UTC)  # 02:00 in Berlin
+
+
+def test_a_stored_version_that_a_later_check_refuses_still_loads_and_schedules(
+    world: World,
+) -> None:
+    # A window needs a minute per random time: a check added after versions were stored.
+    # A version stored before it (here: its document edited in the database as an older
+    # Kairos would have stored it) keeps loading, planning and deciding; uploads refuse it.
+    document = protocol_yaml(
+        dp_times=["09:00"],
+        ema_times=[],
+        extra_decision_points=[
+            {"id": "afternoon", "random_windows": [{"start": "16:00", "end": "16:03", "count": 3}]}
+        ],
+    )
+    study = world.study()
+    version = upload(world, study["id"], document)
+    with world.session_factory() as session:
+        row = session.scalars(
+            sa.select(ProtocolVersion).where(
+                ProtocolVersion.study_id == uuid.UUID(study["id"]),
+                ProtocolVersion.version == version,
+            )
+        ).one()
+        stored = copy.deepcopy(row.document)
+        stored["decision_points"][1]["random_windows"][0]["end"] = "16:02"
+        row.document, row.content_hash = stored, "legacy-" + uuid.uuid4().hex
+        session.commit()
+    participant, _ = world.enrolled_participant(study["id"])
+    participant_id = uuid.UUID(participant["id"])
+    w = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="w1",
+        decider=decide_batch,
+        provider=LoggingProvider(),
+    )
+    until = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    run_until(world, w, until)
+    with world.session_factory() as session:
+        rows = [
+            r for r in items(session, participant_id, source_id="afternoon") if r.due_at < until
+        ]
+        assert [r.slot_key for r in rows[:3]] == [f"dp:afternoon:2026-03-01:{i}" for i in range(3)]
+        fired = [r for r in rows if r.status == ItemStatus.done]
+        # Three moments in two minutes: two of them would share an instant, so they merge.
+        assert [r.due_at.astimezone(BERLIN).strftime("%m-%d %H:%M") for r in fired] == [
+            "03-01 16:00",
+            "03-01 16:01",
+            "03-02 16:00",
+            "03-02 16:01",
+        ]
+        merged = [r for r in rows if r.status == ItemStatus.cancelled]
+        assert [r.slot_key for r in merged] == [
+            "dp:afternoon:2026-03-01:2",
+            "dp:afternoon:2026-03-02:2",
+        ]
+        decided = session.scalars(
+            sa.select(Decision.scheduled_item_id).where(Decision.participant_id == participant_id)
+        ).all()
+        assert {r.id for r in fired} <= set(decided)
+    admin = world.staff(Role.admin)
+    response = world.client.get(f"/v1/studies/{study['id']}/protocols/{version}", headers=admin)
+    assert response.status_code == 200, response.text
+    response = world.client.post(f"/v1/studies/{study['id']}/protocols", json=stored, headers=admin)
+    assert response.status_code == 422, response.text
+    assert "3 random times need 3 distinct minutes" in response.text
