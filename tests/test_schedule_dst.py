@@ -86,6 +86,58 @@ def test_the_planner_fires_a_colliding_schedule_once(
         assert len(firing) == len(set(firing))
 
 
+@pytest.mark.parametrize("zone", ["America/Nuuk", "America/Godthab", "America/Scoresbysund"])
+def test_a_time_moved_past_midnight_fires_on_the_next_date_under_its_own(zone: str) -> None:
+    """Greenland jumps from 23:00 to 00:00 (2026-03-28): 23:30 does not exist, the date does.
+    The slot fires at 00:30 on the 29th, keyed to the 28th; it is merged into a slot of the
+    29th at that instant, which records it."""
+    day, moved_to = date(2026, 3, 28), utc(2026, 3, 29, 1, 30)
+    (alone,) = day_slots(zone, day, ["23:30"])
+    assert alone.fires
+    assert (alone.slot_key, alone.local_date, alone.due_at) == ("dp:dp:2026-03-28:0", day, moved_to)
+    assert alone.draw is None
+    _, merged = day_slots(zone, day, ["00:30", "23:30"])
+    kept, _ = day_slots(zone, day + timedelta(days=1), ["00:30", "23:30"])
+    assert merged.due_at == kept.due_at == moved_to
+    assert not merged.fires
+    assert merged.merged_into == kept.slot_key == "dp:dp:2026-03-29:0"
+    assert merged.cancel_reason == (
+        f"dst: merged into dp:dp:2026-03-29:0: 23:30 does not exist on 2026-03-28 in {zone} "
+        "(the clocks jump forward); moved to 2026-03-29 00:30, it falls on the same instant "
+        "(00:30 local, 2026-03-29T01:30Z)"
+    )
+    assert kept.fires
+    assert kept.draw == {"merged": [{"slot_key": merged.slot_key, "local_time": "23:30"}]}
+    # The planner agrees, whichever piece of time it expands.
+    person = participant(zone, utc(2026, 1, 1))
+    doc = protocol(["00:30", "23:30"])
+    for start, end in [
+        (moved_to - timedelta(days=1), moved_to + timedelta(days=1)),
+        (moved_to - timedelta(hours=1), moved_to + timedelta(minutes=1)),
+    ]:
+        at_instant = [s for s in desired_slots(person, doc, start, end) if s.due_at == moved_to]
+        assert at_instant == [merged, kept]
+
+
+def test_a_moved_time_is_not_merged_into_a_next_date_without_slots() -> None:
+    """The next date is not an active day of the schedule: the moved 23:30 fires alone."""
+    zone, day = ZoneInfo("America/Nuuk"), date(2026, 3, 28)
+    block = protocol(["00:30", "23:30"]).decision_points[0]
+    slots = slots_on_day(
+        block,
+        ItemKind.decision_point,
+        day,
+        zone,
+        study_seed=7,
+        participant_id=uuid.UUID(int=42),
+        active=lambda d: d != day + timedelta(days=1),
+    )
+    assert [(s.due_at, s.fires, s.draw) for s in slots] == [
+        (utc(2026, 3, 28, 2, 30), True, None),
+        (utc(2026, 3, 29, 1, 30), True, None),
+    ]
+
+
 def test_a_skipped_date_fires_nothing_and_says_why() -> None:
     """Samoa skipped 2011-12-30 (UTC-10 -> UTC+14): its 09:00 would be the 31st's 09:00."""
     person = participant("Pacific/Apia", utc(2011, 12, 1))
@@ -209,7 +261,8 @@ def scenarios(draw: st.DrawFn) -> tuple[str, date, list[str], dict[str, Any] | N
             for t in draw(st.lists(st.integers(around, around + jump - 1), max_size=3)):
                 fixed.add(t)
                 if draw(st.booleans()):
-                    fixed.add(t + jump)
+                    # Past midnight that is a time of the next date (Nuuk's 23:30 -> 00:30).
+                    fixed.add((t + jump) % (24 * 60))
         else:  # a fold: times that happen twice
             fixed.update(draw(st.lists(st.integers(around + jump, around - 1), max_size=3)))
     else:
@@ -246,6 +299,17 @@ def exists(day: date, at: time, tz: ZoneInfo) -> bool:
 @example(scenario=("Australia/Lord_Howe", date(2026, 10, 4), ["02:00", "02:30"], None, 0))
 @example(scenario=("America/Santiago", date(2026, 9, 6), ["00:00", "01:00"], None, 0))
 @example(scenario=("Pacific/Apia", date(2011, 12, 30), ["09:00"], None, 0))
+@example(scenario=("America/Nuuk", date(2026, 3, 28), ["23:30"], None, 0))
+@example(scenario=("America/Nuuk", date(2026, 3, 28), ["00:30", "23:30"], None, 0))
+@example(
+    scenario=(
+        "America/Nuuk",
+        date(2026, 3, 28),
+        ["00:10"],
+        {"start": "23:00", "end": "23:59", "count": 3},
+        0,
+    )
+)
 @example(scenario=("Antarctica/Troll", date(2026, 3, 29), ["01:00", "03:00"], None, 0))
 @example(
     scenario=(
@@ -310,14 +374,25 @@ def test_one_slot_per_instant_and_per_planned_time_in_every_zone(
         assert slot.cancel_reason is not None
         assert slot.cancel_reason.startswith("dst: ")
         if slot.merged_into is not None:
+            # Merged into the slot at its instant, of its date or (moved past midnight) the
+            # next one, which lists it.
             survivor = firing[slot.merged_into]
             assert survivor.due_at == slot.due_at
-            assert survivor.local_date == slot.local_date
+            assert survivor.local_date - slot.local_date in (timedelta(0), timedelta(days=1))
             assert {"slot_key": slot.slot_key, "local_time": f"{slot.local_time:%H:%M}"} in (
                 survivor.draw or {}
             )["merged"]
         else:
-            assert wall.date() != slot.local_date  # moved off a date the zone skips
+            # Not merged: only on a date without any local time (the zone skips it).
+            assert not any(
+                exists(slot.local_date, time(m // 60, m % 60), tz) for m in range(24 * 60)
+            )
+    # A slot that lists merged slots stands for exactly the slots merged into it.
+    for slot in firing.values():
+        if slot.local_date == dates[0]:
+            continue  # may stand for a slot of the day before, not expanded here
+        listed = {m["slot_key"] for m in (slot.draw or {}).get("merged", [])}
+        assert listed == {s.slot_key for s in slots if s.merged_into == slot.slot_key}
     for slot in firing.values():
         if slot.draw is None or "seed" not in slot.draw:
             continue

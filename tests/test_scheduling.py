@@ -1,6 +1,7 @@
 """Materialized schedules, the worker's claims, lateness, re-planning and event triggers,
 under a simulated clock, on the configured database."""
 
+import copy
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.notifications.providers import LoggingProvider
+from app.protocols.models import ProtocolVersion
 from app.protocols.timing import Event
 from app.scheduling.dispatch import claim_due, run_due_batch
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
@@ -539,6 +541,69 @@ def test_dst_collision_in_new_york_fires_once_and_the_merge_is_recorded(world: W
         assert not items(session, person.participant_id, status=ItemStatus.missed)
 
 
+def test_a_slot_moved_past_midnight_fires_on_the_next_date_keyed_to_its_own(
+    world: World,
+) -> None:
+    # Nuuk jumps from 23:00 to 00:00 on 2026-03-28: 23:30 does not exist, but the date does.
+    # The evening diary prompt fires at 00:30 on the 29th under the 28th's key; the
+    # decision point's 23:30 lands on the 29th's 00:30 and is merged into it; a decision
+    # point not active on Sunday the 29th fires its moved 23:30 alone.
+    document = protocol_yaml(
+        dp_times=["00:30", "23:30"],
+        ema_times=["23:30"],
+        extra_decision_points=[
+            {
+                "id": "weekdays",
+                "times": ["00:30", "23:30"],
+                "days_of_week": ["mon", "tue", "wed", "thu", "fri", "sat"],
+            }
+        ],
+    )
+    world.clock.set(datetime(2026, 3, 26, 18, 0, tzinfo=UTC))
+    person = enrolled(world, document, timezone="America/Nuuk")
+    w = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="w1",
+        decider=decide_batch,
+        provider=LoggingProvider(),
+    )
+    run_until(world, w, datetime(2026, 3, 30, 12, 0, tzinfo=UTC))
+    moved_to = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 00:30 on the 29th in Nuuk
+    with world.session_factory() as session:
+        rows = {r.slot_key: r for r in items(session, person.participant_id)}
+        diary = rows["ema:evening:2026-03-28:0"]
+        # Fired (then expired unanswered, as no one answers here).
+        assert (diary.due_at, diary.completed_at) == (moved_to, moved_to)
+        assert diary.sequence is not None
+        assert diary.status_reason == "expired: not answered before the prompt expired"
+        merged, kept = rows["dp:morning:2026-03-28:1"], rows["dp:morning:2026-03-29:0"]
+        assert merged.status == ItemStatus.cancelled
+        assert merged.sequence is None
+        assert merged.status_reason == (
+            "dst: merged into dp:morning:2026-03-29:0: 23:30 does not exist on 2026-03-28 in "
+            "America/Nuuk (the clocks jump forward); moved to 2026-03-29 00:30, it falls on "
+            "the same instant (00:30 local, 2026-03-29T01:30Z)"
+        )
+        assert kept.status == ItemStatus.done
+        assert kept.due_at == merged.due_at == moved_to
+        assert kept.draw == {"merged": [{"slot_key": merged.slot_key, "local_time": "23:30"}]}
+        alone = rows["dp:weekdays:2026-03-28:1"]
+        assert (alone.status, alone.due_at) == (ItemStatus.done, moved_to)
+        assert "dp:weekdays:2026-03-29:0" not in rows
+        (note,) = session.scalars(
+            sa.select(Decision.note).where(Decision.scheduled_item_id == kept.id)
+        ).all()
+        assert note is not None
+        assert note.endswith(
+            "dst: also stands for dp:morning:2026-03-28:1 (planned 23:30), which fell on this "
+            "instant after a clock change"
+        )
+        missed = items(session, person.participant_id, status=ItemStatus.missed)
+        assert all(r.kind == ItemKind.ema_prompt for r in missed)
+
+
 def test_a_dst_merge_follows_time_zone_changes(world: World) -> None:
     # Re-planning writes the merge as well: a zone without the collision revives the row,
     # and moving back merges it again.
@@ -566,3 +631,71 @@ def test_a_dst_merge_follows_time_zone_changes(world: World) -> None:
             assert item.status == status
             assert item.status_reason is None
             assert item.due_at == datetime(2026, 3, 8, 1, tzinfo=UTC)  # 02:00 in Berlin
+
+
+def test_a_stored_version_that_a_later_check_refuses_still_loads_and_schedules(
+    world: World,
+) -> None:
+    # A window needs a minute per random time: a check added after versions were stored.
+    # A version stored before it (here: its document edited in the database as an older
+    # Kairos would have stored it) keeps loading, planning and deciding; uploads refuse it.
+    document = protocol_yaml(
+        dp_times=["09:00"],
+        ema_times=[],
+        extra_decision_points=[
+            {"id": "afternoon", "random_windows": [{"start": "16:00", "end": "16:03", "count": 3}]}
+        ],
+    )
+    study = world.study()
+    version = upload(world, study["id"], document)
+    with world.session_factory() as session:
+        row = session.scalars(
+            sa.select(ProtocolVersion).where(
+                ProtocolVersion.study_id == uuid.UUID(study["id"]),
+                ProtocolVersion.version == version,
+            )
+        ).one()
+        stored = copy.deepcopy(row.document)
+        stored["decision_points"][1]["random_windows"][0]["end"] = "16:02"
+        row.document, row.content_hash = stored, "legacy-" + uuid.uuid4().hex
+        session.commit()
+    participant, _ = world.enrolled_participant(study["id"])
+    participant_id = uuid.UUID(participant["id"])
+    w = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="w1",
+        decider=decide_batch,
+        provider=LoggingProvider(),
+    )
+    until = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    run_until(world, w, until)
+    with world.session_factory() as session:
+        rows = [
+            r for r in items(session, participant_id, source_id="afternoon") if r.due_at < until
+        ]
+        assert [r.slot_key for r in rows[:3]] == [f"dp:afternoon:2026-03-01:{i}" for i in range(3)]
+        fired = [r for r in rows if r.status == ItemStatus.done]
+        # Three moments in two minutes: two of them would share an instant, so they merge.
+        assert [r.due_at.astimezone(BERLIN).strftime("%m-%d %H:%M") for r in fired] == [
+            "03-01 16:00",
+            "03-01 16:01",
+            "03-02 16:00",
+            "03-02 16:01",
+        ]
+        merged = [r for r in rows if r.status == ItemStatus.cancelled]
+        assert [r.slot_key for r in merged] == [
+            "dp:afternoon:2026-03-01:2",
+            "dp:afternoon:2026-03-02:2",
+        ]
+        decided = session.scalars(
+            sa.select(Decision.scheduled_item_id).where(Decision.participant_id == participant_id)
+        ).all()
+        assert {r.id for r in fired} <= set(decided)
+    admin = world.staff(Role.admin)
+    response = world.client.get(f"/v1/studies/{study['id']}/protocols/{version}", headers=admin)
+    assert response.status_code == 200, response.text
+    response = world.client.post(f"/v1/studies/{study['id']}/protocols", json=stored, headers=admin)
+    assert response.status_code == 422, response.text
+    assert "3 random times need 3 distinct minutes" in response.text

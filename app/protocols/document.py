@@ -1,7 +1,9 @@
 """The study protocol document: the top-level model and the study section.
 
-A `Protocol` built with `Protocol.model_validate` is only structurally valid; use
-`app.protocols.parse_protocol`, which also runs every semantic check.
+A `Protocol` built with `Protocol.model_validate` is only structurally valid; a new
+document goes through `app.protocols.parse_protocol`, which also runs every semantic check.
+Stored versions (checked when they were uploaded) are read with
+`app.protocols.loading.load_stored`, which checks the structure only.
 """
 
 from typing import Literal

@@ -16,7 +16,7 @@ from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.core.pagination import keyset_page
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.protocols.loading import ProtocolInvalid, parse_protocol
+from app.protocols.loading import ProtocolInvalid, load_stored, parse_protocol
 from app.protocols.models import ProtocolVersion
 from app.studies.models import Study
 
@@ -244,10 +244,11 @@ _parsed: dict[str, Protocol] = {}
 
 
 def load_protocol(row: ProtocolVersion) -> Protocol:
-    """The validated document of a stored version."""
+    """The document of a stored version (validated at upload; loading re-checks only its
+    structure, so a check added later cannot lock a study out of its live version)."""
     protocol = _parsed.get(row.content_hash)
     if protocol is None:
-        protocol = _parsed[row.content_hash] = parse_protocol(row.document)
+        protocol = _parsed[row.content_hash] = load_stored(row.document)
     return protocol
 
 

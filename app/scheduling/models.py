@@ -21,7 +21,8 @@ class ItemStatus(StrEnum):
     done = "done"  # fired: the prompt was sent, the decision was made
     missed = "missed"  # later than its grace period when a worker got to it
     # Re-planned away (status, time zone or protocol change), or not fired because of a DST
-    # change (merged into another slot at the same instant; status_reason starts "dst:").
+    # change (merged into another slot at the same instant, or on a date the zone skips;
+    # status_reason starts "dst:").
     cancelled = "cancelled"
 
 

@@ -8,7 +8,7 @@ back); fired, missed and claimed rows, and anything due in the past, are never r
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from app.core.ids import new_id
 from app.notifications.models import Notification, NotificationStatus
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
+from app.protocols.timing import Timing
 from app.protocols.versions import protocol_of_version
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.slots import Slot, local_dates, slots_on_day, weekday_of
@@ -72,13 +73,20 @@ def desired_slots(
     blocks = [(s, ItemKind.ema_prompt) for s in protocol.ema_schedules] + [
         (p, ItemKind.decision_point) for p in protocol.decision_points
     ]
+
+    def active_on(block: Timing) -> Callable[[date], bool]:
+        def active(day: date) -> bool:
+            return block.is_active_on((day - day_zero).days, weekday_of(day), last_day)
+
+        return active
+
     slots = []
     for day in local_dates(start, end, zone):
-        study_day = (day - day_zero).days
         for block, kind in blocks:
             if not (block.times or block.random_windows):
                 continue
-            if not block.is_active_on(study_day, weekday_of(day), last_day):
+            active = active_on(block)
+            if not active(day):
                 continue
             for slot in slots_on_day(
                 block,
@@ -87,6 +95,7 @@ def desired_slots(
                 zone,
                 study_seed=protocol.study.random_seed,
                 participant_id=participant.id,
+                active=active,
             ):
                 if start <= slot.due_at < end:
                     slots.append(slot)
@@ -111,7 +120,7 @@ def item_row(participant: Participant, slot: Slot, now: datetime) -> dict[str, o
         "due_at": slot.due_at,
         "expires_at": slot.expires_at,
         "draw": slot.draw,
-        # A slot that does not fire (merged by a DST change) keeps its row, cancelled with
+        # A slot that does not fire (a DST merge or skipped date) keeps its row, cancelled with
         # the reason, so every (schedule, date, index) is accounted for.
         "status": str(ItemStatus.planned if slot.fires else ItemStatus.cancelled),
         "status_reason": slot.cancel_reason,

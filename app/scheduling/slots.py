@@ -11,8 +11,11 @@ UTC due time comes from the local date and time in the participant's IANA zone:
   into it: one of them fires (the one at its own wall-clock time), the other is kept as a
   cancelled row saying where it went, and the one that fires records what it stands for
   (``draw["merged"]``). New York 02:00 and 03:00 on 2026-03-08 fire once, at 03:00 EDT;
-- a slot whose moved time would leave its local date (only a date the zone skips
-  altogether, as Samoa skipped 2011-12-30) does not fire either; its row says why.
+- a moved slot may leave its local date: Nuuk jumps from 23:00 to 00:00, so 23:30 on
+  2026-03-28 fires at 00:30 on the 29th. It keeps its key and local date (the 28th), and
+  is merged as above if a slot of the 29th is at that instant;
+- a slot whose local date has no local times at all (a date the zone skips altogether, as
+  Samoa skipped 2011-12-30) does not fire; its row says why.
 
 So no schedule ever has two slots at one instant, and every (schedule, date, index) still
 has its row. See docs/decisions/0009-dst-slots.md.
@@ -129,6 +132,7 @@ def slots_on_day(
     *,
     study_seed: int,
     participant_id: uuid.UUID,
+    active: Callable[[date], bool] | None = None,
 ) -> list[Slot]:
     """The slots of one timing block on one local date (the caller checks the day is active).
 
@@ -136,7 +140,39 @@ def slots_on_day(
     names the same moment whatever the draw. Every moment gets its slot; the ones that do
     not fire because of a DST change say why (``cancel_reason``, see the module docstring),
     so the slots that fire are at distinct instants.
+
+    A day that ends in a gap moves slots onto the next date, where they may meet that
+    date's slots, so those are expanded too: ``active`` says on which other dates the
+    block has slots (the caller's check; None: every date).
     """
+    on_date = functools.partial(
+        _day_slots,
+        block,
+        kind,
+        zone=zone,
+        study_seed=study_seed,
+        participant_id=participant_id,
+    )
+    is_active = active or (lambda _: True)
+    before, after = day - timedelta(days=1), day + timedelta(days=1)
+    slots = on_date(day)
+    if _ends_in_gap(before, zone) and is_active(before):
+        slots = on_date(before) + slots
+    if _ends_in_gap(day, zone) and is_active(after):
+        slots = slots + on_date(after)
+    return [s for s in _resolve_collisions(slots, zone) if s.local_date == day]
+
+
+def _day_slots(
+    block: Timing,
+    kind: ItemKind,
+    day: date,
+    *,
+    zone: ZoneInfo,
+    study_seed: int,
+    participant_id: uuid.UUID,
+) -> list[Slot]:
+    """The day's slots at their (possibly moved) instants, before collisions are resolved."""
     prefix = f"{kind_prefix(kind)}:{block.id}:{day.isoformat()}"
     elapsed = _elapsed_minutes(day, zone)
     moments: list[tuple[int, dict[str, Any] | None]] = [
@@ -182,7 +218,23 @@ def slots_on_day(
                 draw=slot_draw,
             )
         )
-    return _resolve_collisions(slots, zone)
+    return slots
+
+
+def _ends_in_gap(day: date, zone: ZoneInfo) -> bool:
+    """Whether the clocks jump over midnight at the end of the date, so that its last
+    minutes (if they exist at all) fall on the next date."""
+    return local_to_utc(day, time(23, 59), zone).astimezone(zone).date() != day
+
+
+@functools.lru_cache(maxsize=1024)
+def _has_local_times(day: date, zone: ZoneInfo) -> bool:
+    """Whether any minute of the date exists on the clocks (false only for a skipped date)."""
+    return any(
+        local_to_utc(day, at, zone).astimezone(zone).replace(tzinfo=None)
+        == datetime.combine(day, at)
+        for at in map(_time_of, range(24 * 60))
+    )
 
 
 def _elapsed_minutes(day: date, zone: ZoneInfo) -> Callable[[int], int]:
@@ -207,12 +259,13 @@ def _moved(slot: Slot, zone: ZoneInfo) -> bool:
 
 def _resolve_collisions(slots: list[Slot], zone: ZoneInfo) -> list[Slot]:
     """One slot per instant: a moved slot landing on another slot's instant is merged into
-    it, and a slot moved off its local date does not fire (see the module docstring)."""
+    it (across midnight too: ``slots`` may hold consecutive dates, in date order), and a
+    slot of a date without local times does not fire (see the module docstring)."""
     by_instant: dict[datetime, list[int]] = {}
     resolved = list(slots)
     for index, slot in enumerate(slots):
         wall = _wall(slot, zone)
-        if wall.date() != slot.local_date:
+        if wall.date() != slot.local_date and not _has_local_times(slot.local_date, zone):
             resolved[index] = replace(
                 slot,
                 cancel_reason=(
@@ -225,8 +278,8 @@ def _resolve_collisions(slots: list[Slot], zone: ZoneInfo) -> list[Slot]:
     for indexes in by_instant.values():
         if len(indexes) < 2:
             continue
-        # The slot at its own wall-clock time fires; among equals the first (fixed times
-        # come before draws).
+        # The slot at its own wall-clock time fires; among equals the first (the earlier
+        # date, then fixed times before draws).
         kept = min(indexes, key=lambda i: (_moved(slots[i], zone), i))
         survivor = slots[kept]
         merged = []
@@ -235,9 +288,12 @@ def _resolve_collisions(slots: list[Slot], zone: ZoneInfo) -> list[Slot]:
                 continue
             slot = slots[index]
             wall = _wall(slot, zone)
+            moved_to = (
+                f"{wall:%H:%M}" if wall.date() == slot.local_date else f"{wall:%Y-%m-%d %H:%M}"
+            )
             why = (
                 f"{slot.local_time:%H:%M} does not exist on {slot.local_date} in {zone.key} "
-                f"(the clocks jump forward); moved to {wall:%H:%M}, it"
+                f"(the clocks jump forward); moved to {moved_to}, it"
                 if _moved(slot, zone)
                 else "it"
             )
