@@ -274,8 +274,9 @@ def test_worker_activity_shows_due_work_lag_push_outcomes_and_the_outbox(
     later = scrape(world.client, admin)
     assert value(later, "kairos_outbox_due_notifications") == 1
     assert value(later, "kairos_outbox_oldest_due_age_seconds") == 30
-    # NaN: run_pending is not a tick; no worker has written a heartbeat.
+    # NaN: run_pending is not a tick; no worker has written a heartbeat. So none is active.
     assert math.isnan(later[("kairos_worker_last_tick_age_seconds", frozenset())])
+    assert later[("kairos_workers_active", frozenset())] == 0
 
 
 def test_missed_due_work_is_observed_as_missed(
@@ -299,8 +300,39 @@ def test_missed_due_work_is_observed_as_missed(
         before, "kairos_due_work_lag_seconds_bucket", **missed, le="3600.0"
     )
     assert value(after, "kairos_worker_last_tick_age_seconds") == 0
+    assert value(after, "kairos_workers_active") == 1
     world.clock.advance(timedelta(minutes=2))
     assert value(scrape(world.client, admin), "kairos_worker_last_tick_age_seconds") == 120
+
+
+def test_active_workers_are_those_that_ticked_within_five_minutes(
+    world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
+) -> None:
+    provider, _ = fcm
+    admin = world.staff(Role.admin)
+    # No worker has ever ticked: the age is NaN (no alert compares true on it), and the
+    # count says 0, which an alert can see.
+    samples = scrape(world.client, admin)
+    assert math.isnan(samples[("kairos_worker_last_tick_age_seconds", frozenset())])
+    assert samples[("kairos_workers_active", frozenset())] == 0
+    first = _worker(world, provider)
+    first.tick()
+    world.clock.advance(timedelta(minutes=3))
+    second = Worker(
+        world.session_factory, world.clock, tick_seconds=1, worker_id="second", provider=provider
+    )
+    second.tick()
+    assert value(scrape(world.client, admin), "kairos_workers_active") == 2
+    assert world.client.get("/readyz").json()["workers_active"] == 2
+    world.clock.advance(timedelta(minutes=2, seconds=1))  # the first ticked 5 min 1 s ago
+    samples = scrape(world.client, admin)
+    assert value(samples, "kairos_workers_active") == 1
+    assert value(samples, "kairos_worker_last_tick_age_seconds") == 121
+    world.clock.advance(timedelta(minutes=3))
+    samples = scrape(world.client, admin)
+    assert samples[("kairos_workers_active", frozenset())] == 0
+    readiness = world.client.get("/readyz").json()
+    assert readiness["workers_active"] == 0
 
 
 def test_open_flags_alerts_webhook_and_export_job_states(world: World) -> None:
