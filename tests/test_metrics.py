@@ -107,6 +107,43 @@ def test_requests_are_counted_by_route_template_and_status_class(world: World) -
     assert not any(study["id"] in v or str(missing) in v for v in labels)
 
 
+def test_the_docs_pages_and_the_openapi_document_are_counted_under_their_paths(
+    world: World,
+) -> None:
+    admin = world.staff(Role.admin)
+    before = scrape(world.client, admin)
+    for method, path in (
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("HEAD", "/docs"),
+        ("GET", "/redoc"),
+        ("POST", "/redoc"),  # 405: the route matched, the method did not
+    ):
+        assert world.client.request(method, path).status_code < 500
+    after = scrape(world.client, admin)
+
+    def delta(method: str, route: str, status: str) -> float:
+        labels = {"method": method, "route": route, "status": status}
+        return value(after, "kairos_http_requests_total", **labels) - value(
+            before, "kairos_http_requests_total", **labels
+        )
+
+    assert delta("GET", "/openapi.json", "2xx") == 1
+    assert delta("GET", "/docs", "2xx") == 1
+    assert delta("HEAD", "/docs", "2xx") == 1
+    assert delta("GET", "/redoc", "2xx") == 1
+    assert delta("POST", "/redoc", "4xx") == 1
+    for method in ("GET", "HEAD", "POST"):
+        for status in ("2xx", "4xx"):
+            assert delta(method, "unmatched", status) == 0, (method, status)
+    duration = {"method": "GET", "route": "/openapi.json"}
+    assert (
+        value(after, "kairos_http_request_duration_seconds_count", **duration)
+        - value(before, "kairos_http_request_duration_seconds_count", **duration)
+        == 1
+    )
+
+
 def test_unexpected_errors_and_too_large_bodies_are_counted(
     world: World, settings: Settings, clock: SimulatedClock
 ) -> None:
