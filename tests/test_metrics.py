@@ -34,15 +34,15 @@ from app.core.config import Settings
 from app.core.db import create_db_engine, make_session_factory
 from app.export.models import ExportJob
 from app.monitoring.models import CareFlag
-from app.notifications.fcm import FcmConfig, FcmProvider
+from app.notifications.fcm import FcmProvider
 from app.observability.metrics import MULTIPROC_ENV, exposition, exposition_registry
 from app.observability.state import DatabaseState
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World, bearer, is_postgres_run
 from tests.support import fake_fcm
-from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
+from tests.support.push import person_with_devices
+from tests.support.scheduling import RecordingDecider
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 METRICS_TOKEN = "metrics-token-for-prometheus-0123456789"
@@ -227,35 +227,6 @@ def test_a_metrics_port_serves_process_metrics_and_database_state(
     assert ("kairos_outbox_due_notifications", frozenset()) in samples
 
 
-@pytest.fixture(scope="module")
-def fcm_server() -> Iterator[tuple[int, fake_fcm.FakeFcm]]:
-    server, fake = fake_fcm.start()
-    yield server.server_port, fake
-    server.shutdown()
-
-
-@pytest.fixture
-def fcm(fcm_server: tuple[int, fake_fcm.FakeFcm]) -> Iterator[tuple[FcmProvider, fake_fcm.FakeFcm]]:
-    port, fake = fcm_server
-    fake.plans.clear()
-    fake.received.clear()
-    provider = FcmProvider(FcmConfig(endpoint=f"http://127.0.0.1:{port}", project_id="kairos-test"))
-    yield provider, fake
-    provider.close()
-
-
-def _person_with_devices(world: World, *tokens: str) -> Enrolled:
-    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
-    for token in tokens:
-        response = world.client.post(
-            "/v1/me/devices",
-            json={"push_token": token, "platform": "android"},
-            headers=person.headers,
-        )
-        assert response.status_code == 201, response.text
-    return person
-
-
 def _worker(world: World, provider: FcmProvider) -> Worker:
     return Worker(
         world.session_factory,
@@ -272,9 +243,9 @@ def test_worker_activity_shows_due_work_lag_push_outcomes_and_the_outbox(
 ) -> None:
     provider, fake = fcm
     fake.plans["dead-phone"] = ["unregistered"]
-    _person_with_devices(world, "live-phone", "dead-phone")
+    person_with_devices(world, "live-phone", "dead-phone")
     fake.plans["busy-phone"] = ["quota"]
-    _person_with_devices(world, "busy-phone")
+    person_with_devices(world, "busy-phone")
     admin = world.staff(Role.admin)
     world.clock.set(DUE + timedelta(seconds=90))  # both decision points are 90 s late
     before = scrape(world.client, admin)
@@ -320,7 +291,7 @@ def test_missed_due_work_is_observed_as_missed(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, _ = fcm
-    _person_with_devices(world, "late-phone")
+    person_with_devices(world, "late-phone")
     admin = world.staff(Role.admin)
     before = scrape(world.client, admin)
     world.clock.set(DUE + timedelta(hours=3))  # past the decision point's grace
