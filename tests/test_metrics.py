@@ -474,6 +474,39 @@ def test_a_blocked_database_costs_a_scrape_at_most_the_query_timeout(
     assert elapsed < 5
 
 
+def test_the_metrics_port_waits_for_a_silent_database_as_its_connection_allows(
+    settings: Settings,
+) -> None:
+    # A server that accepts TCP connections and never answers (what a hung host looks
+    # like): the query timeout cannot help, the connection's own timeout must.
+    import socket
+
+    with socket.socket() as silent, socket.socket() as probe:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        server = _serve_metrics(
+            settings.model_copy(
+                update={"database_url": f"{url}?connect_timeout=2", "metrics": port}
+            ),
+            port,
+            with_database_state=True,
+        )
+        try:
+            started = time.monotonic()
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert response.status_code == 200
+    assert value(parse(response.text), "kairos_database_up") == 0
+    assert elapsed < 10
+
+
 def test_several_processes_are_summed_through_the_multiprocess_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

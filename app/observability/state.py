@@ -5,9 +5,13 @@ flags and escalation alerts, worker heartbeats.
 Every query is an indexed range or a count over a small table (alerts, flags, export jobs
 and worker heartbeats hold a few rows per participant at most), all in one read-only
 transaction. On PostgreSQL the transaction carries a statement timeout
-(KAIROS_METRICS_QUERY_TIMEOUT_SECONDS), so a slow or unreachable database costs a scrape
-that long at most; then the scrape still answers, with ``kairos_database_up 0`` and the
-process metrics, but without the database figures.
+(KAIROS_METRICS_QUERY_TIMEOUT_SECONDS), so a slow or locked database costs each query that
+long at most, and the first query that times out ends the reading; then the scrape still
+answers, with ``kairos_database_up 0`` and the process metrics, but without the database
+figures. A database that refuses connections fails the reading at once. The statement
+timeout does not bound getting a connection: a server that accepts no packets holds the
+scrape for as long as the engine waits to connect, which the session factory's engine
+decides (the metrics port's engine is built like the API's, from the same settings).
 """
 
 import logging
