@@ -158,7 +158,8 @@ def worker(
             max=65535,
             help="Serve this worker's Prometheus metrics on this port (KAIROS_HOST). "
             "Without it they reach Prometheus through a PROMETHEUS_MULTIPROC_DIR shared with "
-            "the API on the same host.",
+            "the API in one PID namespace (not across containers: the files are named by "
+            "process id, and each container's Kairos is PID 1).",
         ),
     ] = None,
 ) -> None:

@@ -168,3 +168,34 @@ def test_log_format_setting_is_validated() -> None:
     assert Settings(_env_file=None, log_format="json").log_format == "json"
     with pytest.raises(ValueError, match="log_format"):
         Settings(_env_file=None, log_format="xml")
+
+
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_apscheduler_says_nothing_per_job_run_at_info(level: str, shown: bool) -> None:
+    # A real APScheduler running a job, as the worker's tick: at info its "Running job" and
+    # "executed successfully" lines (two per run, every few seconds) stay out of the log.
+    script = (
+        "import logging, threading\n"
+        "from apscheduler.schedulers.background import BackgroundScheduler\n"
+        "from app.observability.logs import configure_logging\n"
+        f"configure_logging('{level}', 'json')\n"
+        "ran = threading.Event()\n"
+        "def tick():\n"
+        "    logging.getLogger('app.worker.runner').info('ticked')\n"
+        "    ran.set()\n"
+        "scheduler = BackgroundScheduler(timezone='UTC')\n"
+        "scheduler.add_job(tick)\n"
+        "scheduler.start()\n"
+        "assert ran.wait(30)\n"
+        "scheduler.shutdown(wait=True)\n"
+        "logging.getLogger('apscheduler.scheduler').warning('still warns')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    messages = [r["message"] for r in records]
+    assert "ticked" in messages
+    assert "still warns" in messages
+    job_lines = [m for m in messages if m.startswith("Running job") or "executed" in m]
+    assert bool(job_lines) is shown, messages

@@ -34,15 +34,15 @@ from app.core.config import Settings
 from app.core.db import create_db_engine, make_session_factory
 from app.export.models import ExportJob
 from app.monitoring.models import CareFlag
-from app.notifications.fcm import FcmConfig, FcmProvider
+from app.notifications.fcm import FcmProvider
 from app.observability.metrics import MULTIPROC_ENV, exposition, exposition_registry
 from app.observability.state import DatabaseState
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World, bearer, is_postgres_run
 from tests.support import fake_fcm
-from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
+from tests.support.push import person_with_devices
+from tests.support.scheduling import RecordingDecider
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 METRICS_TOKEN = "metrics-token-for-prometheus-0123456789"
@@ -105,6 +105,43 @@ def test_requests_are_counted_by_route_template_and_status_class(world: World) -
     # No ids in labels: a label per study or participant would grow without bound.
     labels = {v for _, pairs in after for _, v in pairs}
     assert not any(study["id"] in v or str(missing) in v for v in labels)
+
+
+def test_the_docs_pages_and_the_openapi_document_are_counted_under_their_paths(
+    world: World,
+) -> None:
+    admin = world.staff(Role.admin)
+    before = scrape(world.client, admin)
+    for method, path in (
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("HEAD", "/docs"),
+        ("GET", "/redoc"),
+        ("POST", "/redoc"),  # 405: the route matched, the method did not
+    ):
+        assert world.client.request(method, path).status_code < 500
+    after = scrape(world.client, admin)
+
+    def delta(method: str, route: str, status: str) -> float:
+        labels = {"method": method, "route": route, "status": status}
+        return value(after, "kairos_http_requests_total", **labels) - value(
+            before, "kairos_http_requests_total", **labels
+        )
+
+    assert delta("GET", "/openapi.json", "2xx") == 1
+    assert delta("GET", "/docs", "2xx") == 1
+    assert delta("HEAD", "/docs", "2xx") == 1
+    assert delta("GET", "/redoc", "2xx") == 1
+    assert delta("POST", "/redoc", "4xx") == 1
+    for method in ("GET", "HEAD", "POST"):
+        for status in ("2xx", "4xx"):
+            assert delta(method, "unmatched", status) == 0, (method, status)
+    duration = {"method": "GET", "route": "/openapi.json"}
+    assert (
+        value(after, "kairos_http_request_duration_seconds_count", **duration)
+        - value(before, "kairos_http_request_duration_seconds_count", **duration)
+        == 1
+    )
 
 
 def test_unexpected_errors_and_too_large_bodies_are_counted(
@@ -190,35 +227,6 @@ def test_a_metrics_port_serves_process_metrics_and_database_state(
     assert ("kairos_outbox_due_notifications", frozenset()) in samples
 
 
-@pytest.fixture(scope="module")
-def fcm_server() -> Iterator[tuple[int, fake_fcm.FakeFcm]]:
-    server, fake = fake_fcm.start()
-    yield server.server_port, fake
-    server.shutdown()
-
-
-@pytest.fixture
-def fcm(fcm_server: tuple[int, fake_fcm.FakeFcm]) -> Iterator[tuple[FcmProvider, fake_fcm.FakeFcm]]:
-    port, fake = fcm_server
-    fake.plans.clear()
-    fake.received.clear()
-    provider = FcmProvider(FcmConfig(endpoint=f"http://127.0.0.1:{port}", project_id="kairos-test"))
-    yield provider, fake
-    provider.close()
-
-
-def _person_with_devices(world: World, *tokens: str) -> Enrolled:
-    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
-    for token in tokens:
-        response = world.client.post(
-            "/v1/me/devices",
-            json={"push_token": token, "platform": "android"},
-            headers=person.headers,
-        )
-        assert response.status_code == 201, response.text
-    return person
-
-
 def _worker(world: World, provider: FcmProvider) -> Worker:
     return Worker(
         world.session_factory,
@@ -235,9 +243,9 @@ def test_worker_activity_shows_due_work_lag_push_outcomes_and_the_outbox(
 ) -> None:
     provider, fake = fcm
     fake.plans["dead-phone"] = ["unregistered"]
-    _person_with_devices(world, "live-phone", "dead-phone")
+    person_with_devices(world, "live-phone", "dead-phone")
     fake.plans["busy-phone"] = ["quota"]
-    _person_with_devices(world, "busy-phone")
+    person_with_devices(world, "busy-phone")
     admin = world.staff(Role.admin)
     world.clock.set(DUE + timedelta(seconds=90))  # both decision points are 90 s late
     before = scrape(world.client, admin)
@@ -274,15 +282,16 @@ def test_worker_activity_shows_due_work_lag_push_outcomes_and_the_outbox(
     later = scrape(world.client, admin)
     assert value(later, "kairos_outbox_due_notifications") == 1
     assert value(later, "kairos_outbox_oldest_due_age_seconds") == 30
-    # NaN: run_pending is not a tick; no worker has written a heartbeat.
+    # NaN: run_pending is not a tick; no worker has written a heartbeat. So none is active.
     assert math.isnan(later[("kairos_worker_last_tick_age_seconds", frozenset())])
+    assert later[("kairos_workers_active", frozenset())] == 0
 
 
 def test_missed_due_work_is_observed_as_missed(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, _ = fcm
-    _person_with_devices(world, "late-phone")
+    person_with_devices(world, "late-phone")
     admin = world.staff(Role.admin)
     before = scrape(world.client, admin)
     world.clock.set(DUE + timedelta(hours=3))  # past the decision point's grace
@@ -299,8 +308,39 @@ def test_missed_due_work_is_observed_as_missed(
         before, "kairos_due_work_lag_seconds_bucket", **missed, le="3600.0"
     )
     assert value(after, "kairos_worker_last_tick_age_seconds") == 0
+    assert value(after, "kairos_workers_active") == 1
     world.clock.advance(timedelta(minutes=2))
     assert value(scrape(world.client, admin), "kairos_worker_last_tick_age_seconds") == 120
+
+
+def test_active_workers_are_those_that_ticked_within_five_minutes(
+    world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
+) -> None:
+    provider, _ = fcm
+    admin = world.staff(Role.admin)
+    # No worker has ever ticked: the age is NaN (no alert compares true on it), and the
+    # count says 0, which an alert can see.
+    samples = scrape(world.client, admin)
+    assert math.isnan(samples[("kairos_worker_last_tick_age_seconds", frozenset())])
+    assert samples[("kairos_workers_active", frozenset())] == 0
+    first = _worker(world, provider)
+    first.tick()
+    world.clock.advance(timedelta(minutes=3))
+    second = Worker(
+        world.session_factory, world.clock, tick_seconds=1, worker_id="second", provider=provider
+    )
+    second.tick()
+    assert value(scrape(world.client, admin), "kairos_workers_active") == 2
+    assert world.client.get("/readyz").json()["workers_active"] == 2
+    world.clock.advance(timedelta(minutes=2, seconds=1))  # the first ticked 5 min 1 s ago
+    samples = scrape(world.client, admin)
+    assert value(samples, "kairos_workers_active") == 1
+    assert value(samples, "kairos_worker_last_tick_age_seconds") == 121
+    world.clock.advance(timedelta(minutes=3))
+    samples = scrape(world.client, admin)
+    assert samples[("kairos_workers_active", frozenset())] == 0
+    readiness = world.client.get("/readyz").json()
+    assert readiness["workers_active"] == 0
 
 
 def test_open_flags_alerts_webhook_and_export_job_states(world: World) -> None:
@@ -432,6 +472,39 @@ def test_a_blocked_database_costs_a_scrape_at_most_the_query_timeout(
         holder.join()
     assert value(samples, "kairos_database_up") == 0
     assert elapsed < 5
+
+
+def test_the_metrics_port_waits_for_a_silent_database_as_its_connection_allows(
+    settings: Settings,
+) -> None:
+    # A server that accepts TCP connections and never answers (what a hung host looks
+    # like): the query timeout cannot help, the connection's own timeout must.
+    import socket
+
+    with socket.socket() as silent, socket.socket() as probe:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        server = _serve_metrics(
+            settings.model_copy(
+                update={"database_url": f"{url}?connect_timeout=2", "metrics": port}
+            ),
+            port,
+            with_database_state=True,
+        )
+        try:
+            started = time.monotonic()
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert response.status_code == 200
+    assert value(parse(response.text), "kairos_database_up") == 0
+    assert elapsed < 10
 
 
 def test_several_processes_are_summed_through_the_multiprocess_directory(

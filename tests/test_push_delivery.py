@@ -3,7 +3,6 @@
 import logging
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.config import Environment, Settings
-from app.notifications.fcm import FcmConfig, FcmProvider, retry_after_seconds
+from app.notifications.fcm import FcmProvider, retry_after_seconds
 from app.notifications.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -28,41 +27,10 @@ from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support import fake_fcm
-from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
+from tests.support.push import person_with_devices
+from tests.support.scheduling import RecordingDecider
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
-
-
-@pytest.fixture(scope="module")
-def fcm_server() -> Iterator[tuple[int, fake_fcm.FakeFcm]]:
-    server, fake = fake_fcm.start()
-    yield server.server_port, fake
-    server.shutdown()
-
-
-@pytest.fixture
-def fcm(
-    fcm_server: tuple[int, fake_fcm.FakeFcm],
-) -> Iterator[tuple[FcmProvider, fake_fcm.FakeFcm]]:
-    port, fake = fcm_server
-    fake.plans.clear()
-    fake.received.clear()
-    provider = FcmProvider(FcmConfig(endpoint=f"http://127.0.0.1:{port}", project_id="kairos-test"))
-    yield provider, fake
-    provider.close()
-
-
-def setup(world: World, *tokens: str) -> Enrolled:
-    person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=[]))
-    for token in tokens:
-        response = world.client.post(
-            "/v1/me/devices",
-            json={"push_token": token, "platform": "android"},
-            headers=person.headers,
-        )
-        assert response.status_code == 201
-    return person
 
 
 def fire(world: World, provider: FcmProvider, policy: SendPolicy | None = None) -> Worker:
@@ -97,7 +65,7 @@ def test_push_reaches_fcm_with_payload_ttl_priority_and_apns_headers(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, fake = fcm
-    setup(world, "token-ok")
+    person_with_devices(world, "token-ok")
     fire(world, provider)
     row = only_notification(world)
     assert row.status == NotificationStatus.sent
@@ -130,7 +98,7 @@ def test_unregistered_token_disables_the_device_and_flags_the_participant(
 ) -> None:
     provider, fake = fcm
     fake.plans["dead-token"] = ["unregistered"]
-    person = setup(world, "dead-token")
+    person = person_with_devices(world, "dead-token")
     fire(world, provider)
     row = only_notification(world)
     assert row.status == NotificationStatus.failed
@@ -169,7 +137,7 @@ def test_invalid_tokens_disable_the_device(
 ) -> None:
     provider, fake = fcm
     fake.plans["bad"] = [answer]
-    setup(world, "bad")
+    person_with_devices(world, "bad")
     fire(world, provider)
     with world.session_factory() as session:
         assert not session.scalars(sa.select(Device)).one().enabled
@@ -181,7 +149,7 @@ def test_one_dead_device_of_two_still_delivers(
 ) -> None:
     provider, fake = fcm
     fake.plans["old-phone"] = ["unregistered"]
-    person = setup(world, "old-phone", "new-phone")
+    person = person_with_devices(world, "old-phone", "new-phone")
     fire(world, provider)
     assert only_notification(world).status == NotificationStatus.sent
     with world.session_factory() as session:
@@ -196,7 +164,7 @@ def test_quota_error_is_retried_after_retry_after_then_sent(
 ) -> None:
     provider, fake = fcm
     fake.plans["busy"] = ["quota", "ok"]
-    setup(world, "busy")
+    person_with_devices(world, "busy")
     w = fire(world, provider)
     row = only_notification(world)
     assert row.status == NotificationStatus.pending
@@ -221,7 +189,7 @@ def test_retry_after_as_an_http_date_is_honoured(
 ) -> None:
     provider, fake = fcm
     fake.plans["busy"] = ["quota_date", "ok"]
-    setup(world, "busy")
+    person_with_devices(world, "busy")
     fire(world, provider)
     row = only_notification(world)
     assert row.status == NotificationStatus.pending
@@ -254,7 +222,7 @@ def test_server_errors_are_retried_with_backoff_up_to_a_limit(
 ) -> None:
     provider, fake = fcm
     fake.plans["down"] = ["unavailable"]
-    setup(world, "down")
+    person_with_devices(world, "down")
     w = fire(world, provider, SendPolicy(max_attempts=3))
     for _ in range(5):
         row = only_notification(world)
@@ -284,7 +252,7 @@ def test_payload_and_auth_errors_are_alerted_not_retried(
 ) -> None:
     provider, fake = fcm
     fake.plans["tok"] = [answer]
-    setup(world, "tok")
+    person_with_devices(world, "tok")
     with caplog.at_level(logging.ERROR):
         w = fire(world, provider)
     row = only_notification(world)
@@ -300,7 +268,7 @@ def test_payload_and_auth_errors_are_alerted_not_retried(
 
 def test_a_push_past_its_expiry_is_not_sent(world: World) -> None:
     provider = LoggingProvider()
-    setup(world, "tok")
+    person_with_devices(world, "tok")
     w = Worker(
         world.session_factory,
         world.clock,
@@ -331,7 +299,7 @@ def test_a_push_past_its_expiry_is_not_sent(world: World) -> None:
 
 def test_a_crashed_senders_lease_expires_and_the_push_is_sent_again(world: World) -> None:
     provider = LoggingProvider()
-    setup(world, "tok")
+    person_with_devices(world, "tok")
     world.clock.set(DUE)
     from app.scheduling.dispatch import run_due_batch
 
@@ -358,7 +326,7 @@ def test_many_due_pushes_go_out_in_batches(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, fake = fcm
-    people = [setup(world, f"tok-{i}") for i in range(7)]
+    people = [person_with_devices(world, f"tok-{i}") for i in range(7)]
     w = fire(world, provider, SendPolicy(batch_size=3))
     assert len(fake.accepted()) == len(people)
     with world.session_factory() as session:
@@ -403,7 +371,7 @@ def test_notification_ids_are_stable_uuids(
     world: World, fcm: tuple[FcmProvider, fake_fcm.FakeFcm]
 ) -> None:
     provider, fake = fcm
-    setup(world, "tok")
+    person_with_devices(world, "tok")
     fire(world, provider)
     (message,) = fake.accepted()
     assert uuid.UUID(message["data"]["notification_id"]) == only_notification(world).id

@@ -4,7 +4,9 @@ the latency by route template and status class.
 It is the hot path of ingestion, so it does little: two clock reads, one header scan, a
 dictionary look-up of the already labelled metric children. The route label is the matched
 route's template (``/v1/studies/{study_id}``, never a raw path with ids); requests that
-match no route are counted under ``unmatched``.
+match no route are counted under ``unmatched``. FastAPI puts the route in the scope for
+its API routes only; for plain Starlette routes (``/docs``, ``/redoc``, ``/openapi.json``)
+the template is found from the matched endpoint, once per endpoint.
 """
 
 import time
@@ -26,6 +28,7 @@ class RequestObservabilityMiddleware:
         self.app = app
         self.metrics = metrics
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._templates: dict[Any, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +64,7 @@ class RequestObservabilityMiddleware:
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", None) or UNMATCHED
+        template = getattr(route, "path", None) or self._endpoint_template(scope)
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         key = (method, template, f"{status // 100}xx")
         children = self._children.get(key)
@@ -71,3 +74,24 @@ class RequestObservabilityMiddleware:
             children = self._children[key] = (counter, histogram)
         children[0].inc()
         children[1].observe(seconds)
+
+    def _endpoint_template(self, scope: Scope) -> str:
+        """The path template of the plain route whose endpoint handled the request (the
+        docs pages and the OpenAPI document), else ``unmatched``."""
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED
+        template = self._templates.get(endpoint)
+        if template is None:
+            router = scope.get("router") or scope.get("app")
+            template = next(
+                (
+                    route.path
+                    for route in getattr(router, "routes", ())
+                    if getattr(route, "endpoint", None) is endpoint
+                    and isinstance(getattr(route, "path", None), str)
+                ),
+                UNMATCHED,
+            )
+            self._templates[endpoint] = template
+        return template

@@ -190,8 +190,10 @@ class Settings(BaseSettings):
         2.0,
         gt=0,
         le=60,
-        description="How long a scrape may spend reading state from the database (outbox, "
-        "due work, flags, alerts, jobs); past it the scrape reports kairos_database_up 0.",
+        description="How long each query of a scrape may take reading state from the "
+        "database (outbox, due work, flags, alerts, jobs; a PostgreSQL statement timeout); "
+        "past it the scrape reports kairos_database_up 0. Connecting is bounded by the "
+        "database connection's own timeout, not by this.",
     )
     max_request_bytes: int = Field(
         10 * 1024 * 1024,

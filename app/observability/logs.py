@@ -10,6 +10,10 @@ run the route inherit it). Lines logged outside a request (the worker) carry
 ``KAIROS_LOG_FORMAT=json`` writes one JSON object per line (python-json-logger): ``time``
 (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` and, when there is one,
 ``exc_info`` (the traceback), plus any ``extra`` fields.
+
+At ``info``, APScheduler's loggers only pass warnings and errors: it would otherwise log
+two lines per job run, and the worker runs its tick (and the export runner) every
+``KAIROS_WORKER_TICK_SECONDS``.
 """
 
 import logging
@@ -74,6 +78,12 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
         "filters": ["request_id"],
         "stream": "ext://sys.stderr",
     }
+    loggers: dict[str, Any] = {
+        # uvicorn's own loggers go through the root handler, in the same format.
+        name: {"handlers": [], "level": level.upper(), "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    loggers["apscheduler"] = {"level": apscheduler_level(level)}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -81,12 +91,17 @@ def logging_config(level: str, log_format: str) -> dict[str, Any]:
         "formatters": {"kairos": formatter},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level.upper()},
-        "loggers": {
-            # uvicorn's own loggers go through the root handler, in the same format.
-            name: {"handlers": [], "level": level.upper(), "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
+        "loggers": loggers,
     }
+
+
+def apscheduler_level(level: str) -> str:
+    """APScheduler logs two INFO lines each time a job runs ("Running job ...", "... executed
+    successfully"), and the worker's jobs run every few seconds. At ``info`` its loggers keep
+    to WARNING and above (a failed tick is logged by Kairos itself); at ``debug`` they log
+    everything; at a stricter level, that level."""
+    upper = level.upper()
+    return "WARNING" if upper == "INFO" else upper
 
 
 def configure_logging(level: str, log_format: str) -> None:

@@ -4,12 +4,14 @@ Two kinds of figures, kept apart on purpose:
 
 - **Events** a process sees (HTTP requests, due work settled by a worker, push attempts,
   webhook attempts) are counters and histograms defined here, in prometheus_client's
-  default registry. With several Kairos processes on one host (``kairos serve --workers
-  N``, or ``kairos worker`` beside the API) they need prometheus_client's multiprocess mode:
-  every process writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` and whichever
-  process is scraped sums them (``kairos serve --workers N`` creates that directory when it
-  is unset). Only counters and histograms are used, so no live-gauge bookkeeping is needed
-  when a process exits.
+  default registry. With several Kairos processes in one PID namespace (``kairos serve
+  --workers N``, or ``kairos worker`` beside the API) they need prometheus_client's
+  multiprocess mode: every process writes its values to files in
+  ``PROMETHEUS_MULTIPROC_DIR`` and whichever process is scraped sums them (``kairos serve
+  --workers N`` creates that directory when it is unset). The files are named by process
+  id, so separate containers (each Kairos a PID 1) must not share the directory; a worker
+  there serves its own with ``--metrics-port``. Only counters and histograms are used, so
+  no live-gauge bookkeeping is needed when a process exits.
 - **State** that lives in the database (outbox depth and age, due work, open flags and
   alerts, webhook and export job states) is read at scrape time by
   ``app.observability.state``, so it is right however many workers run.

@@ -5,9 +5,13 @@ flags and escalation alerts, worker heartbeats.
 Every query is an indexed range or a count over a small table (alerts, flags, export jobs
 and worker heartbeats hold a few rows per participant at most), all in one read-only
 transaction. On PostgreSQL the transaction carries a statement timeout
-(KAIROS_METRICS_QUERY_TIMEOUT_SECONDS), so a slow or unreachable database costs a scrape
-that long at most; then the scrape still answers, with ``kairos_database_up 0`` and the
-process metrics, but without the database figures.
+(KAIROS_METRICS_QUERY_TIMEOUT_SECONDS), so a slow or locked database costs each query that
+long at most, and the first query that times out ends the reading; then the scrape still
+answers, with ``kairos_database_up 0`` and the process metrics, but without the database
+figures. A database that refuses connections fails the reading at once. The statement
+timeout does not bound getting a connection: a server that accepts no packets holds the
+scrape for as long as the engine waits to connect, which the session factory's engine
+decides (the metrics port's engine is built like the API's, from the same settings).
 """
 
 import logging
@@ -28,7 +32,7 @@ from app.monitoring.models import CareFlag, FlagKind
 from app.notifications.models import Notification, NotificationStatus
 from app.protocols.questionnaires import Severity
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
-from app.worker.models import WorkerHeartbeat
+from app.worker.models import ACTIVE_WORKER_WINDOW, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ class DatabaseState(Collector):
             *self._alerts(session, now),
             self._export_jobs(session),
             self._care_flags(session),
-            self._workers(session, now),
+            *self._workers(session, now),
         ]
 
     def _due_work(self, session: Session, now: datetime) -> list[Metric]:
@@ -226,10 +230,25 @@ class DatabaseState(Collector):
             family.add_metric([kind], count)
         return family
 
-    def _workers(self, session: Session, now: datetime) -> Metric:
-        last = session.scalar(sa.select(sa.func.max(WorkerHeartbeat.last_tick_at)))
-        return GaugeMetricFamily(
-            "kairos_worker_last_tick_age_seconds",
-            "Time since the most recent tick of any worker (NaN: no worker has ever ticked).",
-            value=_age(now, last) if last is not None else float("nan"),
-        )
+    def _workers(self, session: Session, now: datetime) -> list[Metric]:
+        last, active = session.execute(
+            sa.select(
+                sa.func.max(WorkerHeartbeat.last_tick_at),
+                sa.func.count().filter(WorkerHeartbeat.last_tick_at >= now - ACTIVE_WORKER_WINDOW),
+            )
+        ).one()
+        minutes = int(ACTIVE_WORKER_WINDOW.total_seconds() // 60)
+        return [
+            GaugeMetricFamily(
+                "kairos_worker_last_tick_age_seconds",
+                "Time since the most recent tick of any worker (NaN: no worker has ever "
+                "ticked; alert on kairos_workers_active for that).",
+                value=_age(now, last) if last is not None else float("nan"),
+            ),
+            GaugeMetricFamily(
+                "kairos_workers_active",
+                f"Worker processes that ticked in the last {minutes} minutes (0: none, also "
+                "when no worker has ever run).",
+                value=active,
+            ),
+        ]

@@ -1,9 +1,13 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
+
+# A worker is active when it ticked this recently: what /readyz lists and what the
+# kairos_workers_active metric counts.
+ACTIVE_WORKER_WINDOW = timedelta(minutes=5)
 
 
 class WorkerHeartbeat(Base):

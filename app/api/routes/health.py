@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
@@ -15,11 +13,9 @@ from app.core.migrations import current_revision
 from app.core.secrets import STAFF_KEY_PREFIX
 from app.staff.models import Role
 from app.staff.service import authenticate_api_key
-from app.worker.models import WorkerHeartbeat
+from app.worker.models import ACTIVE_WORKER_WINDOW, WorkerHeartbeat
 
 router = APIRouter(tags=["health"])
-
-_RECENT_WORKER = timedelta(minutes=5)
 
 
 @router.get(
@@ -54,7 +50,7 @@ def readyz(
         revision = current_revision(session.get_bind().engine)
         workers = session.scalars(
             sa.select(WorkerHeartbeat)
-            .where(WorkerHeartbeat.last_tick_at >= clock.now() - _RECENT_WORKER)
+            .where(WorkerHeartbeat.last_tick_at >= clock.now() - ACTIVE_WORKER_WINDOW)
             .order_by(WorkerHeartbeat.worker_id)
         ).all()
         show_workers = settings.environment is not Environment.production or _is_admin(
