@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         per_address=settings.enroll_failures_per_address,
         global_limit=settings.enroll_failures_global,
         window_seconds=settings.enroll_throttle_window_seconds,
+        timeout_seconds=settings.throttle_storage_timeout_seconds,
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)

@@ -214,8 +214,9 @@ class Settings(BaseSettings):
         10,
         ge=1,
         description="Failed enrollment attempts (unknown, used or expired codes) one client "
-        "address may make per throttle window; then POST /v1/enroll answers 429 with "
-        "Retry-After until the window ends, without checking the code.",
+        "address (an IPv6 client: its /64 network) may make per throttle window; then "
+        "POST /v1/enroll answers 429 with Retry-After until the window ends, without "
+        "checking the code.",
     )
     enroll_failures_global: int = Field(
         1000,
@@ -232,6 +233,13 @@ class Settings(BaseSettings):
         description="Where throttle counters are kept (a `limits` storage URL): memory:// "
         "counts in each process; with several API processes use shared storage, e.g. "
         "redis://host:6379/0, so the budgets hold across them.",
+    )
+    throttle_storage_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="How long an enrollment waits for the throttle storage to connect and "
+        "to answer each command; past it enrollment answers 503 throttle_unavailable.",
     )
 
     @field_validator("metrics", mode="before")
