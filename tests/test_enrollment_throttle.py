@@ -1,5 +1,6 @@
 """Enrollment-code guessing is throttled: per client address and globally, per window."""
 
+import logging
 import socket
 import time
 import uuid
@@ -197,6 +198,55 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
         untrusted.post("/v1/enroll", json={"code": "Z"}, headers={"X-Forwarded-For": f"3.3.3.{n}"})
     faked = untrusted.post("/v1/enroll", json={"code": "Z"}, headers={"X-Forwarded-For": "4.4.4.4"})
     assert faked.status_code == 429
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.0/8, *", "0.0.0.0/0", "::/0"])
+def test_trusting_every_peer_is_refused(
+    settings: Settings, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """With '*' (or a network of every address) uvicorn takes the leftmost X-Forwarded-For
+    entry, which the client writes: each guess could come from a made-up address."""
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ValueError, match="forwarded_allow_ips"):
+        Settings(_env_file=None)
+    with pytest.raises(ValueError, match="client"):
+        create_app(settings.model_copy(update={"forwarded_allow_ips": value}), clock)
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.1/8", "10.0.0.0/33"])
+def test_a_trusted_proxy_must_be_an_address_or_network(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ValueError, match="not an IP address or network"):
+        Settings(_env_file=None)
+
+
+def test_trusted_proxies_are_read_as_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", " 127.0.0.1, 10.0.0.0/8,fd00::/8 ,")
+    assert Settings(_env_file=None).forwarded_allow_ips == "127.0.0.1/32,10.0.0.0/8,fd00::/8"
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", "")
+    assert Settings(_env_file=None).trusted_proxies == []
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_warned_about_once(
+    settings: Settings, clock: SimulatedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy left out of KAIROS_FORWARDED_ALLOW_IPS (in another container, say) makes
+    every client share its address and budget: the operator must hear of it."""
+    app = create_app(settings, clock)  # the default: only 127.0.0.1 is trusted
+    caplog.set_level(logging.WARNING, logger="app.api.forwarded")
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+    _from(app, "127.0.0.1").post("/v1/enroll", json={"code": "Z"}, headers=forwarded)
+    _from(app, "172.18.0.5").post("/v1/enroll", json={"code": "Z"})
+    assert not caplog.records  # a trusted proxy, or no header: nothing to say
+    proxy = _from(app, "172.18.0.5")
+    for _ in range(3):
+        assert proxy.post("/v1/enroll", json={"code": "Z"}, headers=forwarded).status_code == 404
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "172.18.0.5" in record.getMessage()
+    assert "KAIROS_FORWARDED_ALLOW_IPS" in record.getMessage()
 
 
 def test_429_is_documented_on_the_operation(throttled: tuple[World, FastAPI]) -> None:

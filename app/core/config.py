@@ -1,5 +1,6 @@
 """Settings, read from the environment with the ``KAIROS_`` prefix (and a ``.env`` file)."""
 
+import ipaddress
 import itertools
 import math
 from collections import Counter
@@ -49,6 +50,45 @@ def secret_strength_bits(secret: str) -> float:
     steps = [b - a for a, b in itertools.pairwise(points)]
     per_symbol = min(_shannon_bits_per_symbol(points), _shannon_bits_per_symbol(steps))
     return max(0.0, len(unit) * per_symbol)
+
+
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(value: str) -> list[ProxyNetwork]:
+    """KAIROS_FORWARDED_ALLOW_IPS as networks (an address is a network of one).
+
+    Refused: ``*`` and networks holding every address (``0.0.0.0/0``, ``::/0``). With them
+    uvicorn believes every peer and, finding no untrusted address in X-Forwarded-For, takes
+    its leftmost entry, which the client writes itself (nginx's
+    ``$proxy_add_x_forwarded_for`` keeps it): anyone could pick an address per attempt and
+    never be throttled. Refused too: anything that is not an address or network (uvicorn
+    would silently never match it).
+    """
+    networks: list[ProxyNetwork] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            raise ValueError(
+                "'*' would believe X-Forwarded-For from every peer, so a client could write "
+                "its own address into the header and dodge the enrollment throttle; name the "
+                "proxies' addresses or networks instead (e.g. 10.0.0.0/8)"
+            )
+        try:
+            network = ipaddress.ip_network(entry)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (CIDR such as 10.0.0.0/8, with "
+                "no host bits set)"
+            ) from None
+        if network.prefixlen == 0:
+            raise ValueError(
+                f"{entry!r} holds every address: like '*', it would let a client pick its own "
+                "address; name the proxies' addresses or networks instead"
+            )
+        networks.append(network)
+    return networks
 
 
 class Environment(StrEnum):
@@ -207,8 +247,9 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Comma-separated addresses or networks (CIDR) of the proxies whose "
         "X-Forwarded-For and X-Forwarded-Proto headers are believed: the client address "
-        "(enrollment throttling, logs) is then the one the proxy saw. '*' trusts every "
-        "peer (only when nothing but the proxy can reach the service); '' trusts none.",
+        "(enrollment throttling, logs) is then the rightmost one in X-Forwarded-For that "
+        "is not a trusted proxy. '' trusts none. '*' and 0.0.0.0/0 are refused: the "
+        "client's own entry would be believed.",
     )
     enroll_failures_per_address: int = Field(
         10,
@@ -241,6 +282,15 @@ class Settings(BaseSettings):
         description="How long an enrollment waits for the throttle storage to connect and "
         "to answer each command; past it enrollment answers 503 throttle_unavailable.",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        return ",".join(str(network) for network in parse_trusted_proxies(value))
+
+    @property
+    def trusted_proxies(self) -> list[ProxyNetwork]:
+        return parse_trusted_proxies(self.forwarded_allow_ips)
 
     @field_validator("metrics", mode="before")
     @classmethod
