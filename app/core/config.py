@@ -16,9 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 INSECURE_DEFAULT_SECRET = "kairos-development-secret-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 # Estimated bits of randomness a secret key must have (see secret_strength_bits). Set so
-# that every 128-bit key from a standard generator passes (32 hex characters, the
-# weakest, score 95 at the lowest in 20,000 draws; token_urlsafe(48) scores about 330),
-# while keys typed by a person (repeats, runs, a word) score far below.
+# that keys from a standard generator pass (32 hex characters, the weakest accepted form,
+# score about 100 typically and 82 at the lowest in a million draws; token_urlsafe(24)
+# 127 at the lowest; token_urlsafe(48), the suggested one, over 300), while keys typed by a
+# person (repeats, runs, a word) score far below. Keys accepted before this check (length
+# only) may now be refused; rotating one voids unused enrollment codes (deployment.md).
 MIN_SECRET_BITS = 80
 
 
@@ -119,8 +121,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         INSECURE_DEFAULT_SECRET,
         description="Keys the hashes of enrollment codes. Outside development at least 32 "
-        "characters and random (repeats, runs like 0123… and single characters are refused); "
-        "generate one with: "
+        "characters and random (repeats, runs like 0123… and single characters are refused). "
+        "Changing it voids enrollment codes not yet used. Generate one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
     )
     host: str = "127.0.0.1"
