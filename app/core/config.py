@@ -93,6 +93,18 @@ def parse_trusted_proxies(value: str) -> list[ProxyNetwork]:
     return networks
 
 
+def _secret_weakness(secret: str) -> str | None:
+    """Why ``secret`` is too weak to guard anything, or None."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    if (bits := secret_strength_bits(secret)) < MIN_SECRET_BITS:
+        return (
+            f"looks typed rather than random (about {bits:.0f} bits of randomness, at "
+            f"least {MIN_SECRET_BITS} needed: it repeats, runs or reuses few characters)"
+        )
+    return None
+
+
 class Environment(StrEnum):
     development = "development"
     test = "test"
@@ -175,7 +187,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None,
         description="A bearer token that may read GET /metrics (give it to Prometheus "
-        "instead of an admin key). Unset: only admin API keys may.",
+        "instead of an admin key). Unset: only admin API keys may. Outside development "
+        "at least 32 random characters, checked like the secret key.",
     )
     metrics_query_timeout_seconds: float = Field(
         2.0,
@@ -316,22 +329,27 @@ class Settings(BaseSettings):
             )
         if self.environment is Environment.development:
             return None
-        weakness = None
         if self.secret_key == INSECURE_DEFAULT_SECRET:
-            weakness = "is unset (the public development default)"
-        elif len(self.secret_key) < MIN_SECRET_LENGTH:
-            weakness = f"is shorter than {MIN_SECRET_LENGTH} characters"
-        elif (bits := secret_strength_bits(self.secret_key)) < MIN_SECRET_BITS:
-            weakness = (
-                f"looks typed rather than random (about {bits:.0f} bits of randomness, at "
-                f"least {MIN_SECRET_BITS} needed: it repeats, runs or reuses few characters)"
-            )
+            weakness: str | None = "is unset (the public development default)"
+        else:
+            weakness = _secret_weakness(self.secret_key)
         if weakness is not None:
             return (
                 f"KAIROS_SECRET_KEY {weakness} while KAIROS_ENVIRONMENT={self.environment}. "
                 f"Set KAIROS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters, e.g. the output of: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        # The metrics token is checked on every scrape without a throttle: it must be as
+        # hard to guess as the secret key.
+        if self.metrics_token is not None and (
+            weakness := _secret_weakness(self.metrics_token.get_secret_value())
+        ):
+            return (
+                f"KAIROS_METRICS_TOKEN {weakness} while KAIROS_ENVIRONMENT={self.environment}. "
+                f"Set it to a random value of at least {MIN_SECRET_LENGTH} characters, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+                "or unset it (then only admin API keys may read /metrics)"
             )
         return None
 
