@@ -99,10 +99,10 @@ def enroll(
 
     Guessing is throttled: after too many failed attempts from one address (an IPv6 client
     by its /64 network), or from all addresses together, within a window
-    (KAIROS_ENROLL_FAILURES_PER_ADDRESS,
-    KAIROS_ENROLL_FAILURES_GLOBAL, KAIROS_ENROLL_THROTTLE_WINDOW_SECONDS), every attempt
-    gets 429 `enrollment_throttled` with `Retry-After` until the window ends, whatever the
-    code, and the code is not checked. Successful enrollments do not count.
+    (KAIROS_ENROLL_FAILURES_PER_ADDRESS, KAIROS_ENROLL_FAILURES_GLOBAL,
+    KAIROS_ENROLL_THROTTLE_WINDOW_SECONDS), every attempt gets 429 `enrollment_throttled`
+    with `Retry-After` until the window ends, whatever the code, and the code is not
+    checked. Successful enrollments do not count.
     """
     throttle: EnrollmentThrottle = request.app.state.enrollment_throttle
     address = request.client.host if request.client else "unknown"
