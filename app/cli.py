@@ -62,10 +62,25 @@ def _session_on_current_schema(settings: Settings) -> Iterator[Session]:
         engine.dispose()
 
 
-def _serve(settings: Settings, workers: int) -> None:
+def _api_processes(settings: Settings, workers: int) -> int:
+    """How many API processes to run, warning of what several of them change."""
     if workers > 1 and settings.is_sqlite:
         typer.secho("Several API workers need PostgreSQL; serving with one.", fg="yellow", err=True)
-        workers = 1
+        return 1
+    if workers > 1 and settings.throttle_storage_url.startswith("memory:"):
+        typer.secho(
+            f"KAIROS_THROTTLE_STORAGE_URL is memory://: each of the {workers} API processes "
+            "counts failed enrollments on its own, so a guesser gets up to "
+            f"{workers} times the enrollment budgets. Point them all at shared storage, "
+            "e.g. KAIROS_THROTTLE_STORAGE_URL=redis://host:6379/0.",
+            fg="yellow",
+            err=True,
+        )
+    return workers
+
+
+def _serve(settings: Settings, workers: int) -> None:
+    workers = _api_processes(settings, workers)
     # Check the schema here, once, so a missing `kairos migrate` is one clear message.
     engine = engine_from_settings(settings)
     try:

@@ -4,11 +4,13 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli import _api_processes, cli
+from app.core.config import Settings
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, MINIMAL, examples_dir
 from app.protocols.models import ProtocolVersion
 from tests.conftest import World
@@ -111,3 +113,39 @@ def test_export_writes_the_file_and_its_dictionary(
     )
     assert bad.exit_code == 1
     assert "ema_answers" in bad.output
+
+
+POSTGRES = "postgresql+psycopg://kairos@db.internal:5432/kairos"
+
+
+def test_several_api_processes_with_memory_throttle_storage_are_warned_about(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """memory:// counts per process: --workers 4 gives a guesser four times the budget."""
+    settings = Settings(_env_file=None, database_url=POSTGRES)
+    assert _api_processes(settings, 4) == 4
+    warning = capsys.readouterr().err
+    assert "memory://" in warning
+    assert "4 times" in warning
+    assert "KAIROS_THROTTLE_STORAGE_URL=redis://" in warning
+
+
+@pytest.mark.parametrize(
+    ("database_url", "storage", "workers"),
+    [
+        (POSTGRES, "memory://", 1),  # one process: its memory is the whole budget
+        (POSTGRES, "redis://redis.internal:6379/0", 4),  # shared storage
+    ],
+)
+def test_no_throttle_warning_when_the_budget_holds(
+    capsys: pytest.CaptureFixture[str], database_url: str, storage: str, workers: int
+) -> None:
+    settings = Settings(_env_file=None, database_url=database_url, throttle_storage_url=storage)
+    assert _api_processes(settings, workers) == workers
+    assert capsys.readouterr().err == ""
+
+
+def test_sqlite_serves_with_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(_env_file=None, database_url="sqlite:///./kairos.db")
+    assert _api_processes(settings, 4) == 1
+    assert "need PostgreSQL" in capsys.readouterr().err

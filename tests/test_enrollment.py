@@ -1,6 +1,11 @@
+import secrets
 from datetime import timedelta
 from typing import Any
 
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.core.config import Settings
 from app.participants.models import ParticipantStatus
 from app.staff.models import Role
 from tests.conftest import World, bearer
@@ -168,3 +173,26 @@ def test_tokens_and_codes_are_stored_hashed(world: World) -> None:
     secrets = {participant["enrollment_code"], token, key}
     assert all(len(h) == 64 for h in stored)
     assert not any(secret in h or h in secret for h in stored for secret in secrets)
+
+
+def test_a_new_secret_key_voids_unused_codes_but_not_tokens_or_keys(
+    world: World, settings: Settings
+) -> None:
+    """What docs/deployment.md warns of when a refused (typed) key is replaced."""
+    study = world.study()
+    enrolled, token = world.enrolled_participant(study["id"])
+    waiting = world.participant(study["id"])
+    admin = world.staff(Role.admin)
+    rotated = settings.model_copy(update={"secret_key": secrets.token_urlsafe(48)})
+    with TestClient(create_app(rotated, world.clock)) as client:
+        response = client.post("/v1/enroll", json={"code": waiting["enrollment_code"]})
+        assert response.status_code == 404
+        assert response.json()["code"] == "enrollment_code_unknown"
+        assert client.get("/v1/me", headers=bearer(token)).json()["id"] == enrolled["id"]
+        fresh = client.post(
+            f"/v1/studies/{study['id']}/participants/{waiting['id']}/enrollment-code",
+            headers=admin,
+        )
+        assert fresh.status_code == 201, fresh.text
+        code = fresh.json()["enrollment_code"]
+        assert client.post("/v1/enroll", json={"code": code}).status_code == 201

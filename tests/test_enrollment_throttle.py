@@ -1,6 +1,11 @@
 """Enrollment-code guessing is throttled: per client address and globally, per window."""
 
+import logging
+import socket
+import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -9,11 +14,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from limits.storage import MemoryStorage, RedisStorage
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.main import create_app
 from app.core.clock import SimulatedClock
 from app.core.config import Settings
-from app.participants.throttle import EnrollmentThrottle
+from app.participants.throttle import EnrollmentThrottle, storage_timeouts
+from app.staff.models import Role
 from tests.conftest import World
 
 WINDOW = 600
@@ -121,6 +128,55 @@ def test_other_addresses_go_on_until_the_global_budget_is_spent(
     assert _attempt(first).status_code == 404
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network(throttled: tuple[World, FastAPI]) -> None:
+    """A host with a /64 picks any of 2^64 addresses: each would otherwise be a new budget."""
+    _, app = throttled
+    for n in range(PER_ADDRESS):
+        assert _attempt(_from(app, f"2001:db8:1:2::{n + 1:x}")).status_code == 404
+    _assert_throttled(_attempt(_from(app, "2001:db8:1:2:ffff:ffff:ffff:ffff")))
+    _assert_throttled(_attempt(_from(app, "2001:DB8:1:2:0:0:0:99")))  # spelled otherwise
+    # The next /64 over is someone else.
+    assert _attempt(_from(app, "2001:db8:1:3::1")).status_code == 404
+
+
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_address(
+    throttled: tuple[World, FastAPI],
+) -> None:
+    _, app = throttled
+    for _ in range(PER_ADDRESS):
+        _attempt(_from(app, "::ffff:203.0.113.40"))
+    _assert_throttled(_attempt(_from(app, "203.0.113.40")))
+    assert _attempt(_from(app, "::ffff:203.0.113.41")).status_code == 404
+
+
+def test_throttled_enrollments_are_counted_in_the_metrics(throttled: tuple[World, FastAPI]) -> None:
+    world, app = throttled
+    admin = world.staff(Role.admin)
+    before = _throttled_counts(world.client, admin)
+    guesser = _from(app, "203.0.113.50")
+    for _ in range(PER_ADDRESS):
+        _attempt(guesser)
+    _assert_throttled(_attempt(guesser))
+    _assert_throttled(_attempt(guesser))
+    for n in range(GLOBAL - PER_ADDRESS):
+        _attempt(_from(app, f"203.0.113.{60 + n}"))
+    _assert_throttled(_attempt(_from(app, "203.0.113.99")))
+    after = _throttled_counts(world.client, admin)
+    assert after["address"] - before["address"] == 2
+    assert after["global"] - before["global"] == 1
+
+
+def _throttled_counts(client: TestClient, headers: dict[str, str]) -> dict[str, float]:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    counts = {"address": 0.0, "global": 0.0}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "kairos_enrollments_throttled_total":
+                counts[sample.labels["budget"]] = sample.value
+    return counts
+
+
 def test_forwarded_for_is_believed_only_from_trusted_proxies(
     world: World, settings: Settings, clock: SimulatedClock
 ) -> None:
@@ -142,6 +198,55 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
         untrusted.post("/v1/enroll", json={"code": "Z"}, headers={"X-Forwarded-For": f"3.3.3.{n}"})
     faked = untrusted.post("/v1/enroll", json={"code": "Z"}, headers={"X-Forwarded-For": "4.4.4.4"})
     assert faked.status_code == 429
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.0/8, *", "0.0.0.0/0", "::/0"])
+def test_trusting_every_peer_is_refused(
+    settings: Settings, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """With '*' (or a network of every address) uvicorn takes the leftmost X-Forwarded-For
+    entry, which the client writes: each guess could come from a made-up address."""
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ValueError, match="forwarded_allow_ips"):
+        Settings(_env_file=None)
+    with pytest.raises(ValueError, match="client"):
+        create_app(settings.model_copy(update={"forwarded_allow_ips": value}), clock)
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.1/8", "10.0.0.0/33"])
+def test_a_trusted_proxy_must_be_an_address_or_network(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", value)
+    with pytest.raises(ValueError, match="not an IP address or network"):
+        Settings(_env_file=None)
+
+
+def test_trusted_proxies_are_read_as_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", " 127.0.0.1, 10.0.0.0/8,fd00::/8 ,")
+    assert Settings(_env_file=None).forwarded_allow_ips == "127.0.0.1/32,10.0.0.0/8,fd00::/8"
+    monkeypatch.setenv("KAIROS_FORWARDED_ALLOW_IPS", "")
+    assert Settings(_env_file=None).trusted_proxies == []
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_warned_about_once(
+    settings: Settings, clock: SimulatedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy left out of KAIROS_FORWARDED_ALLOW_IPS (in another container, say) makes
+    every client share its address and budget: the operator must hear of it."""
+    app = create_app(settings, clock)  # the default: only 127.0.0.1 is trusted
+    caplog.set_level(logging.WARNING, logger="app.api.forwarded")
+    forwarded = {"X-Forwarded-For": "198.51.100.7"}
+    _from(app, "127.0.0.1").post("/v1/enroll", json={"code": "Z"}, headers=forwarded)
+    _from(app, "172.18.0.5").post("/v1/enroll", json={"code": "Z"})
+    assert not caplog.records  # a trusted proxy, or no header: nothing to say
+    proxy = _from(app, "172.18.0.5")
+    for _ in range(3):
+        assert proxy.post("/v1/enroll", json={"code": "Z"}, headers=forwarded).status_code == 404
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "172.18.0.5" in record.getMessage()
+    assert "KAIROS_FORWARDED_ALLOW_IPS" in record.getMessage()
 
 
 def test_429_is_documented_on_the_operation(throttled: tuple[World, FastAPI]) -> None:
@@ -196,3 +301,57 @@ def test_an_unreachable_storage_refuses_with_503(
     assert response.json()["code"] == "throttle_unavailable"
     assert response.headers["retry-after"]
     assert world.client.post("/v1/enroll", json={"code": code}).status_code == 201
+
+
+@pytest.fixture
+def silent_server() -> Iterator[socket.socket]:
+    """A listening socket that accepts connections (the kernel's backlog) and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def test_a_storage_that_never_answers_refuses_with_503_quickly(
+    world: World, settings: Settings, clock: SimulatedClock, silent_server: socket.socket
+) -> None:
+    """A Redis that accepts connections but stops replying (a hung server, a half-open
+    partition) must not hold enrollment: the default timeout turns it into a 503."""
+    url = f"redis://127.0.0.1:{silent_server.getsockname()[1]}/0"
+    app = create_app(settings.model_copy(update={"throttle_storage_url": url}), clock)
+    code = world.participant(world.study()["id"])["enrollment_code"]
+    client = _from(app, "203.0.113.31")
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(_attempt, client, code)
+        try:
+            response = pending.result(timeout=10)
+        finally:
+            elapsed = time.monotonic() - started
+            # Without a timeout the request would wait forever: closing the listener
+            # resets its connection, so a failing test ends instead of hanging.
+            silent_server.close()
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "throttle_unavailable"
+    assert elapsed < 5  # the default KAIROS_THROTTLE_STORAGE_TIMEOUT_SECONDS is 1
+    # The code was not looked at, let alone spent.
+    assert world.client.post("/v1/enroll", json={"code": code}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h:6379/0", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}),
+        ("rediss://h:6380/0", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}),
+        ("redis+cluster://h:7000", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}),
+        ("memcached://h:11211", {"connect_timeout": 0.5, "timeout": 0.5}),
+        ("memory://", {}),
+    ],
+)
+def test_every_network_storage_gets_timeouts(url: str, expected: dict[str, float]) -> None:
+    assert storage_timeouts(url, 0.5) == expected
+    sentinel = storage_timeouts("redis+sentinel://h:26379/mymaster", 0.5)
+    assert sentinel["sentinel_kwargs"] == {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}

@@ -91,6 +91,26 @@ def test_hsts_when_configured(settings: Settings, clock: SimulatedClock) -> None
         assert response.headers["strict-transport-security"] == "max-age=31536000", path
 
 
+@pytest.mark.parametrize("path", ["/boom", "/v1/boom"])
+def test_a_500_carries_the_security_headers_too(
+    settings: Settings, clock: SimulatedClock, path: str
+) -> None:
+    """A 500 is answered outside the middleware that adds them (ServerErrorMiddleware)."""
+    app = create_app(settings.model_copy(update={"hsts_seconds": 600}), clock)
+
+    @app.get(path, include_in_schema=False)
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(path)
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers.get_list("cache-control") == ["no-store"]
+    assert response.headers["strict-transport-security"] == "max-age=600"
+    assert response.headers["x-request-id"]
+
+
 class _Assets(HTMLParser):
     """What a browser would load for a page: script sources, inline scripts, links."""
 

@@ -117,6 +117,29 @@ def test_strength_ignores_repetition_and_runs() -> None:
     assert secret_strength_bits("bcdefghijklmnopqrstuvwxyz") == 0
 
 
+@pytest.mark.parametrize("token", ["prometheus", "m" * 40, "metrics1" * 5, "0123456789" * 4])
+def test_a_weak_metrics_token_is_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """The token is compared on every scrape and nothing throttles guesses at it."""
+    monkeypatch.setenv("KAIROS_ENVIRONMENT", "production")
+    monkeypatch.setenv("KAIROS_SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("KAIROS_METRICS_TOKEN", token)
+    with pytest.raises(UnsafeSettingsError, match="KAIROS_METRICS_TOKEN"):
+        load_settings()
+    monkeypatch.setenv("KAIROS_ENVIRONMENT", "development")
+    assert load_settings().metrics_token is not None
+
+
+def test_a_generated_metrics_token_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAIROS_ENVIRONMENT", "production")
+    monkeypatch.setenv("KAIROS_SECRET_KEY", STRONG_SECRET)
+    monkeypatch.setenv("KAIROS_METRICS_TOKEN", secrets.token_urlsafe(32))
+    assert load_settings().metrics_token is not None
+    monkeypatch.delenv("KAIROS_METRICS_TOKEN")
+    assert load_settings().metrics_token is None
+
+
 def test_development_tolerates_the_default_secret() -> None:
     assert load_settings().secret_key == INSECURE_DEFAULT_SECRET
 

@@ -9,6 +9,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.forwarded import UntrustedForwardedForWarning
 from app.api.observability import RequestObservabilityMiddleware
 from app.api.outages import install_outage_handling
 from app.api.problems import install_problem_handlers
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         per_address=settings.enroll_failures_per_address,
         global_limit=settings.enroll_failures_global,
         window_seconds=settings.enroll_throttle_window_seconds,
+        timeout_seconds=settings.throttle_storage_timeout_seconds,
     )
     install_problem_handlers(app)
     install_outage_handling(app)
@@ -175,9 +177,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.metrics_registry = exposition_registry(
             DatabaseState(session_factory, clock, settings.metrics_query_timeout_seconds)
         )
-    if settings.forwarded_allow_ips.strip():
-        # Outermost: everything after it sees the client address the trusted proxy saw.
-        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+    trusted_proxies = settings.trusted_proxies
+    if trusted_proxies:
+        # Everything after it sees the client address the trusted proxy saw.
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=[str(network) for network in trusted_proxies]
+        )
+    # Outermost: sees the peer itself, to warn when an untrusted one forwards.
+    app.add_middleware(UntrustedForwardedForWarning, trusted=trusted_proxies)
     # Routes are matched in order: the phone's data endpoints, the busiest by far, first.
     for router in (
         me_data.router,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.security_headers import server_error_headers
 from app.core.errors import DomainError
 from app.observability.logs import REQUEST_ID_HEADER, request_id_var
 
@@ -190,13 +191,18 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # Answered outside every middleware (by ServerErrorMiddleware): the security headers
+    # and the id that the log line carries are added here.
+    settings = getattr(request.app.state, "settings", None)
+    headers = server_error_headers(settings.hsts_seconds if settings is not None else 0)
+    if rid := request_id_var.get():
+        headers[REQUEST_ID_HEADER] = rid
     return problem_response(
         request,
         500,
         "Internal server error",
         "An unexpected error occurred; it has been logged. This is a bug in Kairos.",
-        # Answered outside the request-id middleware: the id that the log line carries.
-        headers={REQUEST_ID_HEADER: rid} if (rid := request_id_var.get()) else None,
+        headers=headers,
     )
 
 

@@ -16,6 +16,10 @@
   it stays right when FastAPI's pages, the CDN or the root path change.
 - ``Strict-Transport-Security: max-age=N`` everywhere when KAIROS_HSTS_SECONDS is set (the
   service is reached over HTTPS only, e.g. behind a TLS-terminating proxy).
+
+A 500 is answered by Starlette's ServerErrorMiddleware, outside every middleware added
+here, so its handler (app/api/problems.py) adds ``server_error_headers`` itself: nosniff,
+no-store (whatever the request was) and HSTS when configured.
 """
 
 import base64
@@ -83,6 +87,15 @@ def _origin(url: bytes) -> str:
     if not parts.scheme or not parts.netloc:
         return "'self'"
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def server_error_headers(hsts_seconds: int) -> dict[str, str]:
+    """The headers of a 500, which this middleware never sees (ServerErrorMiddleware is
+    outside it)."""
+    headers = {name.decode(): value.decode() for name, value in (NOSNIFF, NO_STORE)}
+    if hsts_seconds > 0:
+        headers["strict-transport-security"] = f"max-age={hsts_seconds}"
+    return headers
 
 
 class SecurityHeadersMiddleware:

@@ -1,5 +1,6 @@
 """Settings, read from the environment with the ``KAIROS_`` prefix (and a ``.env`` file)."""
 
+import ipaddress
 import itertools
 import math
 from collections import Counter
@@ -15,9 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 INSECURE_DEFAULT_SECRET = "kairos-development-secret-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_LENGTH = 32
 # Estimated bits of randomness a secret key must have (see secret_strength_bits). Set so
-# that every 128-bit key from a standard generator passes (32 hex characters, the
-# weakest, score 95 at the lowest in 20,000 draws; token_urlsafe(48) scores about 330),
-# while keys typed by a person (repeats, runs, a word) score far below.
+# that keys from a standard generator pass (32 hex characters, the weakest accepted form,
+# score about 100 typically and 82 at the lowest in a million draws; token_urlsafe(24)
+# 127 at the lowest; token_urlsafe(48), the suggested one, over 300), while keys typed by a
+# person (repeats, runs, a word) score far below. Keys accepted before this check (length
+# only) may now be refused; rotating one voids unused enrollment codes (deployment.md).
 MIN_SECRET_BITS = 80
 
 
@@ -51,6 +54,57 @@ def secret_strength_bits(secret: str) -> float:
     return max(0.0, len(unit) * per_symbol)
 
 
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(value: str) -> list[ProxyNetwork]:
+    """KAIROS_FORWARDED_ALLOW_IPS as networks (an address is a network of one).
+
+    Refused: ``*`` and networks holding every address (``0.0.0.0/0``, ``::/0``). With them
+    uvicorn believes every peer and, finding no untrusted address in X-Forwarded-For, takes
+    its leftmost entry, which the client writes itself (nginx's
+    ``$proxy_add_x_forwarded_for`` keeps it): anyone could pick an address per attempt and
+    never be throttled. Refused too: anything that is not an address or network (uvicorn
+    would silently never match it).
+    """
+    networks: list[ProxyNetwork] = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            raise ValueError(
+                "'*' would believe X-Forwarded-For from every peer, so a client could write "
+                "its own address into the header and dodge the enrollment throttle; name the "
+                "proxies' addresses or networks instead (e.g. 10.0.0.0/8)"
+            )
+        try:
+            network = ipaddress.ip_network(entry)
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (CIDR such as 10.0.0.0/8, with "
+                "no host bits set)"
+            ) from None
+        if network.prefixlen == 0:
+            raise ValueError(
+                f"{entry!r} holds every address: like '*', it would let a client pick its own "
+                "address; name the proxies' addresses or networks instead"
+            )
+        networks.append(network)
+    return networks
+
+
+def _secret_weakness(secret: str) -> str | None:
+    """Why ``secret`` is too weak to guard anything, or None."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    if (bits := secret_strength_bits(secret)) < MIN_SECRET_BITS:
+        return (
+            f"looks typed rather than random (about {bits:.0f} bits of randomness, at "
+            f"least {MIN_SECRET_BITS} needed: it repeats, runs or reuses few characters)"
+        )
+    return None
+
+
 class Environment(StrEnum):
     development = "development"
     test = "test"
@@ -79,8 +133,8 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         INSECURE_DEFAULT_SECRET,
         description="Keys the hashes of enrollment codes. Outside development at least 32 "
-        "characters and random (repeats, runs like 0123… and single characters are refused); "
-        "generate one with: "
+        "characters and random (repeats, runs like 0123… and single characters are refused). "
+        "Changing it voids enrollment codes not yet used. Generate one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
     )
     host: str = "127.0.0.1"
@@ -184,7 +238,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None,
         description="A bearer token that may read GET /metrics (give it to Prometheus "
-        "instead of an admin key). Unset: only admin API keys may.",
+        "instead of an admin key). Unset: only admin API keys may. Outside development "
+        "at least 32 random characters, checked like the secret key.",
     )
     metrics_query_timeout_seconds: float = Field(
         2.0,
@@ -260,15 +315,17 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Comma-separated addresses or networks (CIDR) of the proxies whose "
         "X-Forwarded-For and X-Forwarded-Proto headers are believed: the client address "
-        "(enrollment throttling, logs) is then the one the proxy saw. '*' trusts every "
-        "peer (only when nothing but the proxy can reach the service); '' trusts none.",
+        "(enrollment throttling, logs) is then the rightmost one in X-Forwarded-For that "
+        "is not a trusted proxy. '' trusts none. '*' and 0.0.0.0/0 are refused: the "
+        "client's own entry would be believed.",
     )
     enroll_failures_per_address: int = Field(
         10,
         ge=1,
         description="Failed enrollment attempts (unknown, used or expired codes) one client "
-        "address may make per throttle window; then POST /v1/enroll answers 429 with "
-        "Retry-After until the window ends, without checking the code.",
+        "address (an IPv6 client: its /64 network) may make per throttle window; then "
+        "POST /v1/enroll answers 429 with Retry-After until the window ends, without "
+        "checking the code.",
     )
     enroll_failures_global: int = Field(
         1000,
@@ -286,6 +343,22 @@ class Settings(BaseSettings):
         "counts in each process; with several API processes use shared storage, e.g. "
         "redis://host:6379/0, so the budgets hold across them.",
     )
+    throttle_storage_timeout_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="How long an enrollment waits for the throttle storage to connect and "
+        "to answer each command; past it enrollment answers 503 throttle_unavailable.",
+    )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        return ",".join(str(network) for network in parse_trusted_proxies(value))
+
+    @property
+    def trusted_proxies(self) -> list[ProxyNetwork]:
+        return parse_trusted_proxies(self.forwarded_allow_ips)
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -309,22 +382,27 @@ class Settings(BaseSettings):
             )
         if self.environment is Environment.development:
             return None
-        weakness = None
         if self.secret_key == INSECURE_DEFAULT_SECRET:
-            weakness = "is unset (the public development default)"
-        elif len(self.secret_key) < MIN_SECRET_LENGTH:
-            weakness = f"is shorter than {MIN_SECRET_LENGTH} characters"
-        elif (bits := secret_strength_bits(self.secret_key)) < MIN_SECRET_BITS:
-            weakness = (
-                f"looks typed rather than random (about {bits:.0f} bits of randomness, at "
-                f"least {MIN_SECRET_BITS} needed: it repeats, runs or reuses few characters)"
-            )
+            weakness: str | None = "is unset (the public development default)"
+        else:
+            weakness = _secret_weakness(self.secret_key)
         if weakness is not None:
             return (
                 f"KAIROS_SECRET_KEY {weakness} while KAIROS_ENVIRONMENT={self.environment}. "
                 f"Set KAIROS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters, e.g. the output of: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        # The metrics token is checked on every scrape without a throttle: it must be as
+        # hard to guess as the secret key.
+        if self.metrics_token is not None and (
+            weakness := _secret_weakness(self.metrics_token.get_secret_value())
+        ):
+            return (
+                f"KAIROS_METRICS_TOKEN {weakness} while KAIROS_ENVIRONMENT={self.environment}. "
+                f"Set it to a random value of at least {MIN_SECRET_LENGTH} characters, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+                "or unset it (then only admin API keys may read /metrics)"
             )
         return None
 

@@ -78,6 +78,14 @@ WEBHOOK_ATTEMPTS = Counter(
     ["result"],
 )
 
+ENROLLMENTS_THROTTLED = Counter(
+    "kairos_enrollments_throttled",
+    "Enrollment attempts refused with 429 because a failure budget was spent, by budget: "
+    "address (one client address or IPv6 /64) or global (all addresses: nobody can enroll "
+    "until the window ends).",
+    ["budget"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
@@ -123,3 +131,8 @@ def observe_pushes(provider: str, outcomes: Mapping[str, int], statuses: Mapping
     for status, count in statuses.items():
         if count:
             NOTIFICATIONS_SETTLED.labels(status).inc(count)
+
+
+def observe_throttled_enrollment(budget: str) -> None:
+    """An enrollment attempt refused by the throttle (``address`` or ``global``)."""
+    ENROLLMENTS_THROTTLED.labels(budget).inc()

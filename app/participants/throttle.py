@@ -6,19 +6,30 @@ current window: the caller's address and the whole service. Once either is spent
 attempt is refused until the window ends, *before* its code is looked at: a guesser learns
 nothing, not even when a guess would have been right. Successful enrollments do not count.
 
+An IPv6 client is counted by its /64 network, not its full address: one subscriber line or
+host usually holds a whole /64 and can pick any of its 2^64 addresses, so the full address
+would give a guesser a fresh budget per attempt. (IPv4-mapped IPv6 addresses count as their
+IPv4 address.) The global budget is the backstop for a guesser with many networks, at a
+price: while it is spent, nobody can enroll until the window ends.
+
 Counters live in a `limits` storage (``memory://`` in the process by default; ``redis://``
 and the other storages `limits` knows for several API processes, so the budgets hold across
-them). Windows are fixed and numbered by the injected clock (window ``n`` covers
-``[n*w, (n+1)*w)`` seconds since the epoch), so a simulated clock moves them in tests; the
-storage's own expiry only clears old counters away. A fixed window lets at most twice the
+them). A storage that stops answering must not hold enrollment (and a request thread) for
+long: every network storage gets connect and read timeouts, and a timeout is answered like
+an unreachable storage. Windows are fixed and numbered by the injected clock (window ``n``
+covers ``[n*w, (n+1)*w)`` seconds since the epoch), so a simulated clock moves them in
+tests; the storage's own expiry only clears old counters away. A fixed window lets at most twice the
 budget through around a window boundary. Attempts in flight together are checked before
 any of them counts, so the budget can be overshot by the number of concurrent attempts,
 which is small next to the number of possible codes.
 """
 
+import ipaddress
 import math
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from limits.storage import Storage, storage_from_string
 
@@ -29,6 +40,51 @@ class Refusal:
 
     retry_after: int
     budget: str  # "address" or "global"
+
+
+_REDIS_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+unix", "redis+cluster", "valkey", "valkeys", "valkey+unix"}
+    | {"valkey+cluster"}
+)
+_SENTINEL_SCHEMES = frozenset({"redis+sentinel", "valkey+sentinel"})
+
+
+def storage_timeouts(url: str, seconds: float) -> dict[str, Any]:
+    """Connect and read timeouts for the client of a `limits` storage URL.
+
+    Without them redis-py, pymemcache and pymongo wait for an answer for as long as the
+    server keeps the connection open: a server that accepts connections but never replies
+    would hold every enrollment forever. Options in the URL itself take precedence.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme in _REDIS_SCHEMES:
+        return {"socket_connect_timeout": seconds, "socket_timeout": seconds}
+    if scheme in _SENTINEL_SCHEMES:
+        timeouts = {"socket_connect_timeout": seconds, "socket_timeout": seconds}
+        return {**timeouts, "sentinel_kwargs": timeouts}
+    if scheme == "memcached":
+        return {"connect_timeout": seconds, "timeout": seconds}
+    if scheme in ("mongodb", "mongodb+srv"):
+        ms = max(1, round(seconds * 1000))
+        return {"connectTimeoutMS": ms, "socketTimeoutMS": ms, "serverSelectionTimeoutMS": ms}
+    return {}  # memory://: nothing to wait for
+
+
+IPV6_BUDGET_PREFIX = 64
+
+
+def budget_key(address: str) -> str:
+    """Whose budget an attempt from ``address`` counts against: the address itself for
+    IPv4, the /64 network for IPv6; anything else (no address known) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_BUDGET_PREFIX), strict=False))
+    return str(ip)
 
 
 class EnrollmentThrottle:
@@ -49,10 +105,19 @@ class EnrollmentThrottle:
 
     @classmethod
     def from_url(
-        cls, url: str, *, per_address: int, global_limit: int, window_seconds: int
+        cls,
+        url: str,
+        *,
+        per_address: int,
+        global_limit: int,
+        window_seconds: int,
+        timeout_seconds: float = 1.0,
     ) -> "EnrollmentThrottle":
-        # wrap_exceptions: an unreachable storage raises limits.errors.StorageError.
-        storage = storage_from_string(url, wrap_exceptions=True)
+        # wrap_exceptions: an unreachable storage, or one that times out, raises
+        # limits.errors.StorageError.
+        storage = storage_from_string(
+            url, wrap_exceptions=True, **storage_timeouts(url, timeout_seconds)
+        )
         if not isinstance(storage, Storage):  # pragma: no cover - an async+ URL
             raise ValueError(f"{url!r} is an asynchronous storage; use the plain scheme")
         return cls(
@@ -67,7 +132,7 @@ class EnrollmentThrottle:
         prefix = f"{self.namespace}:enroll-failures:{window}"
         ends = (window + 1) * self.window_seconds
         retry_after = max(1, math.ceil(ends - now.timestamp()))
-        return f"{prefix}:address:{address}", f"{prefix}:global", retry_after
+        return f"{prefix}:address:{budget_key(address)}", f"{prefix}:global", retry_after
 
     def refusal(self, address: str, now: datetime) -> Refusal | None:
         """Whether an attempt from ``address`` is refused now (checked before the code)."""

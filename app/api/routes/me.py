@@ -16,6 +16,7 @@ from app.core.errors import GoneError, NotFoundError
 from app.notifications import devices, pending
 from app.notifications.models import Device
 from app.notifications.outbox import prompt_link
+from app.observability.metrics import observe_throttled_enrollment
 from app.participants import enrollment, service
 from app.participants.models import Participant
 from app.participants.throttle import EnrollmentThrottle
@@ -96,11 +97,12 @@ def enroll(
     has expired (the `code` field of the problem says which). Codes are case-insensitive;
     dashes and spaces are ignored. No credentials needed.
 
-    Guessing is throttled: after too many failed attempts from one address, or from all
-    addresses together, within a window (KAIROS_ENROLL_FAILURES_PER_ADDRESS,
-    KAIROS_ENROLL_FAILURES_GLOBAL, KAIROS_ENROLL_THROTTLE_WINDOW_SECONDS), every attempt
-    gets 429 `enrollment_throttled` with `Retry-After` until the window ends, whatever the
-    code, and the code is not checked. Successful enrollments do not count.
+    Guessing is throttled: after too many failed attempts from one address (an IPv6 client
+    by its /64 network), or from all addresses together, within a window
+    (KAIROS_ENROLL_FAILURES_PER_ADDRESS, KAIROS_ENROLL_FAILURES_GLOBAL,
+    KAIROS_ENROLL_THROTTLE_WINDOW_SECONDS), every attempt gets 429 `enrollment_throttled`
+    with `Retry-After` until the window ends, whatever the code, and the code is not
+    checked. Successful enrollments do not count.
     """
     throttle: EnrollmentThrottle = request.app.state.enrollment_throttle
     address = request.client.host if request.client else "unknown"
@@ -108,6 +110,7 @@ def enroll(
     try:
         refusal = throttle.refusal(address, now)
         if refusal is not None:
+            observe_throttled_enrollment(refusal.budget)
             raise EnrollmentThrottled(refusal.retry_after, refusal.budget)
         try:
             participant, token = enrollment.enroll(
