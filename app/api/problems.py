@@ -4,6 +4,7 @@ Validation errors list every offending field under ``errors`` with its location 
 reason, e.g. ``{"field": "body.timezone", "message": "unknown IANA time zone 'Mars/Base'"}``.
 """
 
+import json
 import logging
 from typing import Any
 
@@ -18,6 +19,21 @@ from app.core.errors import DomainError
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# What FastAPI answers (a 400 without a code) when the JSON parser refuses a body for any
+# reason but a syntax error: invalid UTF-8, nesting too deep for it, an integer too long.
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # Input with lone surrogates is refused, but a message may quote it: sent as its
+        # JSON escape (\ud800) rather than failing to encode the error itself.
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        ).encode("utf-8", "backslashreplace")
 
 
 class FieldError(BaseModel):
@@ -99,7 +115,7 @@ def problem_response(
         errors=errors,
         limit=limit,
     )
-    return JSONResponse(
+    return ProblemResponse(
         body.model_dump(exclude_none=True),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
@@ -114,10 +130,40 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
-    errors = [
-        FieldError(field=_loc_to_field(e["loc"]), message=e["msg"], type=e["type"])
-        for e in exc.errors()
-    ]
+    errors = [_field_error(e) for e in exc.errors()]
+    return _validation_problem(request, errors)
+
+
+def _field_error(error: dict[str, Any]) -> FieldError:
+    if error["type"] == "json_invalid":  # FastAPI's location is ("body", <character offset>)
+        position = error["loc"][1] if len(error["loc"]) > 1 else "?"
+        reason = error.get("ctx", {}).get("error", "syntax error")
+        return FieldError(
+            field="body",
+            message=f"invalid JSON at character {position}: {reason}",
+            type="json_invalid",
+        )
+    return FieldError(field=_loc_to_field(error["loc"]), message=error["msg"], type=error["type"])
+
+
+def _body_parse_error(exc: StarletteHTTPException) -> FieldError:
+    """Why the JSON parser refused the body (FastAPI keeps the parser's error as the cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        message = (
+            f"the body is not UTF-8 text (byte {cause.start}); JSON is sent as UTF-8, "
+            "whatever the charset parameter says"
+        )
+    elif isinstance(cause, RecursionError):
+        message = "the JSON nests arrays and objects too deeply"
+    elif isinstance(cause, ValueError) and "digits" in str(cause):
+        message = "a number in the JSON has too many digits (at most 4300)"
+    else:
+        message = "the body is not valid JSON"
+    return FieldError(field="body", message=message, type="json_invalid")
+
+
+def _validation_problem(request: Request, errors: list[FieldError]) -> JSONResponse:
     fields = ", ".join(dict.fromkeys(e.field for e in errors))
     return problem_response(
         request,
@@ -174,6 +220,8 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and detail == _FASTAPI_BODY_PARSE_ERROR:
+        return _validation_problem(request, [_body_parse_error(exc)])
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path}"
     return problem_response(
@@ -216,6 +264,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "The request body is larger than the limit the problem names.",
         415: "The request body's media type is not one this endpoint reads.",
         422: "A field is missing or invalid; `errors` names each one and why.",
+        429: "Too many requests of this kind; try again after `Retry-After` seconds.",
         503: "A service Kairos depends on (the database) is unavailable.",
     }
     return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}
