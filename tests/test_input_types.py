@@ -6,7 +6,7 @@ which checks whatever lies under it), and each integer must have bounds. A new f
 plain `str`, `Any` or `int` fails here, naming the route and the field.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 from fastapi.dependencies.models import Dependant
@@ -49,7 +49,7 @@ def _contains_guard(node: dict[str, Any]) -> bool:
     )
 
 
-def _unchecked(schema: dict[str, Any]) -> list[str]:
+def _unchecked(schema: Mapping[str, Any]) -> list[str]:
     """Where ``schema`` accepts unchecked text or unbounded integers."""
     definitions: dict[str, dict[str, Any]] = {}
     found: list[str] = []
@@ -94,7 +94,7 @@ def _unchecked(schema: dict[str, Any]) -> list[str]:
             for child in _schemas_in(value):
                 walk(child, guarded, where)
 
-    walk(schema, False, "")
+    walk(dict(schema), False, "")
     return found
 
 
@@ -136,6 +136,6 @@ def test_every_input_is_of_a_checked_type(settings: Settings) -> None:
                 annotation = Annotated[(annotation, *info.metadata)]
             schema = TypeAdapter(annotation).core_schema
             for problem in _unchecked(schema):
-                methods = ",".join(sorted(route.methods))
+                methods = ",".join(sorted(route.methods or ()))
                 problems.append(f"{methods} {route.path} {where}.{param.name}{problem}")
     assert problems == [], "\n".join(problems)

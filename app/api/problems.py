@@ -216,6 +216,20 @@ _TITLES = {
 }
 
 
+# The code of an HTTP error raised without one (authentication, routing, media types).
+_DEFAULT_CODES = {
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "endpoint_not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "database_unavailable",
+}
+
+
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
@@ -229,7 +243,7 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code,
         _TITLES.get(exc.status_code, "Error"),
         detail,
-        code=getattr(exc, "code", None),
+        code=getattr(exc, "code", None) or _DEFAULT_CODES.get(exc.status_code),
         headers=dict(exc.headers) if exc.headers else None,
         limit=getattr(exc, "limit", None),
     )
