@@ -54,7 +54,7 @@ def device_out(device: Device) -> DeviceOut:
     status_code=201,
     response_model=EnrollResponse,
     summary="Exchange an enrollment code for a participant token",
-    responses=problem_responses(404, 410, 422),
+    responses=problem_responses(404, 410, 422, 429),
 )
 def enroll(
     body: EnrollRequest, session: SessionDep, clock: ClockDep, settings: SettingsDep
