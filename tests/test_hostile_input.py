@@ -371,3 +371,26 @@ def test_deeply_nested_json_inside_any_field_is_a_422(world: World, app_phone: P
 def test_bearer_unknown_token_with_odd_bytes_is_a_401(client: TestClient) -> None:
     response = client.get("/v1/me", headers=bearer("kpt_\x7f\x01"))
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59.999999Z"])
+def test_the_first_and_last_instants_are_accepted(
+    world: World, app_phone: Phone, edge: str
+) -> None:
+    admin = world.staff(Role.admin)
+    base = f"/v1/studies/{app_phone.study_id}"
+    for name in ("since", "until"):
+        response = world.client.get(
+            "/v1/me/ema-responses", params={name: edge}, headers=app_phone.headers
+        )
+        assert response.status_code == 200, response.text
+    for name in ("start", "end"):
+        for dataset in ("decisions", "ema_answers", "wearables", "engagement"):
+            response = world.client.get(
+                f"{base}/exports/{dataset}", params={name: edge}, headers=admin
+            )
+            assert response.status_code in (200, 404), response.text
+        mrt = world.client.post(
+            f"{base}/analyses/mrt", json={"outcome": "next_interference", name: edge}, headers=admin
+        )
+        assert mrt.status_code < 500, mrt.text
