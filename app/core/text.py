@@ -34,6 +34,10 @@ _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be accepted as text, or None when it can."""
+    # ASCII text (known to CPython without a scan) can only hold a NUL: the common case
+    # costs a flag test and a memchr.
+    if value.isascii() and "\x00" not in value:
+        return None
     found = _BAD_CHARACTER.search(value)
     if found is None:
         return None
@@ -54,6 +58,8 @@ def json_nesting(text: str) -> int:
 
 def check_text(value: str) -> str:
     """A Pydantic after-validator: ``value`` unchanged, or ValueError saying why not."""
+    if value.isascii() and "\x00" not in value:  # the common case, inline (ingestion)
+        return value
     problem = text_problem(value)
     if problem is not None:
         raise ValueError(problem)
@@ -78,6 +84,11 @@ def check_data(value: Any) -> Any:
         return value
     if kind is str:
         return check_text(value)
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+    elif kind is float and math.isfinite(value):
+        return value
     found = data_problem(value)
     if found is not None:
         path, problem = found

@@ -3,9 +3,9 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Instant, Schema, Text, Version, examples
+from app.api.schemas.common import CheckText, Instant, Schema, Version, examples
 
-Name = Annotated[Text, StringConstraints(max_length=200)]
+Name = Annotated[str, StringConstraints(max_length=200), CheckText]
 
 
 class MrtAnalysisRequest(Schema):

@@ -72,8 +72,9 @@ Timezone = Annotated[
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 Slug = Annotated[
-    Text,
+    str,
     StringConstraints(min_length=2, max_length=64, pattern=SLUG_PATTERN.pattern),
+    CheckText,
     Field(description="Lowercase letters, digits and dashes.", examples=["pain-jitai-2026"]),
 ]
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import CheckText, NonEmptyText, PatchSchema, Schema, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, examples
 from app.notifications.models import MAX_PUSH_TOKEN_LENGTH, Platform
 
 PushToken = Annotated[
@@ -59,13 +59,23 @@ class DeviceUpdate(PatchSchema):
     enabled: bool | None = Field(None, description="false stops pushes to this device.")
 
 
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+]
+
+
 class StaffDeviceUpdate(PatchSchema):
     model_config = ConfigDict(
         json_schema_extra=examples({"enabled": False, "reason": "phone reported lost"})
     )
 
     enabled: bool
-    reason: Annotated[NonEmptyText, StringConstraints(max_length=200)] | None = None
+    reason: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+        ]
+        | None
+    ) = None
 
 
 class DeviceOut(Schema):

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Instant, Schema, Text, Version, examples
+from app.api.schemas.common import CheckText, Instant, Schema, Version, examples
 from app.export.formats import ExportFormat
 
 _JOB_EXAMPLE = {
@@ -33,7 +33,7 @@ class ExportJobRequest(Schema):
         )
     )
 
-    dataset: Annotated[Text, StringConstraints(max_length=64)] = Field(
+    dataset: Annotated[str, StringConstraints(max_length=64), CheckText] = Field(
         description="One of the datasets of `GET …/exports/{dataset}`."
     )
     format: ExportFormat = ExportFormat.csv

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import CheckText, NonEmptyText, PatchSchema, Schema, Timezone, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, Timezone, examples
 from app.core.text import check_data
 from app.participants.models import ParticipantStatus
 
@@ -31,8 +31,9 @@ ParticipantCode = Annotated[
     Field(description="The study's pseudonymous participant code.", examples=["P-0042"]),
 ]
 Reason = Annotated[
-    NonEmptyText,
-    StringConstraints(max_length=2000),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    CheckText,
     Field(
         description="Why the status changes; kept in the status history.",
         examples=["participant asked for a two-week break"],
