@@ -12,6 +12,7 @@ Findings are collected rather than raised at the first, so one run reports all o
 and the totals (operations, cases, findings) are printed for the record.
 """
 
+import itertools
 import os
 import uuid
 from collections import Counter
@@ -48,6 +49,10 @@ CHECKS = [
     response_schema_conformance,
 ]
 EXAMPLES = int(os.environ.get("KAIROS_SCHEMATHESIS_EXAMPLES", "12"))
+# Schemathesis's coverage phase: deterministic boundary values (a maximum and one past it,
+# empty and over-long strings, wrong types …), at most this many per operation.
+COVERAGE_CASES = int(os.environ.get("KAIROS_SCHEMATHESIS_COVERAGE", "40"))
+MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
 
 @dataclass
@@ -126,8 +131,8 @@ def _data(world: World, caller: str) -> Fixtures:
 
 
 def _strategies(operation: Any, fixtures: Fixtures) -> Iterator[Any]:
-    yield operation.as_strategy(GenerationMode.POSITIVE)
-    yield operation.as_strategy(GenerationMode.NEGATIVE)
+    for mode in MODES:
+        yield operation.as_strategy(mode)
     names = {p.name for p in operation.path_parameters}
     if names:
         known = {n: v for n, v in fixtures.path_parameters.items() if n in names}
@@ -135,8 +140,24 @@ def _strategies(operation: Any, fixtures: Fixtures) -> Iterator[Any]:
     yield from operation.schema.get_strategies_from_examples(operation)
 
 
+def _call(case: Any, fixtures: Fixtures, run: Run) -> None:
+    label = case.operation.label
+    run.cases[label] += 1
+    try:
+        response = case.call_and_validate(headers=fixtures.headers, checks=CHECKS)
+        run.statuses[f"{response.status_code // 100}xx"] += 1
+    except (Exception, BaseExceptionGroup) as exc:  # every finding is collected, not raised
+        run.findings.append(f"{label}: {exc}")
+
+
+def _coverage(schema: Any, operation: Any, fixtures: Fixtures, run: Run) -> None:
+    config = schema.config.generation_for(operation=operation, phase="coverage")
+    cases = schema.iter_coverage_cases(operation, generation_modes=MODES, generation_config=config)
+    for case in itertools.islice(cases, COVERAGE_CASES):
+        _call(case, fixtures, run)
+
+
 def _exercise(operation: Any, strategies: list[Any], fixtures: Fixtures, run: Run) -> None:
-    label = operation.label
 
     @hypothesis.settings(
         max_examples=EXAMPLES * len(strategies),
@@ -148,12 +169,7 @@ def _exercise(operation: Any, strategies: list[Any], fixtures: Fixtures, run: Ru
     )
     @given(case=st.one_of(strategies))
     def check(case: Any) -> None:
-        run.cases[label] += 1
-        try:
-            response = case.call_and_validate(headers=fixtures.headers, checks=CHECKS)
-            run.statuses[f"{response.status_code // 100}xx"] += 1
-        except (Exception, BaseExceptionGroup) as exc:  # every finding is collected, not raised
-            run.findings.append(f"{label}: {exc}")
+        _call(case, fixtures, run)
 
     check()
 
@@ -169,6 +185,7 @@ def _run(world: World, caller: str, only: str | None = None) -> Run:
         if only is not None and operation.label != only:
             continue
         run.operations += 1
+        _coverage(schema, operation, fixtures, run)
         _exercise(operation, list(_strategies(operation, fixtures)), fixtures, run)
     return run
 
