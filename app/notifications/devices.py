@@ -80,12 +80,7 @@ def update_device(
             )
         )
         if other is not None:
-            raise ConflictError(
-                f"this push token is already registered for your device {other}; remove "
-                "one of the two devices instead",
-                field="push_token",
-                code="push_token_registered",
-            )
+            raise _token_registered(f"your device {other}")
         participant = session.get_one(Participant, device.participant_id)
         _disable_token_elsewhere(session, clock, participant, changes["push_token"])
     for field, value in changes.items():
@@ -95,7 +90,19 @@ def update_device(
     now = clock.now()
     device.last_seen_at = now
     device.updated_at = now
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:  # the same token registered meanwhile, concurrently
+        raise _token_registered("another of your devices") from exc
     return device
+
+
+def _token_registered(where: str) -> ConflictError:
+    return ConflictError(
+        f"this push token is already registered for {where}; remove one of the two devices instead",
+        field="push_token",
+        code="push_token_registered",
+    )
 
 
 def set_device_enabled(clock: Clock, device: Device, enabled: bool, reason: str | None) -> Device:
