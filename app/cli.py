@@ -83,7 +83,8 @@ def _serve(settings: Settings, workers: int) -> None:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level,
-        proxy_headers=True,
+        # The app applies X-Forwarded-* itself, from KAIROS_FORWARDED_ALLOW_IPS.
+        proxy_headers=False,
     )
 
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
@@ -25,11 +26,13 @@ from app.api.routes import (
     staff_devices,
     studies,
 )
+from app.api.security_headers import SecurityHeadersMiddleware
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.malloc import MallocTrimmer, limit_malloc_arenas
 from app.core.migrations import ensure_schema_current, upgrade_to_head
+from app.participants.throttle import EnrollmentThrottle
 from app.scheduling.triggers import subscribe_all
 from app.worker.runner import worker_from_settings
 
@@ -143,8 +146,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.clock = clock
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.enrollment_throttle = EnrollmentThrottle.from_url(
+        settings.throttle_storage_url,
+        per_address=settings.enroll_failures_per_address,
+        global_limit=settings.enroll_failures_global,
+        window_seconds=settings.enroll_throttle_window_seconds,
+    )
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=[
+            path
+            for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+            if path
+        ],
+        hsts_seconds=settings.hsts_seconds,
+    )
+    if settings.forwarded_allow_ips.strip():
+        # Outermost: everything after it sees the client address the trusted proxy saw.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     # Routes are matched in order: the phone's data endpoints, the busiest by far, first.
     for router in (
         me_data.router,

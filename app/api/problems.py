@@ -278,10 +278,20 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "The request body is larger than the limit the problem names.",
         415: "The request body's media type is not one this endpoint reads.",
         422: "A field is missing or invalid; `errors` names each one and why.",
-        429: "Too many requests of this kind; try again after `Retry-After` seconds.",
+        429: "Too many attempts; try again after the number of seconds in Retry-After.",
         503: "A service Kairos depends on (the database) is unavailable.",
     }
-    return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": Problem, "description": descriptions[status]} for status in statuses
+    }
+    if 429 in responses:
+        responses[429]["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until an attempt is accepted again.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return responses
 
 
 def document_problem_media_type(app: FastAPI) -> None:

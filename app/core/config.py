@@ -1,5 +1,8 @@
 """Settings, read from the environment with the ``KAIROS_`` prefix (and a ``.env`` file)."""
 
+import itertools
+import math
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 
@@ -10,6 +13,41 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # real data: outside development the service refuses to start while it is in use.
 INSECURE_DEFAULT_SECRET = "kairos-development-secret-do-not-use-in-production"  # noqa: S105
 MIN_SECRET_LENGTH = 32
+# Estimated bits of randomness a secret key must have (see secret_strength_bits). Set so
+# that every 128-bit key from a standard generator passes (32 hex characters, the
+# weakest, score 95 at the lowest in 20,000 draws; token_urlsafe(48) scores about 330),
+# while keys typed by a person (repeats, runs, a word) score far below.
+MIN_SECRET_BITS = 80
+
+
+def _shannon_bits_per_symbol(symbols: list[int]) -> float:
+    counts = Counter(symbols)
+    n = len(symbols)
+    return -sum(c / n * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+def secret_strength_bits(secret: str) -> float:
+    """A conservative estimate of the randomness in ``secret``, in bits.
+
+    1. Repetition adds nothing: only the shortest unit that the key repeats counts
+       ("abcabcabc" is scored as "abc").
+    2. That unit scores its length times the Shannon entropy of its characters (the bits
+       each character carries given how often each occurs: "aaaa" scores 0) ...
+    3. ... or of the steps between consecutive characters, whichever is lower, so that
+       runs score low too ("0123456789abcdef" steps by 1 each time: close to 0).
+
+    It cannot recognise words ("correcthorsebatterystaple" scores like random letters):
+    generate the key, never type it.
+    """
+    unit = secret
+    for period in range(1, len(secret) // 2 + 1):
+        if all(secret[i] == secret[i % period] for i in range(period, len(secret))):
+            unit = secret[:period]
+            break
+    points = [ord(c) for c in unit]
+    steps = [b - a for a, b in itertools.pairwise(points)]
+    per_symbol = min(_shannon_bits_per_symbol(points), _shannon_bits_per_symbol(steps))
+    return max(0.0, len(unit) * per_symbol)
 
 
 class Environment(StrEnum):
@@ -39,8 +77,9 @@ class Settings(BaseSettings):
     )
     secret_key: str = Field(
         INSECURE_DEFAULT_SECRET,
-        description="Keys the hashes of enrollment codes. At least 32 characters outside "
-        "development; generate one with: "
+        description="Keys the hashes of enrollment codes. Outside development at least 32 "
+        "characters and random (repeats, runs like 0123… and single characters are refused); "
+        "generate one with: "
         "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
     )
     host: str = "127.0.0.1"
@@ -131,6 +170,44 @@ class Settings(BaseSettings):
     push_max_attempts: int = Field(6, ge=1, le=20)
     schedule_batch_size: int = Field(500, ge=1, le=1000)
     lease_seconds: float = Field(120.0, gt=0)
+    hsts_seconds: int = Field(
+        0,
+        ge=0,
+        description="When above 0, every response carries Strict-Transport-Security: "
+        "max-age=<this>, so browsers only ever use HTTPS. Set it (e.g. 31536000, a year) "
+        "when clients reach the service over HTTPS only, e.g. behind a TLS-terminating "
+        "proxy; leave 0 while it is served over plain HTTP.",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Comma-separated addresses or networks (CIDR) of the proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers are believed: the client address "
+        "(enrollment throttling, logs) is then the one the proxy saw. '*' trusts every "
+        "peer (only when nothing but the proxy can reach the service); '' trusts none.",
+    )
+    enroll_failures_per_address: int = Field(
+        10,
+        ge=1,
+        description="Failed enrollment attempts (unknown, used or expired codes) one client "
+        "address may make per throttle window; then POST /v1/enroll answers 429 with "
+        "Retry-After until the window ends, without checking the code.",
+    )
+    enroll_failures_global: int = Field(
+        1000,
+        ge=1,
+        description="Failed enrollment attempts from all addresses together per throttle "
+        "window (a guesser with many addresses); then every enrollment answers 429 until "
+        "the window ends.",
+    )
+    enroll_throttle_window_seconds: int = Field(
+        900, ge=1, le=86400, description="The enrollment throttle's window, in seconds."
+    )
+    throttle_storage_url: str = Field(
+        "memory://",
+        description="Where throttle counters are kept (a `limits` storage URL): memory:// "
+        "counts in each process; with several API processes use shared storage, e.g. "
+        "redis://host:6379/0, so the budgets hold across them.",
+    )
 
     def unsafe_reason(self) -> str | None:
         """Why these settings must not run a service, or None when they are safe enough."""
@@ -142,9 +219,19 @@ class Settings(BaseSettings):
             )
         if self.environment is Environment.development:
             return None
-        if self.secret_key == INSECURE_DEFAULT_SECRET or len(self.secret_key) < MIN_SECRET_LENGTH:
+        weakness = None
+        if self.secret_key == INSECURE_DEFAULT_SECRET:
+            weakness = "is unset (the public development default)"
+        elif len(self.secret_key) < MIN_SECRET_LENGTH:
+            weakness = f"is shorter than {MIN_SECRET_LENGTH} characters"
+        elif (bits := secret_strength_bits(self.secret_key)) < MIN_SECRET_BITS:
+            weakness = (
+                f"looks typed rather than random (about {bits:.0f} bits of randomness, at "
+                f"least {MIN_SECRET_BITS} needed: it repeats, runs or reuses few characters)"
+            )
+        if weakness is not None:
             return (
-                f"KAIROS_SECRET_KEY is unset or weak while KAIROS_ENVIRONMENT={self.environment}. "
+                f"KAIROS_SECRET_KEY {weakness} while KAIROS_ENVIRONMENT={self.environment}. "
                 f"Set KAIROS_SECRET_KEY to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters, e.g. the output of: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"

@@ -2,7 +2,8 @@
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from limits.errors import StorageError
 from sqlalchemy.orm import Session
 
 from app.api.auth import Me
@@ -11,11 +12,13 @@ from app.api.problems import problem_responses
 from app.api.schemas.devices import DeviceList, DeviceOut, DeviceRegister, DeviceUpdate
 from app.api.schemas.me import EnrollRequest, EnrollResponse, MeOut, MeUpdate
 from app.api.schemas.prompts import PendingInterventionOut, PendingOut, PendingPromptOut
+from app.core.errors import GoneError, NotFoundError
 from app.notifications import devices, pending
 from app.notifications.models import Device
 from app.notifications.outbox import prompt_link
 from app.participants import enrollment, service
 from app.participants.models import Participant
+from app.participants.throttle import EnrollmentThrottle
 from app.studies.models import Study
 
 enroll_router = APIRouter(prefix="/v1", tags=["enrollment"])
@@ -49,15 +52,42 @@ def device_out(device: Device) -> DeviceOut:
     )
 
 
+class EnrollmentThrottled(HTTPException):
+    def __init__(self, retry_after: int, budget: str) -> None:
+        whose = "from this address" if budget == "address" else "from all addresses together"
+        super().__init__(
+            429,
+            f"too many failed enrollment attempts {whose}; try again in {retry_after} "
+            "seconds, and check the code with the study team",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.code = "enrollment_throttled"
+
+
+class ThrottleUnavailable(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "enrollment is briefly unavailable (the throttle's storage cannot be reached); "
+            "try again shortly",
+            headers={"Retry-After": "5"},
+        )
+        self.code = "throttle_unavailable"
+
+
 @enroll_router.post(
     "/enroll",
     status_code=201,
     response_model=EnrollResponse,
     summary="Exchange an enrollment code for a participant token",
-    responses=problem_responses(404, 410, 422, 429),
+    responses=problem_responses(404, 410, 422, 429, 503),
 )
 def enroll(
-    body: EnrollRequest, session: SessionDep, clock: ClockDep, settings: SettingsDep
+    body: EnrollRequest,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> EnrollResponse:
     """Called by the phone app once, with the code the study team gave the participant.
 
@@ -65,10 +95,29 @@ def enroll(
     once: 404 when it is unknown, 410 when it was used, replaced by a newer code, or
     has expired (the `code` field of the problem says which). Codes are case-insensitive;
     dashes and spaces are ignored. No credentials needed.
+
+    Guessing is throttled: after too many failed attempts from one address, or from all
+    addresses together, within a window (KAIROS_ENROLL_FAILURES_PER_ADDRESS,
+    KAIROS_ENROLL_FAILURES_GLOBAL, KAIROS_ENROLL_THROTTLE_WINDOW_SECONDS), every attempt
+    gets 429 `enrollment_throttled` with `Retry-After` until the window ends, whatever the
+    code, and the code is not checked. Successful enrollments do not count.
     """
-    participant, token = enrollment.enroll(
-        session, clock, body.code, secret_key=settings.secret_key
-    )
+    throttle: EnrollmentThrottle = request.app.state.enrollment_throttle
+    address = request.client.host if request.client else "unknown"
+    now = clock.now()
+    try:
+        refusal = throttle.refusal(address, now)
+        if refusal is not None:
+            raise EnrollmentThrottled(refusal.retry_after, refusal.budget)
+        try:
+            participant, token = enrollment.enroll(
+                session, clock, body.code, secret_key=settings.secret_key
+            )
+        except (NotFoundError, GoneError):
+            throttle.record_failure(address, now)
+            raise
+    except StorageError as exc:
+        raise ThrottleUnavailable() from exc
     session.commit()
     return EnrollResponse(access_token=token, participant=me_out(session, participant))
 

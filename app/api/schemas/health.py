@@ -31,6 +31,7 @@ class Readiness(Schema):
                     "status": "ok",
                     "database": "postgresql",
                     "schema_revision": "0001",
+                    "workers_active": 1,
                     "workers": [
                         {"worker_id": "host-a:4242", "last_tick_at": "2026-11-20T10:30:05Z"}
                     ],
@@ -42,6 +43,10 @@ class Readiness(Schema):
     status: str = "ok"
     database: str = Field(description="The database backend in use.")
     schema_revision: str | None
-    workers: list[WorkerStatus] = Field(
-        description="Workers that ticked in the last few minutes (informational)."
+    workers_active: int = Field(
+        description="How many workers ticked in the last few minutes (informational)."
+    )
+    workers: list[WorkerStatus] | None = Field(
+        description="Those workers, with their ids (host name and process id). In "
+        "production only an admin's API key sees them; anyone else gets null."
     )
