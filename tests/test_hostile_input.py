@@ -394,3 +394,16 @@ def test_the_first_and_last_instants_are_accepted(
             f"{base}/analyses/mrt", json={"outcome": "next_interference", name: edge}, headers=admin
         )
         assert mrt.status_code < 500, mrt.text
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", str(2**64), str(-(2**63) - 1)])
+def test_numbers_free_form_data_cannot_hold_are_a_422(world: World, value: str) -> None:
+    # Python's JSON reader accepts NaN and Infinity; no JSON writer, JSONB column or CEL
+    # integer holds them (a 500 when the response was written, or on PostgreSQL).
+    study_id = world.study()["id"]
+    response = world.client.post(
+        f"/v1/studies/{study_id}/participants",
+        content=_raw('{"timezone": "Europe/Berlin", "attributes": {"age": ' + value + "}}"),
+        headers={**world.staff(Role.admin), **JSON},
+    )
+    _problem(response, 422, "body.attributes.age")
