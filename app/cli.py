@@ -1,12 +1,14 @@
 """The `kairos` command line."""
 
+import atexit
 import json
-import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -19,7 +21,11 @@ from app.core.clock import SystemClock
 from app.core.config import Settings, UnsafeSettingsError, load_settings
 from app.core.db import create_db_engine, make_session_factory, session_scope
 from app.core.migrations import SchemaNotCurrentError, ensure_schema_current, upgrade_to_head
+from app.observability.logs import configure_logging, logging_config
 from app.staff.models import Role
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 cli = typer.Typer(
     name="kairos",
@@ -76,6 +82,14 @@ def _serve(settings: Settings, workers: int) -> None:
         f"Kairos {__version__} on http://{settings.host}:{settings.port}/docs "
         f"({engine.dialect.name})"
     )
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.metrics != "off" and workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The API processes count requests in files here; a scrape of any one sums them.
+        directory = tempfile.mkdtemp(prefix="kairos-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if settings.metrics_port is not None:
+        _serve_metrics(settings, settings.metrics_port, with_database_state=True)
     uvicorn.run(
         "app.api.main:create_app",
         factory=True,
@@ -83,9 +97,33 @@ def _serve(settings: Settings, workers: int) -> None:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level, settings.log_format),
         # The app applies X-Forwarded-* itself, from KAIROS_FORWARDED_ALLOW_IPS.
         proxy_headers=False,
     )
+
+
+def _serve_metrics(settings: Settings, port: int, *, with_database_state: bool) -> "WSGIServer":
+    """Prometheus metrics on their own port, without credentials (KAIROS_METRICS=PORT):
+    this host's process metrics, and for `kairos serve` the database state."""
+    from prometheus_client import start_http_server
+
+    from app.observability.metrics import exposition_registry
+    from app.observability.state import DatabaseState
+
+    extra = []
+    if with_database_state:
+        engine = create_db_engine(settings.database_url, pool_size=1)
+        extra.append(
+            DatabaseState(
+                make_session_factory(engine), SystemClock(), settings.metrics_query_timeout_seconds
+            )
+        )
+    server, _thread = start_http_server(
+        port, addr=settings.host, registry=exposition_registry(*extra)
+    )
+    typer.echo(f"Metrics on http://{settings.host}:{port}/metrics")
+    return server
 
 
 @cli.command()
@@ -112,7 +150,18 @@ def migrate() -> None:
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics on this port (KAIROS_HOST). "
+            "Without it they reach Prometheus through a PROMETHEUS_MULTIPROC_DIR shared with "
+            "the API on the same host.",
+        ),
+    ] = None,
+) -> None:
     """Run the background worker (scheduling and push delivery) in the foreground."""
     from app.worker.runner import worker_from_settings
 
@@ -123,7 +172,9 @@ def worker() -> None:
     except SchemaNotCurrentError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level, settings.log_format)
+    if metrics_port is not None:
+        _serve_metrics(settings, metrics_port, with_database_state=False)
     worker_from_settings(make_session_factory(engine), SystemClock(), settings).run_forever()
 
 

@@ -141,6 +141,8 @@ CASES = [
     Case("GET", "/v1/api-keys", 200, "staff", ADMIN),
     Case("DELETE", "/v1/api-keys/{api_key}", 200, "staff", ADMIN),
     Case("GET", "/v1/audit-events", 200, "staff", ADMIN),
+    # Prometheus metrics: admins (and the metrics token, tests/test_metrics.py).
+    Case("GET", "/metrics", 200, "staff", ADMIN),
     Case("GET", "/v1/me", 200, "me", other=200),
     Case("PATCH", "/v1/me", 200, "me", body={"timezone": "America/Denver"}, other=200),
     Case("DELETE", "/v1/me/token", 204, "me", other=204),

@@ -506,6 +506,12 @@ CASES: dict[str, tuple[Callable[[], dict[str, Any]], Mutation, str, str]] = {
         "ema_schedules[0].random_windows[0]",
         "3 random times 45 minutes apart need 90 minutes, but the window is 60 minutes",
     ),
+    "more random times than minutes in the window": (
+        minimal,
+        at("decision_points[0].random_windows", [{"start": "16:00", "end": "16:02", "count": 3}]),
+        "decision_points[0].random_windows[0].count",
+        "3 random times need 3 distinct minutes, but the window is 2 minutes long",
+    ),
     "quiet hours cover every decision point": (
         minimal,
         at("policy.availability", {"quiet_hours": {"start": "14:00", "end": "16:00"}}),

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 
 from app.core import events
 from app.core.events import ParticipantEvent
+from app.decision_rules.engine import decide_batch
+from app.decision_rules.models import Decision
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.notifications.providers import LoggingProvider
 from app.protocols.timing import Event
@@ -486,3 +488,81 @@ def test_dst_spring_forward_in_chicago_with_a_simulated_clock(world: World) -> N
             "03-10 09:00",
         ]
         assert not items(session, person.participant_id, status=ItemStatus.missed)
+
+
+def test_dst_collision_in_new_york_fires_once_and_the_merge_is_recorded(world: World) -> None:
+    # 02:00 does not exist on 2026-03-08 in New York; moved to 03:00 it would fire together
+    # with the 03:00 decision point. It is merged: one decision, the other row says why.
+    document = protocol_yaml(dp_times=["02:00", "03:00"], ema_times=[])
+    world.clock.set(datetime(2026, 3, 6, 18, 0, tzinfo=UTC))
+    person = enrolled(world, document, timezone="America/New_York")
+    w = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="w1",
+        decider=decide_batch,
+        provider=LoggingProvider(),
+    )
+    run_until(world, w, datetime(2026, 3, 9, 18, 0, tzinfo=UTC))
+    new_york = ZoneInfo("America/New_York")
+    with world.session_factory() as session:
+        rows = {r.slot_key: r for r in items(session, person.participant_id)}
+        merged, kept = rows["dp:morning:2026-03-08:0"], rows["dp:morning:2026-03-08:1"]
+        assert merged.status == ItemStatus.cancelled
+        assert merged.sequence is None
+        assert merged.status_reason == (
+            "dst: merged into dp:morning:2026-03-08:1: 02:00 does not exist on 2026-03-08 in "
+            "America/New_York (the clocks jump forward); moved to 03:00, it falls on the same "
+            "instant (03:00 local, 2026-03-08T07:00Z)"
+        )
+        assert kept.status == ItemStatus.done
+        assert kept.due_at == merged.due_at == datetime(2026, 3, 8, 7, tzinfo=UTC)
+        assert kept.draw == {"merged": [{"slot_key": merged.slot_key, "local_time": "02:00"}]}
+        fired = items(session, person.participant_id, status=ItemStatus.done)
+        local = [r.due_at.astimezone(new_york).strftime("%m-%d %H:%M") for r in fired]
+        assert local == ["03-07 02:00", "03-07 03:00", "03-08 03:00", "03-09 02:00", "03-09 03:00"]
+        assert [r.sequence for r in fired] == [0, 1, 2, 3, 4]
+        decisions = session.scalars(
+            sa.select(Decision)
+            .where(Decision.participant_id == person.participant_id)
+            .order_by(Decision.planned_at)
+        ).all()
+        assert [d.scheduled_item_id for d in decisions] == [r.id for r in fired]
+        (noted,) = [d for d in decisions if d.note and "dst:" in d.note]
+        assert noted.scheduled_item_id == kept.id
+        assert noted.note is not None
+        assert noted.note.endswith(
+            "dst: also stands for dp:morning:2026-03-08:0 (planned 02:00), which fell on this "
+            "instant after a clock change"
+        )
+        assert not items(session, person.participant_id, status=ItemStatus.missed)
+
+
+def test_a_dst_merge_follows_time_zone_changes(world: World) -> None:
+    # Re-planning writes the merge as well: a zone without the collision revives the row,
+    # and moving back merges it again.
+    document = protocol_yaml(dp_times=["02:00", "03:00"], ema_times=[])
+    world.clock.set(datetime(2026, 3, 6, 18, 0, tzinfo=UTC))
+    person = enrolled(world, document, timezone="America/New_York")
+    key = "dp:morning:2026-03-08:0"
+
+    def row() -> ScheduledItem:
+        with world.session_factory() as session:
+            (item,) = items(session, person.participant_id, slot_key=key)
+            return item
+
+    assert row().status == ItemStatus.cancelled
+    assert (row().status_reason or "").startswith("dst: merged into dp:morning:2026-03-08:1")
+    for zone, status in [("Europe/Berlin", ItemStatus.planned), ("America/New_York", "merged")]:
+        response = world.client.patch("/v1/me", json={"timezone": zone}, headers=person.headers)
+        assert response.status_code == 200, response.text
+        item = row()
+        if status == "merged":
+            assert item.status == ItemStatus.cancelled
+            assert (item.status_reason or "").startswith("dst: merged into")
+            assert item.due_at == datetime(2026, 3, 8, 7, tzinfo=UTC)
+        else:
+            assert item.status == status
+            assert item.status_reason is None
+            assert item.due_at == datetime(2026, 3, 8, 1, tzinfo=UTC)  # 02:00 in Berlin

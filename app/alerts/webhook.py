@@ -29,6 +29,7 @@ from app.alerts.models import Alert, WebhookStatus
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.observability.metrics import WEBHOOK_ATTEMPTS
 from app.participants.models import Participant
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def deliver_due(
                 continue  # another process holds it, or it is no longer due
             error = _post(client, config, alert_id, body)
             _record(session_factory, clock, config, alert_id, error, rng)
+            WEBHOOK_ATTEMPTS.labels("delivered" if error is None else "error").inc()
             delivered += error is None
     return delivered
 

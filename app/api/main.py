@@ -9,6 +9,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.observability import RequestObservabilityMiddleware
 from app.api.problems import install_problem_handlers
 from app.api.routes import (
     admin,
@@ -19,6 +20,7 @@ from app.api.routes import (
     health,
     me,
     me_data,
+    metrics,
     monitoring,
     participant_data,
     participants,
@@ -32,6 +34,8 @@ from app.core.config import Settings, load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.malloc import MallocTrimmer, limit_malloc_arenas
 from app.core.migrations import ensure_schema_current, upgrade_to_head
+from app.observability.metrics import exposition_registry
+from app.observability.state import DatabaseState
 from app.participants.throttle import EnrollmentThrottle
 from app.scheduling.triggers import subscribe_all
 from app.worker.runner import worker_from_settings
@@ -163,6 +167,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ],
         hsts_seconds=settings.hsts_seconds,
     )
+    # A request id (and metrics) for every answer, 413s included.
+    app.add_middleware(RequestObservabilityMiddleware, metrics=settings.metrics != "off")
+    if settings.metrics == "protected":  # a port: served by `kairos serve` (app/cli.py)
+        app.state.metrics_registry = exposition_registry(
+            DatabaseState(session_factory, clock, settings.metrics_query_timeout_seconds)
+        )
     if settings.forwarded_allow_ips.strip():
         # Outermost: everything after it sees the client address the trusted proxy saw.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
@@ -186,4 +196,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         admin.router,
     ):
         app.include_router(router)
+    if settings.metrics == "protected":
+        app.include_router(metrics.router)
     return app

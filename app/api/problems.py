@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import DomainError
+from app.observability.logs import REQUEST_ID_HEADER, request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +257,8 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
         500,
         "Internal server error",
         "An unexpected error occurred; it has been logged. This is a bug in Kairos.",
+        # Answered outside the request-id middleware: the id that the log line carries.
+        headers={REQUEST_ID_HEADER: rid} if (rid := request_id_var.get()) else None,
     )
 
 

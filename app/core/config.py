@@ -5,8 +5,9 @@ import math
 from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The development default. It is public (it is in this file), so it must never protect
@@ -117,6 +118,30 @@ class Settings(BaseSettings):
         "it must be storage that API and worker processes share.",
     )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: readable lines; json: one JSON object per line (time, level, "
+        "logger, message, request_id, exc_info) for log shippers.",
+    )
+    metrics: Literal["off", "protected"] | Annotated[int, Field(ge=1, le=65535)] = Field(
+        "protected",
+        description="Prometheus metrics: protected (GET /metrics on the API, for the "
+        "KAIROS_METRICS_TOKEN bearer token or an admin API key), a port number (served "
+        "without credentials on that port only, not on the API), or off. See "
+        "docs/deployment.md.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="A bearer token that may read GET /metrics (give it to Prometheus "
+        "instead of an admin key). Unset: only admin API keys may.",
+    )
+    metrics_query_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long a scrape may spend reading state from the database (outbox, "
+        "due work, flags, alerts, jobs); past it the scrape reports kairos_database_up 0.",
+    )
     max_request_bytes: int = Field(
         10 * 1024 * 1024,
         ge=1024,
@@ -208,6 +233,18 @@ class Settings(BaseSettings):
         "counts in each process; with several API processes use shared storage, e.g. "
         "redis://host:6379/0, so the budgets hold across them.",
     )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_port(cls, value: object) -> object:
+        # From the environment a port arrives as a string.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics if isinstance(self.metrics, int) else None
 
     def unsafe_reason(self) -> str | None:
         """Why these settings must not run a service, or None when they are safe enough."""

@@ -54,6 +54,16 @@ def decision_index(item: ScheduledItem) -> int | str:
     return item.sequence if item.sequence is not None else item.due_at.isoformat()
 
 
+def merge_note(item: ScheduledItem) -> str | None:
+    """The decision log's note for a decision point that also stands for slots merged into
+    it by a DST change (see app/scheduling/slots.py), else None."""
+    merged = (item.draw or {}).get("merged")
+    if not merged:
+        return None
+    slots = ", ".join(f"{m['slot_key']} (planned {m['local_time']})" for m in merged)
+    return f"dst: also stands for {slots}, which fell on this instant after a clock change"
+
+
 @dataclass
 class _Burden:
     prompts_today: int = 0
@@ -204,7 +214,7 @@ def _decide(
         "draw": None,
         "option_id": None,
         "probability": None,
-        "note": None,
+        "note": merge_note(item),
         "fallback": False,
         "error": None,
     }
@@ -390,7 +400,8 @@ def _record(decision: dict[str, Any], evaluation: Evaluation) -> None:
     decision["probabilities"] = dict(evaluation.probabilities)
     decision["excluded"] = dict(evaluation.excluded)
     decision["randomized"] = evaluation.randomized
-    decision["note"] = evaluation.note
+    # A DST merge note (set when the row was built) stays, after the evaluation's own note.
+    decision["note"] = "; ".join(n for n in (evaluation.note, decision["note"]) if n) or None
     decision["fallback"] = evaluation.fallback
     decision["error"] = evaluation.error
 

@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,6 +70,8 @@ class SendReport:
     cancelled: int = 0
     lost: int = 0
     attempts: int = 0
+    # attempts (one per device) by outcome class: accepted, invalid_token, retry, rejected
+    outcomes: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: "SendReport") -> None:
         for name in vars(other):
@@ -353,6 +355,7 @@ def _finish(
             if status is NotificationStatus.failed:
                 unreachable.add(row.participant_id)
     report.attempts = len(attempts)
+    report.outcomes.update(str(a["outcome"]) for a in attempts)
     insert_rows(session, cast(sa.Table, DeliveryAttempt.__table__), attempts)
     update_by_id(session, Notification, updates)
     _update_devices(session, dead_devices, now)

@@ -100,7 +100,14 @@ def _check_timing_block(block: Timing, base: str, last_day: int, problems: Probl
                 )
         length = window.end_minute - window.start_minute
         needed = (window.count - 1) * block.min_spacing_minutes
-        if needed > length:
+        if window.count > length:
+            # Fewer minutes than moments: two would share a minute (one instant).
+            problems.add(
+                path_of(wpath, "count"),
+                f"{window.count} random times need {window.count} distinct minutes, but the "
+                f"window is {length} minutes long; lower count or widen the window",
+            )
+        elif needed > length:
             problems.add(
                 wpath,
                 f"{window.count} random times {block.min_spacing_minutes} minutes apart need "

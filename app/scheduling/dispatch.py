@@ -51,6 +51,8 @@ class Settled:
     cancelled: int = 0
     lost: int = 0  # taken over by another worker after our lease expired
     notifications: list[uuid.UUID] = field(default_factory=list)
+    # (kind, fired | missed, seconds from due time to settling) of each row settled
+    lags: list[tuple[str, str, float]] = field(default_factory=list)
 
     @property
     def touched(self) -> bool:
@@ -63,6 +65,7 @@ class Settled:
         self.cancelled += other.cancelled
         self.lost += other.lost
         self.notifications += other.notifications
+        self.lags += other.lags
 
 
 def claim_due(
@@ -255,12 +258,14 @@ def settle(
         outcomes.finish(item, ItemStatus.cancelled, reason)
     for item, reason in missed:
         outcomes.finish(item, ItemStatus.missed, reason)
+        result.lags.append(_lag(item, "missed", now))
     result.cancelled, result.missed = len(cancelled), len(missed)
     outbox: list[NotificationValues] = []
     for item, protocol in prompts:
         outbox += _prompt_rows(item, protocol, now)
         outcomes.finish(item, ItemStatus.done, None)
         result.fired += 1
+        result.lags.append(_lag(item, "fired", now))
     if to_decide:
         deliveries = decider(session, clock, to_decide)
         if len(deliveries) != len(to_decide):
@@ -273,10 +278,15 @@ def settle(
                 outbox.append(intervention_notification(item, delivery, now))
             outcomes.finish(item, ItemStatus.done, None)
             result.fired += 1
+            result.lags.append(_lag(item, "fired", now))
     session.flush()  # whatever the decider added to the session
     result.notifications = write_outbox(session, outbox)
     outcomes.write(session)
     return result
+
+
+def _lag(item: ScheduledItem, outcome: str, now: datetime) -> tuple[str, str, float]:
+    return str(item.kind), outcome, max((now - item.due_at).total_seconds(), 0.0)
 
 
 def _prompt_rows(

@@ -20,7 +20,9 @@ class ItemStatus(StrEnum):
     claimed = "claimed"  # a worker holds the lease and is processing it
     done = "done"  # fired: the prompt was sent, the decision was made
     missed = "missed"  # later than its grace period when a worker got to it
-    cancelled = "cancelled"  # re-planned away (status, time zone or protocol change)
+    # Re-planned away (status, time zone or protocol change), or not fired because of a DST
+    # change (merged into another slot at the same instant; status_reason starts "dst:").
+    cancelled = "cancelled"
 
 
 # Fired EMA prompts still waiting for an answer (a partial index and the expiry sweep).
@@ -63,7 +65,9 @@ class ScheduledItem(IdMixin, Base):
     due_at: Mapped[datetime]
     # EMA prompts: answers after this are late. Decision points: fire no later than this.
     expires_at: Mapped[datetime | None]
-    # The reproducible random draw of a random-window slot (seed parts, minute drawn).
+    # The reproducible random draw of a random-window slot (seed parts, minute drawn); for a
+    # slot that slots of its schedule were merged into by a DST change, "merged": [{slot_key,
+    # local_time}] as well.
     draw: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(sa.String(24), default=ItemStatus.planned)
     status_reason: Mapped[str | None] = mapped_column(sa.Text)

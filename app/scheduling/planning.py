@@ -62,7 +62,8 @@ def is_schedulable(participant: Participant) -> bool:
 def desired_slots(
     participant: Participant, protocol: Protocol, start: datetime, end: datetime
 ) -> list[Slot]:
-    """Every fixed-time and random-window slot due in [start, end)."""
+    """Every fixed-time and random-window slot due in [start, end), including the ones that
+    do not fire because of a DST change (``Slot.fires`` is false; they become cancelled rows)."""
     zone = participant_zone(participant)
     day_zero = study_day_zero(participant, zone)
     if day_zero is None:
@@ -110,7 +111,10 @@ def item_row(participant: Participant, slot: Slot, now: datetime) -> dict[str, o
         "due_at": slot.due_at,
         "expires_at": slot.expires_at,
         "draw": slot.draw,
-        "status": str(ItemStatus.planned),
+        # A slot that does not fire (merged by a DST change) keeps its row, cancelled with
+        # the reason, so every (schedule, date, index) is accounted for.
+        "status": str(ItemStatus.planned if slot.fires else ItemStatus.cancelled),
+        "status_reason": slot.cancel_reason,
         "created_at": now,
         "updated_at": now,
     }
@@ -119,7 +123,8 @@ def item_row(participant: Participant, slot: Slot, now: datetime) -> dict[str, o
 def upsert_slots(
     session: Session, participant: Participant, slots: Sequence[Slot], now: datetime
 ) -> None:
-    """Insert new slots; refresh (or revive) existing rows that have not fired yet."""
+    """Insert new slots; refresh (or revive) existing rows that have not fired yet. Slots
+    that do not fire (DST merges) are written cancelled, with their reason."""
     if not slots:
         return
     rows = sorted((item_row(participant, s, now) for s in slots), key=lambda r: str(r["slot_key"]))
@@ -130,8 +135,8 @@ def upsert_slots(
         set_={
             **{name: insert.excluded[name] for name in refreshed},
             "draw": insert.excluded.draw,
-            "status": str(ItemStatus.planned),
-            "status_reason": None,
+            "status": insert.excluded.status,
+            "status_reason": insert.excluded.status_reason,
             "updated_at": now,
         },
         where=sa.and_(
@@ -259,7 +264,7 @@ def extend_horizon(session: Session, now: datetime, participant: Participant) ->
     slots = desired_slots(participant, protocol, start, end) if protocol is not None else []
     upsert_slots(session, participant, slots, now)
     _set_horizon(session, participant.id, end, now)
-    return len(slots)
+    return sum(1 for s in slots if s.fires)
 
 
 def participants_needing_plans(

@@ -29,6 +29,7 @@ from app.monitoring.flags import evaluate_all
 from app.notifications.provider_setup import provider_from_settings
 from app.notifications.providers import LoggingProvider, PushProvider
 from app.notifications.sender import SendPolicy, SendReport, send_batch
+from app.observability.metrics import observe_due_work, observe_pushes
 from app.scheduling.decision_hook import DecideBatch, decide_nothing
 from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
 from app.scheduling.planning import extend_horizon, participants_needing_plans
@@ -154,7 +155,7 @@ class Worker:
         return bind is not None and bind.dialect.name == "postgresql"
 
     def _fire_batch(self) -> Settled:
-        return run_due_batch(
+        settled = run_due_batch(
             self.session_factory,
             self.clock,
             self.worker_id,
@@ -162,11 +163,25 @@ class Worker:
             lease=self.lease,
             batch_size=self.schedule_batch_size,
         )
+        observe_due_work(settled.lags)  # committed: due time to decision, per row
+        return settled
 
     def _send_batch(self) -> SendReport:
-        return send_batch(
+        sent = send_batch(
             self.session_factory, self.clock, self.worker_id, self.provider, self.send_policy
         )
+        observe_pushes(
+            self.provider.name,
+            sent.outcomes,
+            {
+                "sent": sent.sent,
+                "retrying": sent.retrying,
+                "failed": sent.failed,
+                "expired": sent.expired,
+                "cancelled": sent.cancelled,
+            },
+        )
+        return sent
 
     def _fire_and_send_in_turn(self, report: TickReport) -> None:
         while True:

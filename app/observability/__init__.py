@@ -1,0 +1,1 @@
+"""Operability: Prometheus metrics (process events and database state) and structured logs."""
