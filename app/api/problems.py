@@ -4,6 +4,7 @@ Validation errors list every offending field under ``errors`` with its location 
 reason, e.g. ``{"field": "body.timezone", "message": "unknown IANA time zone 'Mars/Base'"}``.
 """
 
+import json
 import logging
 from typing import Any
 
@@ -20,6 +21,21 @@ from app.observability.logs import REQUEST_ID_HEADER, request_id_var
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# What FastAPI answers (a 400 without a code) when the JSON parser refuses a body for any
+# reason but a syntax error: invalid UTF-8, nesting too deep for it, an integer too long.
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        # Input with lone surrogates is refused, but a message may quote it: sent as its
+        # JSON escape (\ud800) rather than failing to encode the error itself.
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        ).encode("utf-8", "backslashreplace")
 
 
 class FieldError(BaseModel):
@@ -101,7 +117,7 @@ def problem_response(
         errors=errors,
         limit=limit,
     )
-    return JSONResponse(
+    return ProblemResponse(
         body.model_dump(exclude_none=True),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
@@ -116,10 +132,40 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
-    errors = [
-        FieldError(field=_loc_to_field(e["loc"]), message=e["msg"], type=e["type"])
-        for e in exc.errors()
-    ]
+    errors = [_field_error(e) for e in exc.errors()]
+    return _validation_problem(request, errors)
+
+
+def _field_error(error: dict[str, Any]) -> FieldError:
+    if error["type"] == "json_invalid":  # FastAPI's location is ("body", <character offset>)
+        position = error["loc"][1] if len(error["loc"]) > 1 else "?"
+        reason = error.get("ctx", {}).get("error", "syntax error")
+        return FieldError(
+            field="body",
+            message=f"invalid JSON at character {position}: {reason}",
+            type="json_invalid",
+        )
+    return FieldError(field=_loc_to_field(error["loc"]), message=error["msg"], type=error["type"])
+
+
+def _body_parse_error(exc: StarletteHTTPException) -> FieldError:
+    """Why the JSON parser refused the body (FastAPI keeps the parser's error as the cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        message = (
+            f"the body is not UTF-8 text (byte {cause.start}); JSON is sent as UTF-8, "
+            "whatever the charset parameter says"
+        )
+    elif isinstance(cause, RecursionError):
+        message = "the JSON nests arrays and objects too deeply"
+    elif isinstance(cause, ValueError) and "digits" in str(cause):
+        message = "a number in the JSON has too many digits (at most 4300)"
+    else:
+        message = "the body is not valid JSON"
+    return FieldError(field="body", message=message, type="json_invalid")
+
+
+def _validation_problem(request: Request, errors: list[FieldError]) -> JSONResponse:
     fields = ", ".join(dict.fromkeys(e.field for e in errors))
     return problem_response(
         request,
@@ -172,10 +218,26 @@ _TITLES = {
 }
 
 
+# The code of an HTTP error raised without one (authentication, routing, media types).
+_DEFAULT_CODES = {
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "endpoint_not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "database_unavailable",
+}
+
+
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
         raise exc
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and detail == _FASTAPI_BODY_PARSE_ERROR:
+        return _validation_problem(request, [_body_parse_error(exc)])
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path}"
     return problem_response(
@@ -183,7 +245,7 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
         exc.status_code,
         _TITLES.get(exc.status_code, "Error"),
         detail,
-        code=getattr(exc, "code", None),
+        code=getattr(exc, "code", None) or _DEFAULT_CODES.get(exc.status_code),
         headers=dict(exc.headers) if exc.headers else None,
         limit=getattr(exc, "limit", None),
     )

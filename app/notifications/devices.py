@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
-from app.core.errors import NotFoundError
+from app.core.errors import ConflictError, NotFoundError
 from app.notifications.models import Device, Platform
 from app.participants.models import Participant
 
@@ -70,6 +70,17 @@ def update_device(
     session: Session, clock: Clock, device: Device, changes: dict[str, Any]
 ) -> Device:
     if "push_token" in changes and changes["push_token"] != device.push_token:
+        # The token of the participant's other device: one token is one device, so the
+        # app should remove one of the two (nothing is changed here).
+        other = session.scalar(
+            sa.select(Device.id).where(
+                Device.participant_id == device.participant_id,
+                Device.push_token == changes["push_token"],
+                Device.id != device.id,
+            )
+        )
+        if other is not None:
+            raise _token_registered(f"your device {other}")
         participant = session.get_one(Participant, device.participant_id)
         _disable_token_elsewhere(session, clock, participant, changes["push_token"])
     for field, value in changes.items():
@@ -79,7 +90,19 @@ def update_device(
     now = clock.now()
     device.last_seen_at = now
     device.updated_at = now
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:  # the same token registered meanwhile, concurrently
+        raise _token_registered("another of your devices") from exc
     return device
+
+
+def _token_registered(where: str) -> ConflictError:
+    return ConflictError(
+        f"this push token is already registered for {where}; remove one of the two devices instead",
+        field="push_token",
+        code="push_token_registered",
+    )
 
 
 def set_device_enabled(clock: Clock, device: Device, enabled: bool, reason: str | None) -> Device:

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from app.core.text import MAX_DATA_DEPTH, data_problem, json_nesting
 from app.protocols.checks import check_protocol
 from app.protocols.document import Protocol
 from app.protocols.problems import ProtocolInvalid, ProtocolProblem, path_of
@@ -46,7 +47,9 @@ class _ProtocolYamlLoader(yaml.SafeLoader):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+    def _compose_node_counting_aliases(
+        self, parent: yaml.Node | None, index: int
+    ) -> yaml.Node | None:
         # Aliases nest: ten levels of ten aliases expand to 10^10 nodes ("billion laughs")
         # when the document is validated. Real protocols need a handful.
         if self.check_event(yaml.AliasEvent):
@@ -59,6 +62,25 @@ class _ProtocolYamlLoader(yaml.SafeLoader):
                     self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
         return super().compose_node(parent, index)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # The composer recurses once per level: a document of 100,000 "[" would end in a
+        # RecursionError after seconds. Real protocols nest about ten levels deep.
+        depth = getattr(self, "depth", 0)
+        if depth >= MAX_DATA_DEPTH and self.check_event(
+            yaml.SequenceStartEvent, yaml.MappingStartEvent
+        ):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested too deeply: at most {MAX_DATA_DEPTH} levels of lists and mappings",
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+            )
+        self.depth = depth + 1
+        try:
+            return self._compose_node_counting_aliases(parent, index)
+        finally:
+            self.depth = depth
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         text = str(self.construct_scalar(node)).replace("_", "").lower()
@@ -133,7 +155,17 @@ def load_stored(data: dict[str, Any]) -> Protocol:
 
 
 def load_document(source: str | bytes, *, content_type: str | None = None) -> Any:
-    """The parsed YAML or JSON text, unvalidated; ProtocolInvalid on a syntax error."""
+    """The parsed YAML or JSON text, unvalidated; ProtocolInvalid on a syntax error, on
+    nesting deeper than MAX_DATA_DEPTH, and on text no database stores (NUL, lone
+    surrogates), numbers beyond 64 bits or not finite, each with its path."""
+    data = _parse(source, content_type=content_type)
+    found = data_problem(data)
+    if found is not None:
+        raise ProtocolInvalid([ProtocolProblem(*found)])
+    return data
+
+
+def _parse(source: str | bytes, *, content_type: str | None) -> Any:
     if isinstance(source, bytes):
         try:
             source = source.decode("utf-8-sig")
@@ -142,6 +174,9 @@ def load_document(source: str | bytes, *, content_type: str | None = None) -> An
                 [ProtocolProblem("", f"not UTF-8 text (byte {exc.start})")]
             ) from None
     if content_type and "json" in content_type.lower():
+        if json_nesting(source) > MAX_DATA_DEPTH:
+            message = f"nested too deeply: at most {MAX_DATA_DEPTH} levels of arrays and objects"
+            raise ProtocolInvalid([ProtocolProblem("", message)])
         try:
             return json.loads(source)
         except json.JSONDecodeError as exc:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from app.core.text import text_problem
 from app.protocols.primitives import (
     CelExpression,
     Identifier,
@@ -162,10 +163,8 @@ class FreeTextItem(ItemBase):
             return "expected text"
         if len(value) > self.max_length:
             return f"text is {len(value)} characters long; at most {self.max_length} allowed"
-        if "\x00" in value:
-            # PostgreSQL cannot store it.
-            return "text must not contain the NUL character (U+0000)"
-        return None
+        # NUL: PostgreSQL cannot store it; a lone surrogate: no database can.
+        return text_problem(value)
 
 
 class DurationItem(ItemBase):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import Admin
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
+from app.api.schemas.common import Text
 from app.api.schemas.staff import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -88,7 +89,7 @@ def list_audit_events(
     cursor: Cursor = None,
     study_id: Annotated[uuid.UUID | None, Query(description="Only events of this study.")] = None,
     action: Annotated[
-        str | None, Query(description="Only this action, e.g. participant.create.")
+        Text | None, Query(max_length=200, description="Only this action, e.g. participant.create.")
     ] = None,
 ) -> AuditEventPage:
     """Staff actions and staff reads of participant data, oldest first. Roles: admin."""

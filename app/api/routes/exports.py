@@ -2,13 +2,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import AwareDatetime
 
 from app.api.auth import Researcher
 from app.api.deps import ClockDep, SessionDep, SettingsDep
 from app.api.problems import problem_responses
+from app.api.schemas.common import Instant, Text, Version
 from app.api.schemas.exports import ExportJobOut, ExportJobRequest
 from app.export import jobs
 from app.export.columns import Filters
@@ -30,19 +30,20 @@ def export_filters(
         Query(description="Only these participants (repeat the parameter); default all."),
     ] = None,
     start: Annotated[
-        AwareDatetime | None, Query(description="Only records at or after this time (ISO 8601).")
+        Instant | None, Query(description="Only records at or after this time (ISO 8601).")
     ] = None,
     end: Annotated[
-        AwareDatetime | None, Query(description="Only records before this time (ISO 8601).")
+        Instant | None, Query(description="Only records before this time (ISO 8601).")
     ] = None,
     protocol_version: Annotated[
-        int | None, Query(ge=1, description="Only records of this protocol version.")
+        Version | None, Query(description="Only records of this protocol version.")
     ] = None,
 ) -> Filters:
     return Filters(tuple(participant_id or ()), start, end, protocol_version)
 
 
 FiltersDep = Annotated[Filters, Depends(export_filters)]
+DatasetPath = Annotated[Text, Path(max_length=64, description="A dataset of `GET …/exports`.")]
 FormatQuery = Annotated[ExportFormat, Query(description="csv, ndjson or parquet.")]
 
 _DATA_CONTENT = {
@@ -100,7 +101,7 @@ def list_datasets(study_id: uuid.UUID, caller: Researcher, session: SessionDep) 
 )
 def export_dataset(
     study_id: uuid.UUID,
-    dataset: str,
+    dataset: DatasetPath,
     request: Request,
     caller: Researcher,
     session: SessionDep,
@@ -157,7 +158,7 @@ def export_dataset(
 )
 def export_dictionary(
     study_id: uuid.UUID,
-    dataset: str,
+    dataset: DatasetPath,
     caller: Researcher,
     session: SessionDep,
     clock: ClockDep,

@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
-from pydantic import AwareDatetime
 
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.api.auth import Me
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep, SettingsDep
 from app.api.problems import problem_responses
 from app.api.schemas.batches import BatchResult, Rejection, batch_result
+from app.api.schemas.common import Instant, Text
 from app.api.schemas.ingest import (
     EmaBatchIn,
     EngagementBatchIn,
@@ -60,11 +60,11 @@ enrollment are rejected. Accepted means committed. Role: the participant's app.
 
 CursorQuery = Annotated[uuid.UUID | None, Query(description="`next_cursor` of the previous page.")]
 SinceQuery = Annotated[
-    AwareDatetime | None,
+    Instant | None,
     Query(description="Only data at or after this time (RFC 3339, with its offset)."),
 ]
 UntilQuery = Annotated[
-    AwareDatetime | None,
+    Instant | None,
     Query(description="Only data before this time (RFC 3339, with its offset)."),
 ]
 
@@ -318,7 +318,7 @@ def get_ema_responses(
     since: SinceQuery = None,
     until: UntilQuery = None,
     questionnaire_id: Annotated[
-        str | None, Query(max_length=64, description="Only this questionnaire.")
+        Text | None, Query(max_length=64, description="Only this questionnaire.")
     ] = None,
 ) -> EmaResponsePage:
     items, next_cursor = list_responses(

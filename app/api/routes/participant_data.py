@@ -17,6 +17,7 @@ from app.api.routes.me_data import (
     response_out,
     summary_out,
 )
+from app.api.schemas.common import Text
 from app.api.schemas.participant_data import (
     EmaResponsePage,
     EngagementEventPage,
@@ -74,7 +75,7 @@ def staff_ema_responses(
     since: SinceQuery = None,
     until: UntilQuery = None,
     questionnaire_id: Annotated[
-        str | None, Query(max_length=64, description="Only this questionnaire.")
+        Text | None, Query(max_length=64, description="Only this questionnaire.")
     ] = None,
 ) -> EmaResponsePage:
     participant = _load(session, clock, caller, study_id, participant_id, "ema_responses")

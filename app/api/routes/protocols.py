@@ -3,11 +3,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from app.api.auth import AnyStaff, Coordinator
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
+from app.api.schemas.common import Text, Version
 from app.api.schemas.protocols import (
     ActivateRequest,
     ActivateResult,
@@ -93,6 +94,7 @@ def _too_large() -> HTTPException:
 
 
 Document = Annotated[DocumentBody, Depends(document_body)]
+VersionPath = Annotated[Version, Path(description="The protocol version: 1, 2, …")]
 
 
 def _out(study: Study, row: ProtocolVersion) -> ProtocolVersionOut:
@@ -124,7 +126,7 @@ def upload_protocol(
     activate: Annotated[
         bool, Query(description="Make it the version new participants get.")
     ] = False,
-    note: Annotated[str, Query(max_length=2000, description="What changed, and why.")] = "",
+    note: Annotated[Text, Query(max_length=2000, description="What changed, and why.")] = "",
 ) -> ProtocolVersionOut:
     """Validates the document and stores it as the study's next version (1, 2, …).
 
@@ -181,7 +183,7 @@ def list_protocols(
     responses=problem_responses(404),
 )
 def get_protocol(
-    study_id: uuid.UUID, version: int, caller: AnyStaff, session: SessionDep
+    study_id: uuid.UUID, version: VersionPath, caller: AnyStaff, session: SessionDep
 ) -> ProtocolVersionDetail:
     """Returns one version: the normalized document and the source as it was uploaded.
 
@@ -207,13 +209,13 @@ def get_protocol(
 )
 def replace_protocol(
     study_id: uuid.UUID,
-    version: int,
+    version: VersionPath,
     body: Document,
     caller: Coordinator,
     session: SessionDep,
     clock: ClockDep,
     note: Annotated[
-        str | None, Query(max_length=2000, description="A new note; left out keeps the old.")
+        Text | None, Query(max_length=2000, description="A new note; left out keeps the old.")
     ] = None,
 ) -> ProtocolVersionOut:
     """Replaces the document of a version that no participant has used yet (a draft).
@@ -247,7 +249,7 @@ def replace_protocol(
 )
 def activate_protocol(
     study_id: uuid.UUID,
-    version: int,
+    version: VersionPath,
     body: ActivateRequest,
     caller: Coordinator,
     session: SessionDep,

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import NonEmptyText, Schema, examples
+from app.api.schemas.common import CheckText, Schema, examples
 
 _ALERT_EXAMPLE = {
     "id": "019a8b5e-be2f-7a3b-8c4d-5e6f7a8b9c0d",
@@ -69,6 +69,6 @@ class AlertAcknowledge(Schema):
         )
     )
 
-    note: Annotated[NonEmptyText, StringConstraints(max_length=4000)] = Field(
-        description="What the care team did; kept with the alert and in the audit log."
-    )
+    note: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), CheckText
+    ] = Field(description="What the care team did; kept with the alert and in the audit log.")

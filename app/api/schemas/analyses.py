@@ -1,9 +1,11 @@
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Schema, examples
+from app.api.schemas.common import CheckText, Instant, Schema, Version, examples
+
+Name = Annotated[str, StringConstraints(max_length=200), CheckText]
 
 
 class MrtAnalysisRequest(Schema):
@@ -19,16 +21,16 @@ class MrtAnalysisRequest(Schema):
         )
     )
 
-    outcome: str = Field(description="A proximal outcome of the protocol (its name).")
-    option: str | None = Field(
+    outcome: Name = Field(description="A proximal outcome of the protocol (its name).")
+    option: Name | None = Field(
         None,
         description="Estimate the effect of this intervention option versus the rest; "
         "default: any prompt versus none.",
     )
-    moderators: list[str] = Field(
+    moderators: list[Name] = Field(
         default_factory=list, description="Tailoring variables that may moderate the effect."
     )
-    controls: list[str] = Field(
+    controls: list[Name] = Field(
         default_factory=list, description="Tailoring variables that explain the outcome."
     )
     numerator_prob: float | None = Field(
@@ -43,9 +45,9 @@ class MrtAnalysisRequest(Schema):
         True, description="Mancl-DeRouen correction of the sandwich variance."
     )
     participant_ids: list[uuid.UUID] = Field(default_factory=list)
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
-    protocol_version: int | None = Field(None, ge=1)
+    start: Instant | None = None
+    end: Instant | None = None
+    protocol_version: Version | None = None
 
 
 class MrtAnalysisResult(Schema):

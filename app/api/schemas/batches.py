@@ -14,6 +14,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from app.api.schemas.common import Schema, examples
 from app.core.batches import ItemProblem, ItemResult, ItemStatus
+from app.core.text import text_problem
 
 # Discriminator tags of item unions; they are not part of the item's field paths.
 UNION_TAGS = frozenset({"kairos", "omh", "omh_body"})
@@ -45,8 +46,11 @@ def _capture(value: Any, validate: core_schema.ValidatorFunctionWrapHandler) -> 
         return validate(value)
     except ValidationError as exc:
         client_id = value.get("client_id") if isinstance(value, dict) else None
+        # Echoed in the result only if it can be: text that is no valid client id (a lone
+        # surrogate cannot even be encoded) is left out; its error names the field.
+        echo = isinstance(client_id, str) and text_problem(client_id) is None
         return Rejection(
-            client_id if isinstance(client_id, str) else None,
+            client_id if echo else None,
             [
                 ItemProblem(_path(e["loc"]), e["msg"])
                 for e in exc.errors(include_url=False, include_input=False)

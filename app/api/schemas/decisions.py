@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from app.api.schemas.common import Schema, examples
+from app.api.schemas.common import DbInt, JsonData, Schema, Text, Version, examples
 
 _DECISION_EXAMPLE: dict[str, Any] = {
     "id": "019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f2a",
@@ -133,25 +133,25 @@ class PreviewRequest(Schema):
         )
     )
 
-    decision_point: str = Field(description="Id of a decision point of the protocol.")
+    decision_point: Text = Field(description="Id of a decision point of the protocol.")
     local_time: datetime = Field(
         description="The participant's wall-clock time (an offset, if given, is ignored)."
     )
-    tailoring: dict[str, Any] = Field(
+    tailoring: dict[Text, JsonData] = Field(
         description="A value for every tailoring variable not read from attributes; null "
         "means 'no data' (the default applies, or the participant is unavailable)."
     )
-    attributes: dict[str, Any] = Field(
+    attributes: dict[Text, JsonData] = Field(
         default_factory=dict, description="Participant attributes, checked like at onboarding."
     )
-    study_day: int = Field(1, ge=0, description="Study day, for the SMART stage.")
-    track: str | None = Field(None, description="SMART track (default: none yet).")
-    prompts_today: int = Field(0, ge=0, description="Prompts already delivered today.")
-    minutes_since_last_prompt: int | None = Field(
+    study_day: DbInt = Field(1, ge=0, description="Study day, for the SMART stage.")
+    track: Text | None = Field(None, description="SMART track (default: none yet).")
+    prompts_today: DbInt = Field(0, ge=0, description="Prompts already delivered today.")
+    minutes_since_last_prompt: DbInt | None = Field(
         None, ge=0, description="Minutes since the last delivered prompt (null: none)."
     )
-    protocol_version: int | None = Field(
-        None, ge=1, description="Protocol version to evaluate (default: the active one)."
+    protocol_version: Version | None = Field(
+        None, description="Protocol version to evaluate (default: the active one)."
     )
 
 

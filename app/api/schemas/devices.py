@@ -4,15 +4,18 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import NonEmptyText, PatchSchema, Schema, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, examples
 from app.notifications.models import MAX_PUSH_TOKEN_LENGTH, Platform
 
 PushToken = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PUSH_TOKEN_LENGTH),
+    CheckText,
     Field(description="The FCM registration token of the app on this device."),
 ]
-AppVersion = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+AppVersion = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), CheckText
+]
 
 _DEVICE_EXAMPLE = {
     "id": "019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f2a",
@@ -56,13 +59,23 @@ class DeviceUpdate(PatchSchema):
     enabled: bool | None = Field(None, description="false stops pushes to this device.")
 
 
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+]
+
+
 class StaffDeviceUpdate(PatchSchema):
     model_config = ConfigDict(
         json_schema_extra=examples({"enabled": False, "reason": "phone reported lost"})
     )
 
     enabled: bool
-    reason: Annotated[NonEmptyText, StringConstraints(max_length=200)] | None = None
+    reason: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+        ]
+        | None
+    ) = None
 
 
 class DeviceOut(Schema):

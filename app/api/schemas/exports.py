@@ -1,9 +1,10 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Schema, examples
+from app.api.schemas.common import CheckText, Instant, Schema, Version, examples
 from app.export.formats import ExportFormat
 
 _JOB_EXAMPLE = {
@@ -32,14 +33,16 @@ class ExportJobRequest(Schema):
         )
     )
 
-    dataset: str = Field(description="One of the datasets of `GET …/exports/{dataset}`.")
+    dataset: Annotated[str, StringConstraints(max_length=64), CheckText] = Field(
+        description="One of the datasets of `GET …/exports/{dataset}`."
+    )
     format: ExportFormat = ExportFormat.csv
     participant_ids: list[uuid.UUID] = Field(
         default_factory=list, description="Only these participants (default: all)."
     )
-    start: AwareDatetime | None = Field(None, description="Only records from this time on.")
-    end: AwareDatetime | None = Field(None, description="Only records before this time.")
-    protocol_version: int | None = Field(None, ge=1, description="Only this protocol version.")
+    start: Instant | None = Field(None, description="Only records from this time on.")
+    end: Instant | None = Field(None, description="Only records before this time.")
+    protocol_version: Version | None = Field(None, description="Only this protocol version.")
 
 
 class ExportJobOut(Schema):

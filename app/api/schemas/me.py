@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import PatchSchema, Schema, Timezone, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, Timezone, examples
 from app.participants.models import ParticipantStatus
 
 _ME_EXAMPLE = {
@@ -21,9 +21,9 @@ _ME_EXAMPLE = {
 class EnrollRequest(Schema):
     model_config = ConfigDict(json_schema_extra=examples({"code": "7K3M9-Q2XRT"}))
 
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = (
-        Field(description="The enrollment code the study team gave the participant.")
-    )
+    code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), CheckText
+    ] = Field(description="The enrollment code the study team gave the participant.")
 
 
 class MeOut(Schema):

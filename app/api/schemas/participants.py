@@ -2,14 +2,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import NonEmptyText, PatchSchema, Schema, Timezone, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, Timezone, examples
+from app.core.text import check_data
 from app.participants.models import ParticipantStatus
 
 AttributeValue = str | int | float | bool | list[str] | None
 Attributes = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], AttributeValue],
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64), CheckText],
+        # One check of the whole value: text, 64-bit integers, finite numbers.
+        Annotated[AttributeValue, AfterValidator(check_data)],
+    ],
     Field(
         max_length=200,
         description="Personalization attributes (preferences, contraindication flags, pain "
@@ -22,11 +27,13 @@ ParticipantCode = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$"
     ),
+    CheckText,
     Field(description="The study's pseudonymous participant code.", examples=["P-0042"]),
 ]
 Reason = Annotated[
-    NonEmptyText,
-    StringConstraints(max_length=2000),
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    CheckText,
     Field(
         description="Why the status changes; kept in the status history.",
         examples=["participant asked for a two-week break"],

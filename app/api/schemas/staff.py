@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import Schema, examples
+from app.api.schemas.common import CheckText, Schema, examples
 from app.staff.models import Role
 
 _KEY_EXAMPLE = {
@@ -38,7 +38,9 @@ class ApiKeyCreate(Schema):
         }
     )
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+    ]
     role: Role
 
 

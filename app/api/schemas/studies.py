@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from app.api.schemas.common import PatchSchema, Schema, Slug, examples
+from app.api.schemas.common import CheckText, PatchSchema, Schema, Slug, examples
 from app.studies.models import StudyStatus
 
 _STUDY_EXAMPLE = {
@@ -18,8 +18,10 @@ _STUDY_EXAMPLE = {
     "updated_at": "2026-11-02T09:00:00Z",
 }
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=10_000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), CheckText
+]
+Description = Annotated[str, StringConstraints(max_length=10_000), CheckText]
 
 
 class StudyCreate(Schema):
