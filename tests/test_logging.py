@@ -184,7 +184,10 @@ def test_apscheduler_says_nothing_per_job_run_at_info(level: str, shown: bool) -
         "    logging.getLogger('app.worker.runner').info('ticked')\n"
         "    ran.set()\n"
         "scheduler = BackgroundScheduler(timezone='UTC')\n"
-        "scheduler.add_job(tick)\n"
+        # An interval job, as the worker's: a one-off job races its own removal with the
+        # shutdown below (APScheduler's JobLookupError in its thread).
+        "from datetime import UTC, datetime\n"
+        "scheduler.add_job(tick, 'interval', seconds=60, next_run_time=datetime.now(UTC))\n"
         "scheduler.start()\n"
         "assert ran.wait(30)\n"
         "scheduler.shutdown(wait=True)\n"
