@@ -8,6 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import pytest
+import sqlalchemy as sa
 
 from app.core.ids import new_id
 from app.decision_rules.models import Decision, SmartAssignment
@@ -215,3 +217,28 @@ def test_participants_export_carries_smart_assignments_and_weights(world: World)
         ("stage_1", "maintain", None),
         ("stage_2", "intensify", False),
     ]
+
+
+def test_the_mrt_analysis_reads_without_a_statement_timeout(world: World) -> None:
+    # The analysis reads the whole decisions dataset through the export's reader: the
+    # statement timeout (KAIROS_DB_STATEMENT_TIMEOUT_SECONDS) is lifted for that read too.
+    if world.engine.dialect.name != "postgresql":
+        pytest.skip("statement timeouts are PostgreSQL's")
+    trial = _simulated_trial(world, effect=1.0, participants=3, days=2)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    app_engine = world.client.app.state.engine  # type: ignore[attr-defined]
+    sa.event.listen(app_engine, "before_cursor_execute", seen)
+    try:
+        response = world.client.post(
+            f"/v1/studies/{trial.study_id}/analyses/mrt",
+            json={"outcome": "next_interference", "option": "pain_acceptance"},
+            headers=world.staff(Role.researcher),
+        )
+    finally:
+        sa.event.remove(app_engine, "before_cursor_execute", seen)
+    assert response.status_code == 200, response.text
+    assert "SET LOCAL statement_timeout = 0" in statements
