@@ -254,6 +254,10 @@ def test_429_is_documented_on_the_operation(throttled: tuple[World, FastAPI]) ->
     operation = app.openapi()["paths"]["/v1/enroll"]["post"]
     assert "application/problem+json" in operation["responses"]["429"]["content"]
     assert "Retry-After" in operation["responses"]["429"]["headers"]
+    unavailable = operation["responses"]["503"]
+    assert "throttle_unavailable" in unavailable["description"]
+    assert "database is unavailable" in unavailable["description"]
+    assert "Retry-After" in unavailable["headers"]
 
 
 def test_memory_storage_is_the_default(settings: Settings, clock: SimulatedClock) -> None:

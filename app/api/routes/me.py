@@ -81,7 +81,14 @@ class ThrottleUnavailable(HTTPException):
     status_code=201,
     response_model=EnrollResponse,
     summary="Exchange an enrollment code for a participant token",
-    responses=problem_responses(404, 410, 422, 429, 503),
+    responses={
+        **problem_responses(404, 410, 422, 429, 503),
+        503: {
+            **problem_responses(503)[503],
+            "description": "The enrollment throttle's shared storage (KAIROS_THROTTLE_STORAGE_URL) "
+            "cannot be reached or does not answer in time (`throttle_unavailable`).",
+        },
+    },
 )
 def enroll(
     body: EnrollRequest,
