@@ -21,7 +21,7 @@ from app.core.config import Settings
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
-from tests.ingest_support import evening, morning, pain_study, phone
+from tests.support.ingest import evening, morning, pain_study, phone
 
 
 class Receiver:

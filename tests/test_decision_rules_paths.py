@@ -8,7 +8,7 @@ import pytest
 
 from app.decision_rules.models import SmartAssignment
 from tests.conftest import World
-from tests.decision_support import ATTRIBUTES, Trial
+from tests.support.decisions import ATTRIBUTES, Trial
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # Sunday, 13:00 in Berlin (UTC+1)
 DAY2 = datetime(2026, 3, 3, tzinfo=UTC)  # a Tuesday

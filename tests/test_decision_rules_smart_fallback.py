@@ -14,7 +14,7 @@ from app.decision_rules.smart import smart_seed
 from app.protocols.example_files import MINIMAL, example_text
 from app.staff.models import Role
 from tests.conftest import World
-from tests.decision_support import EXAMPLE, Trial, example_document
+from tests.support.decisions import EXAMPLE, Trial, example_document
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY28 = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)  # 14:00 in Berlin (UTC+2 from today)

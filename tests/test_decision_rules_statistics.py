@@ -23,7 +23,7 @@ from app.protocols.document import Protocol
 from app.protocols.loading import parse_protocol
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
 from tests.conftest import World
-from tests.decision_support import Trial, example_document
+from tests.support.decisions import Trial, example_document
 
 # The statistical tests below may fail by chance with probability ALPHA at most, per test
 # (Bonferroni over the options and groups compared).

@@ -17,7 +17,7 @@ from app.protocols.document import ProbabilityBounds
 from app.protocols.loading import parse_protocol
 from app.scheduling.models import ScheduledItem
 from tests.conftest import World
-from tests.decision_support import Trial, example_document
+from tests.support.decisions import Trial, example_document
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -14,7 +14,7 @@ from app.engagement.models import EngagementEvent
 from app.notifications.models import Notification
 from app.staff.models import Role
 from tests.conftest import World
-from tests.decision_support import ATTRIBUTES, Trial
+from tests.support.decisions import ATTRIBUTES, Trial
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TAILORING: dict[str, Any] = {

@@ -16,7 +16,7 @@ from app.decision_rules.models import Decision, SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.staff.models import Role
 from tests.conftest import World
-from tests.decision_support import Trial
+from tests.support.decisions import Trial
 from tests.test_decisions_api import history_setup
 
 

@@ -41,7 +41,7 @@ from app.protocols.versions import load_protocol
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
 from tests.conftest import World
-from tests.decision_support import Trial, example_document
+from tests.support.decisions import Trial, example_document
 
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
 US = timedelta(microseconds=1)

@@ -16,7 +16,7 @@ from app.protocols.timing import Event
 from app.scheduling.models import ScheduledItem
 from app.staff.models import Role
 from tests.conftest import World, bearer
-from tests.ingest_support import Phone, ema_prompt, evening, morning, pain_study, phone, recording
+from tests.support.ingest import Phone, ema_prompt, evening, morning, pain_study, phone, recording
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ theirs, whatever the cache holds."""
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
 from app.staff.models import Role
 from tests.conftest import World
-from tests.ingest_support import Phone, morning, pain_study, phone
+from tests.support.ingest import Phone, morning, pain_study, phone
 
 INTERFERENCE = """      - id: interference
         type: numeric_rating

@@ -21,7 +21,7 @@ from app.ema.models import EmaAnswer, EmaResponse
 from app.participants.models import Participant
 from app.scheduling.models import ScheduledItem
 from tests.conftest import World, is_postgres_run
-from tests.ingest_support import Phone, ema_prompt, morning, pain_study, phone
+from tests.support.ingest import Phone, ema_prompt, morning, pain_study, phone
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from app.notifications.models import Notification, NotificationKind
 from app.protocols.timing import Event
 from app.staff.models import Role
 from tests.conftest import World
-from tests.ingest_support import Phone, ema_prompt, pain_study, phone, recording
+from tests.support.ingest import Phone, ema_prompt, pain_study, phone, recording
 
 
 @pytest.fixture

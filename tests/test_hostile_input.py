@@ -16,7 +16,7 @@ from httpx import Response
 
 from app.staff.models import Role
 from tests.conftest import World, bearer
-from tests.ingest_support import Phone, evening, morning, pain_study, phone
+from tests.support.ingest import Phone, evening, morning, pain_study, phone
 
 JSON = {"Content-Type": "application/json"}
 INT4_OVER = 2**31

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import World
-from tests.ingest_support import Phone, ema_prompt, evening, morning, pain_study, phone
+from tests.support.ingest import Phone, ema_prompt, evening, morning, pain_study, phone
 
 # Text, with the NUL character often (PostgreSQL cannot store it).
 texts = st.text(max_size=20) | st.sampled_from(["\x00", "a\x00b"])

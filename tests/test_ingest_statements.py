@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from app.core import events
 from app.protocols.timing import Event
 from tests.conftest import World, is_postgres_run
-from tests.ingest_support import Phone, ema_prompt, morning, pain_study, phone, recording
+from tests.support.ingest import Phone, ema_prompt, morning, pain_study, phone, recording
 
 
 @pytest.fixture

@@ -321,7 +321,7 @@ def test_the_fatigue_response_scales_the_daily_cap() -> None:
 
 
 def test_the_engine_applies_the_fatigue_response(world: World) -> None:
-    from tests.decision_support import Trial
+    from tests.support.decisions import Trial
 
     world.clock.set(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
     trial = Trial(world)

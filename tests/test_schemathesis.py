@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.staff.models import Role
 from tests.conftest import World, bearer, is_postgres_run
-from tests.ingest_support import evening, morning, pain_study, phone
+from tests.support.ingest import evening, morning, pain_study, phone
 
 CHECKS = [
     not_a_server_error,

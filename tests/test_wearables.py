@@ -10,7 +10,7 @@ from app.protocols.timing import Event
 from app.sensing.models import WearableSummary
 from app.staff.models import Role
 from tests.conftest import World
-from tests.ingest_support import Phone, pain_study, phone, recording
+from tests.support.ingest import Phone, pain_study, phone, recording
 
 
 @pytest.fixture
