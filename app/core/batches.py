@@ -9,13 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-
-from app.participants.models import Participant
 
 # Keep IN lists well under every backend's bind-parameter limit.
 IN_CHUNK = 1000
@@ -48,6 +46,17 @@ class ItemResult:
     replaced: bool | None = None
 
 
+class Enrolled(Protocol):
+    """What ``TimeBounds`` reads of a participant (``participants.models.Participant``);
+    a structural type, so that core does not import the participants package."""
+
+    @property
+    def enrolled_at(self) -> datetime | None: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
 def rejected(index: int, client_id: str | None, problems: Iterable[ItemProblem]) -> ItemResult:
     return ItemResult(index, client_id, ItemStatus.rejected, errors=list(problems))
 
@@ -64,9 +73,7 @@ class TimeBounds:
     skew: timedelta
 
     @classmethod
-    def for_participant(
-        cls, participant: Participant, now: datetime, skew: timedelta
-    ) -> "TimeBounds":
+    def for_participant(cls, participant: Enrolled, now: datetime, skew: timedelta) -> "TimeBounds":
         # Only enrolled participants hold tokens; created_at is a floor should one not be.
         return cls(participant.enrolled_at or participant.created_at, now, skew)
 

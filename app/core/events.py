@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
-from app.protocols.timing import Event
+from app.core.event_kinds import Event
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ All times are wall-clock times in the participant's time zone. Windows never cro
 midnight (a window from 22:00 to 02:00 is two windows); quiet hours may.
 """
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
 
+# Event is defined in core (the event bus needs it) and re-exported for the event triggers.
+from app.core.event_kinds import Event as Event
 from app.protocols.primitives import (
     ALL_WEEKDAYS,
     Identifier,
@@ -45,17 +46,6 @@ class TimeWindow(ProtocolModel):
     def contains(self, minute: int) -> bool:
         """Whether a minute of the day lies in the window (start inclusive, end exclusive)."""
         return self.start_minute <= minute < self.end_minute
-
-
-class Event(StrEnum):
-    ema_submitted = "ema_submitted"
-    """The participant submitted an EMA questionnaire."""
-    wearable_received = "wearable_received"
-    """A new wearable summary arrived."""
-    exercise_completed = "exercise_completed"
-    """The participant reported an exercise as done."""
-    prompt_opened = "prompt_opened"
-    """The participant opened an intervention prompt."""
 
 
 class EventTrigger(ProtocolModel):
