@@ -1,0 +1,207 @@
+"""Dependencies between the packages of ``app/`` point one way.
+
+Every import in every module (module-level and inside functions, ``TYPE_CHECKING`` blocks
+included) is read with ``ast``, without importing anything, and folded into a graph of
+top-level packages (``app.core``, ``app.scheduling``, …; ``app/cli.py`` and the like count
+as packages of their own). The rules:
+
+- ``app.core`` imports nothing from ``app`` but itself;
+- nothing imports ``app.api`` (HTTP only; it sits on top) but the entry points;
+- the package graph has no cycle, apart from the known upward imports in ``KNOWN_UPWARD``,
+  each pinned to the modules that make it and to the item of issue 13 that removes it. A new
+  upward import, even along a known edge, fails; so does an entry that no longer exists
+  (remove it from the list when its item lands).
+"""
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import app
+
+APP = Path(app.__file__).parent
+
+# Entry points may assemble anything, the HTTP app included.
+ENTRY_POINTS = {"app.__main__", "app.cli"}
+
+# (importing package, imported package) -> the modules whose imports make that edge.
+KNOWN_UPWARD: dict[tuple[str, str], set[str]] = {
+    # Issue 13 item 2: version upload/activation/assignment leaves app.protocols for a
+    # use-case module above scheduling; app.protocols becomes the pure document package.
+    ("app.protocols", "app.participants"): {"app.protocols.versions"},
+    ("app.protocols", "app.scheduling"): {"app.protocols.versions"},
+    # (protocols.versions also imports app.studies and app.audit: upward, but no cycle once
+    # the edges here are set aside. A rule that app.protocols imports nothing above app.core
+    # belongs here when item 2 lands; it does not hold yet.)
+    # Issue 13 item 2: the enrollment orchestration (onboard, PAI score, replan) moves to
+    # that use-case module.
+    ("app.participants", "app.decision_rules"): {
+        "app.participants.enrollment",
+        "app.participants.service",
+    },
+    ("app.participants", "app.scheduling"): {
+        "app.participants.enrollment",
+        "app.participants.service",
+    },
+    # Issue 13 item 2 (no cycles between packages): participants belong to a study (foreign
+    # key), yet deleting a study asks participants.models whether it has any.
+    ("app.studies", "app.participants"): {"app.studies.service"},
+    # Issue 13 item 1: app.notifications owns the outbox and never imports scheduling models.
+    ("app.notifications", "app.scheduling"): {
+        "app.notifications.outbox",
+        "app.notifications.pending",
+        "app.notifications.sender",
+    },
+    # Issue 13 item 2 (no cycles between packages): app.observability is both low-level
+    # metrics (observability.metrics, used by alerts and the worker) and a reader of every
+    # domain's tables (observability.state); the two belong in different layers.
+    ("app.alerts", "app.observability"): {"app.alerts.webhook"},
+    ("app.worker", "app.observability"): {"app.worker.runner"},
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str  # module, e.g. app.scheduling.planning
+    imported: str  # module (or package) named by the import, e.g. app.notifications.models
+    line: int
+
+    @property
+    def edge(self) -> tuple[str, str]:
+        return top_level(self.importer), top_level(self.imported)
+
+    def __str__(self) -> str:
+        return f"{self.importer} imports {self.imported} (line {self.line})"
+
+
+def top_level(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(APP.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def app_imports() -> list[Import]:
+    modules = {module_name(path): path for path in sorted(APP.rglob("*.py"))}
+    found: list[Import] = []
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                if node.level:  # relative: from . import x, from ..core import y
+                    parts = package.split(".")
+                    base = parts[: len(parts) - node.level + 1]
+                    source = ".".join([*base, *([node.module] if node.module else [])])
+                # ``from app.x import y`` imports the module app.x.y when there is one.
+                submodules = [f"{source}.{alias.name}" for alias in node.names]
+                names = [source, *(name for name in submodules if name in modules)]
+            else:
+                continue
+            for name in names:
+                if name.startswith("app.") and top_level(name) != top_level(module):
+                    found.append(Import(module, name, node.lineno))
+    return found
+
+
+def package_graph(imports: list[Import]) -> dict[str, dict[str, list[Import]]]:
+    graph: dict[str, dict[str, list[Import]]] = defaultdict(lambda: defaultdict(list))
+    for imp in imports:
+        source, target = imp.edge
+        graph[source][target].append(imp)
+    return graph
+
+
+def find_cycle(graph: dict[str, dict[str, list[Import]]]) -> list[str] | None:
+    """A cycle of packages as a path (first == last), or None."""
+    state: dict[str, str] = {}  # "open" while on the DFS stack, then "done"
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, {})):
+            if state.get(target) == "open":
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def describe(cycle: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
+    lines = [" -> ".join(cycle)]
+    for source, target in pairwise(cycle):
+        lines.append(f"  {source} -> {target}:")
+        lines.extend(f"    {imp}" for imp in graph[source][target])
+    return "\n".join(lines)
+
+
+def test_the_import_reader_sees_function_level_and_relative_imports() -> None:
+    imports = app_imports()
+    # A lazy import inside a function (hiding a cycle) is an import all the same.
+    assert any(
+        imp.importer == "app.protocols.versions" and imp.imported == "app.scheduling.planning"
+        for imp in imports
+    )
+    assert len({imp.importer for imp in imports}) > 50
+
+
+def test_core_imports_no_other_package_of_the_app() -> None:
+    offending = [str(imp) for imp in app_imports() if imp.edge[0] == "app.core"]
+    assert offending == [], "app.core must not import a domain package:\n" + "\n".join(offending)
+
+
+def test_only_entry_points_import_the_api() -> None:
+    offending = [
+        str(imp)
+        for imp in app_imports()
+        if imp.edge[1] == "app.api" and imp.edge[0] not in ENTRY_POINTS
+    ]
+    assert offending == [], "app.api is HTTP only; nothing below imports it:\n" + "\n".join(
+        offending
+    )
+
+
+def test_no_import_cycle_between_packages_beyond_the_known_upward_imports() -> None:
+    graph = package_graph(app_imports())
+    unexpected = [
+        f"{imp} (a new import along the known upward edge {source} -> {target})"
+        for (source, target), modules in KNOWN_UPWARD.items()
+        for imp in graph.get(source, {}).get(target, [])
+        if imp.importer not in modules
+    ]
+    assert unexpected == [], "\n".join(unexpected)
+    layered = {
+        source: {
+            target: imps for target, imps in targets.items() if (source, target) not in KNOWN_UPWARD
+        }
+        for source, targets in graph.items()
+    }
+    cycle = find_cycle(layered)
+    assert cycle is None, "import cycle between packages:\n" + describe(cycle, graph)
+
+
+def test_every_known_upward_import_still_exists() -> None:
+    graph = package_graph(app_imports())
+    stale = [
+        f"{source} -> {target} from {module}"
+        for (source, target), modules in KNOWN_UPWARD.items()
+        for module in sorted(modules)
+        if not any(imp.importer == module for imp in graph.get(source, {}).get(target, []))
+    ]
+    assert stale == [], "gone (remove from KNOWN_UPWARD):\n" + "\n".join(stale)
