@@ -16,6 +16,7 @@ from app.notifications.models import Notification, NotificationKind, Notificatio
 from app.notifications.providers import LoggingProvider
 from app.protocols.models import ProtocolVersion
 from app.protocols.timing import Event
+from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import claim_due, run_due_batch
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.triggers import on_participant_event, subscribe_all
@@ -28,7 +29,7 @@ from tests.support.scheduling import RecordingDecider, enrolled, items, upload
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def worker(world: World, decider: RecordingDecider | None = None, name: str = "w1") -> Worker:
+def worker(world: World, decider: DecideBatch | None = None, name: str = "w1") -> Worker:
     return Worker(
         world.session_factory,
         world.clock,
@@ -498,14 +499,7 @@ def test_dst_collision_in_new_york_fires_once_and_the_merge_is_recorded(world: W
     document = protocol_yaml(dp_times=["02:00", "03:00"], ema_times=[])
     world.clock.set(datetime(2026, 3, 6, 18, 0, tzinfo=UTC))
     person = enrolled(world, document, timezone="America/New_York")
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="w1",
-        decider=decide_batch,
-        provider=LoggingProvider(),
-    )
+    w = worker(world, decide_batch)
     run_until(world, w, datetime(2026, 3, 9, 18, 0, tzinfo=UTC))
     new_york = ZoneInfo("America/New_York")
     with world.session_factory() as session:
@@ -561,14 +555,7 @@ def test_a_slot_moved_past_midnight_fires_on_the_next_date_keyed_to_its_own(
     )
     world.clock.set(datetime(2026, 3, 26, 18, 0, tzinfo=UTC))
     person = enrolled(world, document, timezone="America/Nuuk")
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="w1",
-        decider=decide_batch,
-        provider=LoggingProvider(),
-    )
+    w = worker(world, decide_batch)
     run_until(world, w, datetime(2026, 3, 30, 12, 0, tzinfo=UTC))
     moved_to = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # 00:30 on the 29th in Nuuk
     with world.session_factory() as session:
@@ -661,14 +648,7 @@ def test_a_stored_version_that_a_later_check_refuses_still_loads_and_schedules(
         session.commit()
     participant, _ = world.enrolled_participant(study["id"])
     participant_id = uuid.UUID(participant["id"])
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="w1",
-        decider=decide_batch,
-        provider=LoggingProvider(),
-    )
+    w = worker(world, decide_batch)
     until = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
     run_until(world, w, until)
     with world.session_factory() as session:
