@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SimulatedClock
-from app.core.db import create_db_engine, make_session_factory
+from app.core.db import DatabaseTimeouts, create_db_engine, make_session_factory
 from app.core.migrations import upgrade_to_head
 from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
@@ -40,7 +40,8 @@ START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 
 
 def fill(url: str, participants: int, days: int) -> None:
-    engine = create_db_engine(url)
+    # Filling runs statements of minutes; the service's statement timeout is for requests.
+    engine = create_db_engine(url, timeouts=DatabaseTimeouts(statement=0))
     upgrade_to_head(engine)
     clock = SimulatedClock(START)
     factory = make_session_factory(engine)
