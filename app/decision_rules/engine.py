@@ -35,10 +35,10 @@ from app.decision_rules.smart import SmartState, advance
 from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
 from app.decision_rules.versions import VersionKey, protocols_for
 from app.monitoring.models import CareFlag, FlagKind
+from app.notifications.delivery import Delivery
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.scheduling.decision_hook import Delivery
 from app.scheduling.models import ScheduledItem
 
 

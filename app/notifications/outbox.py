@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.core.bulk_inserts import insert_rows
 from app.core.ids import new_id
+from app.notifications.delivery import Delivery
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.protocols.questionnaires import Questionnaire
 from app.protocols.timing import EmaSchedule
-from app.scheduling.decision_hook import Delivery
 from app.scheduling.models import ScheduledItem
 
 # A just-in-time intervention is stale after this long: it is not pushed later, and the

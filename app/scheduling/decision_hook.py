@@ -7,29 +7,15 @@ notification in the same transaction, so a decision and its push commit together
 """
 
 import logging
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
+from app.notifications.delivery import Delivery
 from app.scheduling.models import ScheduledItem
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """An intervention to push, as decided for one decision point."""
-
-    decision_id: uuid.UUID
-    option_id: str
-    title: str
-    body: str
-    deep_link: str | None = None
-    # Extra string key/values for the app (exercise id, expected duration …).
-    data: dict[str, str] = field(default_factory=dict)
 
 
 DecideBatch = Callable[[Session, Clock, Sequence[ScheduledItem]], Sequence[Delivery | None]]

@@ -13,9 +13,9 @@ from app.core.ids import new_id
 from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
 from app.ema.models import EmaAnswer, EmaResponse
+from app.notifications.delivery import Delivery
 from app.notifications.models import Notification, NotificationKind
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-from app.scheduling.decision_hook import Delivery
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
 from app.sensing.models import WearableSummary
 from app.staff.models import Role

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
-from app.scheduling.decision_hook import Delivery
+from app.notifications.delivery import Delivery
 from app.scheduling.models import ScheduledItem
 from app.staff.models import Role
 from tests.conftest import World, bearer

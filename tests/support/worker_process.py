@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import Clock, SystemClock
 from app.core.config import load_settings
 from app.core.db import create_db_engine, make_session_factory
-from app.scheduling.decision_hook import Delivery
+from app.notifications.delivery import Delivery
 from app.scheduling.models import ScheduledItem
 from app.worker.runner import worker_from_settings
 
