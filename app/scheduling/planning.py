@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.ids import new_id
-from app.notifications.models import Notification, NotificationStatus
+from app.notifications.lifecycle import cancel_pending_for
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
 from app.protocols.timing import Timing
@@ -194,15 +194,7 @@ def cancel_pending(session: Session, participant: Participant, now: datetime, re
         .values(status=ItemStatus.cancelled, status_reason=reason, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
-        sa.update(Notification)
-        .where(
-            Notification.participant_id == participant.id,
-            Notification.status == NotificationStatus.pending,
-        )
-        .values(status=NotificationStatus.cancelled, status_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+    cancel_pending_for(session, participant.id, reason)
     session.execute(
         sa.delete(ScheduleHorizon).where(ScheduleHorizon.participant_id == participant.id)
     )

@@ -9,13 +9,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core import events
 from app.core.clock import Clock
 from app.core.events import ParticipantEvent
-from app.notifications.models import Notification, NotificationKind, NotificationStatus
+from app.notifications.lifecycle import cancel_reminders_of
 from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.timing import Event, EventTrigger, Timing
@@ -63,7 +62,7 @@ def on_participant_events(
         rows += _triggered_rows(participant, protocol, group, now)
     insert_items_once(session, rows)
     answered = [e.prompt_id for e in batch if e.prompt_id is not None]
-    cancel_reminders(session, answered)
+    cancel_reminders_of(session, answered)
 
 
 # A schedule or decision point, the kind of row it makes, and one of its event triggers
@@ -130,23 +129,6 @@ def _triggered_rows(
             )
             rows.append(item_row(participant, slot, now))
     return rows
-
-
-def cancel_reminders(session: Session, prompt_ids: list[uuid.UUID]) -> None:
-    """These prompts were answered: their reminders still in the outbox are no longer
-    wanted. One statement for the batch, none when it answered no prompt."""
-    if not prompt_ids:
-        return
-    session.execute(
-        sa.update(Notification)
-        .where(
-            Notification.scheduled_item_id.in_(prompt_ids),
-            Notification.kind == NotificationKind.reminder,
-            Notification.status == NotificationStatus.pending,
-        )
-        .values(status=NotificationStatus.cancelled, status_reason="prompt answered")
-        .execution_options(synchronize_session=False)
-    )
 
 
 def subscribe_all() -> None:
