@@ -50,7 +50,6 @@ KNOWN_UPWARD: dict[tuple[str, str], set[str]] = {
     ("app.studies", "app.participants"): {"app.studies.service"},
     # Issue 13 item 1: app.notifications owns the outbox and never imports scheduling models.
     ("app.notifications", "app.scheduling"): {
-        "app.notifications.outbox",
         "app.notifications.pending",
         "app.notifications.sender",
     },

@@ -8,6 +8,7 @@ decision points writes thousands at once.
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -17,23 +18,31 @@ from sqlalchemy.orm import Session
 from app.core.bulk_inserts import insert_rows
 from app.core.ids import new_id
 from app.notifications.delivery import Delivery
+from app.notifications.lifecycle import prompt_collapse_key
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.protocols.questionnaires import Questionnaire
 from app.protocols.timing import EmaSchedule
-from app.scheduling.models import ScheduledItem
 
 # A just-in-time intervention is stale after this long: it is not pushed later, and the
 # pull fallback stops offering it.
 INTERVENTION_VALIDITY = timedelta(minutes=60)
 
 
-def prompt_link(item: ScheduledItem) -> str:
-    return f"kairos://ema/{item.id}"
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The scheduled EMA prompt or decision point a push comes from, as its scheduler
+    passes it in."""
+
+    scheduled_item_id: uuid.UUID
+    participant_id: uuid.UUID
+    study_id: uuid.UUID
+    questionnaire_id: str | None
+    due_at: datetime
+    expires_at: datetime | None
 
 
-def collapse_key(item: ScheduledItem) -> str:
-    # A reminder replaces the prompt (or the previous reminder) on the phone.
-    return f"prompt-{item.id}"
+def prompt_link(scheduled_item_id: uuid.UUID) -> str:
+    return f"kairos://ema/{scheduled_item_id}"
 
 
 NotificationValues = dict[str, Any]
@@ -46,7 +55,7 @@ def write_outbox(session: Session, rows: Sequence[NotificationValues]) -> list[u
 
 
 def prompt_notifications(
-    item: ScheduledItem,
+    item: Origin,
     schedule: EmaSchedule | None,
     questionnaire: Questionnaire | None,
     now: datetime,
@@ -60,9 +69,9 @@ def prompt_notifications(
         else "A short check-in is waiting for you."
     )
     data = {
-        "scheduled_item_id": str(item.id),
+        "scheduled_item_id": str(item.scheduled_item_id),
         "questionnaire_id": item.questionnaire_id or "",
-        "collapse_key": collapse_key(item),
+        "collapse_key": prompt_collapse_key(item.scheduled_item_id),
     }
     rows = [
         _notification(item, NotificationKind.ema_prompt, title, body, data, send_at=now, now=now)
@@ -88,7 +97,7 @@ def prompt_notifications(
 
 
 def _notification(
-    item: ScheduledItem,
+    item: Origin,
     kind: NotificationKind,
     title: str,
     body: str,
@@ -102,7 +111,7 @@ def _notification(
         kind=kind,
         title=title,
         body=body,
-        deep_link=prompt_link(item),
+        deep_link=prompt_link(item.scheduled_item_id),
         data=data,
         created_at=now,
         send_at=send_at,
@@ -111,7 +120,7 @@ def _notification(
 
 
 def intervention_notification(
-    item: ScheduledItem, delivery: Delivery, now: datetime
+    item: Origin, delivery: Delivery, now: datetime
 ) -> NotificationValues:
     return _values(
         item,
@@ -128,13 +137,13 @@ def intervention_notification(
     )
 
 
-def _values(item: ScheduledItem, **values: Any) -> NotificationValues:
+def _values(item: Origin, **values: Any) -> NotificationValues:
     # Every row has every column, so that one insert statement takes a whole batch.
     return {
         "id": new_id(),
         "participant_id": item.participant_id,
         "study_id": item.study_id,
-        "scheduled_item_id": item.id,
+        "scheduled_item_id": item.scheduled_item_id,
         "decision_id": None,
         "option_id": None,
         "status": NotificationStatus.pending,

@@ -33,6 +33,7 @@ from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.core.ids import new_id
+from app.notifications.lifecycle import prompt_collapse_key
 from app.notifications.models import (
     AttemptOutcome,
     DeliveryAttempt,
@@ -202,7 +203,7 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
         data |= {"notification_id": str(n.id), "kind": n.kind, "deep_link": n.deep_link or ""}
         key = data.pop("collapse_key", None)
         if key is None and n.scheduled_item_id and n.kind != NotificationKind.intervention:
-            key = f"prompt-{n.scheduled_item_id}"
+            key = prompt_collapse_key(n.scheduled_item_id)
         for device_id, token, device_platform in targets:
             plan.messages.append(
                 PushMessage(

@@ -247,7 +247,7 @@ def pending_prompts(caller: Me, session: SessionDep, clock: ClockDep) -> Pending
                 questionnaire_id=p.item.questionnaire_id,
                 due_at=p.item.due_at,
                 expires_at=p.item.expires_at,
-                deep_link=prompt_link(p.item),
+                deep_link=prompt_link(p.item.id),
             )
             for p in pending.pending_prompts(session, participant, now)
         ],
