@@ -23,6 +23,7 @@ from app.notifications.provider_setup import provider_from_settings
 from app.notifications.providers import LoggingProvider
 from app.notifications.sender import SendPolicy, backoff, claim_sendable, send_batch
 from app.participants.models import Participant
+from app.scheduling.fired_prompts import closed_prompts
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
@@ -315,9 +316,14 @@ def test_a_crashed_senders_lease_expires_and_the_push_is_sent_again(world: World
         assert len(claim_sendable(session, DUE, "crashed", timedelta(minutes=2), 10)) == 1
         session.commit()
     policy = SendPolicy(lease=timedelta(minutes=2))
-    assert send_batch(world.session_factory, world.clock, "w2", provider, policy).claimed == 0
+    early = send_batch(
+        world.session_factory, world.clock, "w2", provider, policy, closed_prompts=closed_prompts
+    )
+    assert early.claimed == 0
     world.clock.advance(timedelta(minutes=2, seconds=1))
-    report = send_batch(world.session_factory, world.clock, "w2", provider, policy)
+    report = send_batch(
+        world.session_factory, world.clock, "w2", provider, policy, closed_prompts=closed_prompts
+    )
     assert report.sent == 1
     assert len(provider.sent) == 1
 

@@ -1,7 +1,7 @@
 """What the app should show now, for the pull fallback: pushes get lost, so the app asks."""
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.participants.models import Participant
-from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
 
 # An intervention whose push failed (dead token) is exactly what the pull must still offer.
 _SHOWABLE = (
@@ -20,38 +19,20 @@ _SHOWABLE = (
 )
 
 
-@dataclass(frozen=True)
-class PendingPrompt:
-    item: ScheduledItem
-    notification: Notification | None
-
-
-def pending_prompts(
-    session: Session, participant: Participant, now: datetime
-) -> list[PendingPrompt]:
-    """Fired EMA prompts that are unanswered and not expired, oldest first."""
-    items = session.scalars(
-        sa.select(ScheduledItem)
-        .where(
-            ScheduledItem.participant_id == participant.id,
-            ScheduledItem.kind == ItemKind.ema_prompt,
-            ScheduledItem.status == ItemStatus.done,
-            ScheduledItem.answered_at.is_(None),
-            ScheduledItem.due_at <= now,
-            sa.or_(ScheduledItem.expires_at.is_(None), ScheduledItem.expires_at > now),
-        )
-        .order_by(ScheduledItem.due_at)
-    ).all()
-    pushes = {
+def prompt_pushes(
+    session: Session, scheduled_item_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Notification]:
+    """The push of each of these EMA prompts that has one, by scheduled item id."""
+    return {
         n.scheduled_item_id: n
         for n in session.scalars(
             sa.select(Notification).where(
-                Notification.scheduled_item_id.in_([i.id for i in items]),
+                Notification.scheduled_item_id.in_(scheduled_item_ids),
                 Notification.kind == NotificationKind.ema_prompt,
             )
         )
+        if n.scheduled_item_id is not None
     }
-    return [PendingPrompt(item, pushes.get(item.id)) for item in items]
 
 
 def pending_interventions(

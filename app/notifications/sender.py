@@ -20,7 +20,7 @@ import math
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -44,12 +44,15 @@ from app.notifications.models import (
 )
 from app.notifications.providers import PushMessage, PushProvider, PushResult
 from app.participants.models import Participant, ParticipantStatus
-from app.scheduling.models import ItemStatus, ScheduledItem
 
 logger = logging.getLogger(__name__)
 
 # Without an expiry a push may wait on FCM for a day at most.
 DEFAULT_TTL = timedelta(days=1)
+
+# Of these scheduled prompts, those answered or no longer fired since their reminders were
+# written (scheduling answers: app.scheduling.fired_prompts.closed_prompts).
+ClosedPrompts = Callable[[Session, Collection[uuid.UUID]], set[uuid.UUID]]
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,13 @@ class _Plan:
     unreachable: set[uuid.UUID] = field(default_factory=set)  # participant ids
 
 
-def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime) -> _Plan:
+def _prepare(
+    session: Session,
+    ids: Sequence[uuid.UUID],
+    owner: str,
+    now: datetime,
+    closed_prompts: ClosedPrompts,
+) -> _Plan:
     plan = _Plan()
     # Plain rows, not ORM objects: this runs for every push of a burst.
     n_ = Notification
@@ -170,15 +179,14 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
         statuses[pid] = status
         if device_id is not None:
             devices[pid].append((device_id, token, platform))
-    item_ids = {n.scheduled_item_id for n in rows if n.kind == NotificationKind.reminder}
-    items = {
-        i.id: i
-        for i in session.execute(
-            sa.select(ScheduledItem.id, ScheduledItem.answered_at, ScheduledItem.status).where(
-                ScheduledItem.id.in_(item_ids)
-            )
-        )
-    }
+    closed = closed_prompts(
+        session,
+        {
+            n.scheduled_item_id
+            for n in rows
+            if n.kind == NotificationKind.reminder and n.scheduled_item_id is not None
+        },
+    )
     for n in rows:
         if n.expires_at is not None and n.expires_at <= now:
             plan.settled[n.id] = (NotificationStatus.expired, "expired before it could be sent")
@@ -189,8 +197,7 @@ def _prepare(session: Session, ids: Sequence[uuid.UUID], owner: str, now: dateti
                 f"participant is {statuses.get(n.participant_id)}",
             )
             continue
-        item = items.get(n.scheduled_item_id) if n.scheduled_item_id else None
-        if item is not None and (item.answered_at is not None or item.status != ItemStatus.done):
+        if n.scheduled_item_id in closed:
             plan.settled[n.id] = (NotificationStatus.cancelled, "prompt answered or closed")
             continue
         targets = devices.get(n.participant_id, [])
@@ -435,6 +442,8 @@ def send_batch(
     provider: PushProvider,
     policy: SendPolicy,
     rng: random.Random | None = None,
+    *,
+    closed_prompts: ClosedPrompts,
 ) -> SendReport:
     """Claim, push and settle one batch of due notifications."""
     rng = rng or random.Random()  # noqa: S311 (jitter, not security)
@@ -444,7 +453,7 @@ def send_batch(
     if not ids:
         return SendReport()
     with session_scope(session_factory) as session:
-        plan = _prepare(session, ids, owner, clock.now())
+        plan = _prepare(session, ids, owner, clock.now(), closed_prompts)
     started_at = clock.now()
     results = provider.send(plan.messages) if plan.messages else []
     if len(results) != len(plan.messages):

@@ -32,6 +32,7 @@ from app.notifications.sender import SendPolicy, SendReport, send_batch
 from app.observability.metrics import observe_due_work, observe_pushes
 from app.scheduling.decision_hook import DecideBatch, decide_nothing
 from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
+from app.scheduling.fired_prompts import closed_prompts
 from app.scheduling.planning import extend_horizon, participants_needing_plans
 from app.worker.models import WorkerHeartbeat
 
@@ -181,7 +182,12 @@ class Worker:
 
     def _send_batch(self) -> SendReport:
         sent = send_batch(
-            self.session_factory, self.clock, self.worker_id, self.provider, self.send_policy
+            self.session_factory,
+            self.clock,
+            self.worker_id,
+            self.provider,
+            self.send_policy,
+            closed_prompts=closed_prompts,
         )
         observe_pushes(
             self.provider.name,

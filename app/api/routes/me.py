@@ -20,6 +20,7 @@ from app.observability.metrics import observe_throttled_enrollment
 from app.participants import enrollment, service
 from app.participants.models import Participant
 from app.participants.throttle import EnrollmentThrottle
+from app.scheduling import fired_prompts
 from app.studies.models import Study
 
 enroll_router = APIRouter(prefix="/v1", tags=["enrollment"])
@@ -249,7 +250,7 @@ def pending_prompts(caller: Me, session: SessionDep, clock: ClockDep) -> Pending
                 expires_at=p.item.expires_at,
                 deep_link=prompt_link(p.item.id),
             )
-            for p in pending.pending_prompts(session, participant, now)
+            for p in fired_prompts.pending_prompts(session, participant, now)
         ],
         interventions=[
             PendingInterventionOut(
