@@ -276,7 +276,7 @@ def settle(
             )
         for item, delivery in zip(to_decide, deliveries, strict=True):
             if delivery is not None:
-                outbox.append(intervention_notification(origin_of(item), delivery, now))
+                outbox.append(intervention_notification(_origin_of(item), delivery, now))
             outcomes.finish(item, ItemStatus.done, None)
             result.fired += 1
             result.lags.append(_lag(item, "fired", now))
@@ -290,7 +290,7 @@ def _lag(item: ScheduledItem, outcome: str, now: datetime) -> tuple[str, str, fl
     return str(item.kind), outcome, max((now - item.due_at).total_seconds(), 0.0)
 
 
-def origin_of(item: ScheduledItem) -> Origin:
+def _origin_of(item: ScheduledItem) -> Origin:
     """What the outbox needs of the item whose push it writes."""
     return Origin(
         scheduled_item_id=item.id,
@@ -312,7 +312,7 @@ def _prompt_rows(
             questionnaire = protocol.questionnaire(item.questionnaire_id or schedule.questionnaire)
         except KeyError:
             logger.warning("EMA schedule %s not in protocol; prompting anyway", item.source_id)
-    return prompt_notifications(origin_of(item), schedule, questionnaire, now)
+    return prompt_notifications(_origin_of(item), schedule, questionnaire, now)
 
 
 def run_due_batch(
