@@ -8,7 +8,7 @@ tailoring data (see ``tailoring``). Everything is written in the caller's transa
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -21,15 +21,11 @@ from app.core.clock import Clock
 from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, among, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
-from app.decision_rules.evaluation import (
-    Evaluation,
-    Moment,
-    burden_reason,
-    evaluate,
-    fallback,
-)
+from app.decision_rules.evaluation import Evaluation, burden_reason, evaluate, fallback
 from app.decision_rules.models import Decision, SmartAssignment
+from app.decision_rules.moment import Moment
 from app.decision_rules.onboarding import latest_recommendations, score
+from app.decision_rules.record import DecisionRecord
 from app.decision_rules.seeding import choose, derive_seed, uniform
 from app.decision_rules.smart import SmartState, advance
 from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
@@ -94,6 +90,17 @@ def _participants(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Per
     return {row[0]: _Person(*row) for row in rows}
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What every decision of a batch shares."""
+
+    session: Session
+    clock: Clock
+    now: datetime
+    # (participant, protocol version) -> stored PAI recommendation; filled while deciding.
+    pai_rows: dict[tuple[uuid.UUID, int], str]
+
+
 def decide_batch(
     session: Session, clock: Clock, items: Sequence[ScheduledItem]
 ) -> list[Delivery | None]:
@@ -110,6 +117,7 @@ def decide_batch(
         if any(p.personalization.pai for p in protocols.values())
         else {}
     )
+    batch = _Batch(session, clock, now, pai_rows)
     zones = {pid: ZoneInfo(p.timezone) for pid, p in participants.items()}
     burden = _burden(session, now, participants, zones, items, protocols)
 
@@ -133,137 +141,94 @@ def decide_batch(
     tailorings = compute_tailoring(session, subjects)
 
     deliveries: list[Delivery | None] = []
-    decisions: list[dict[str, Any]] = []
+    records: list[DecisionRecord] = []
     for position, item in enumerate(items):
         participant = participants[item.participant_id]
-        key = (item.study_id, item.protocol_version)
-        protocol = protocols.get(key)
+        protocol = protocols.get((item.study_id, item.protocol_version))
         tailoring = tailorings[subject_of[position]] if protocol is not None else Tailoring()
-        decision, delivery, added = _decide(
-            session,
-            clock,
-            now,
-            item,
-            participant,
-            zones[participant.id],
+        record, delivery, added = _decide(
+            batch,
+            _Decided(item, participant, zones[participant.id], tailoring),
             protocol,
-            tailoring,
             smart_rows.setdefault(participant.id, {}),
-            pai_rows,
             burden.setdefault(participant.id, _Burden()),
         )
         for row in added:
             smart_rows[participant.id][row.stage_id] = row
-        decisions.append(decision)
+        records.append(record)
         deliveries.append(delivery)
-    _insert(session, decisions)
+    _insert(session, records)
     return deliveries
 
 
 _TABLE = cast(sa.Table, Decision.__table__)
 
 
-def _insert(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def _insert(session: Session, records: Sequence[DecisionRecord]) -> None:
     """Write the batch's log rows at once (SMART assignments and PAI scores written while
     deciding are flushed first)."""
-    insert_rows(session, _TABLE, rows)
+    insert_rows(session, _TABLE, [record.row() for record in records])
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """The decision point being decided, for whom, and the tailoring values it saw."""
+
+    item: ScheduledItem
+    participant: _Person
+    zone: ZoneInfo
+    tailoring: Tailoring
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What is known of a decision before its policy is asked, logged with it."""
+
+    seed: int | None = None
+    study_day: int | None = None
+    stage: str | None = None
+    track: str | None = None
+    pai_recommendation: str | None = None
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    draw: float | None = None
+    option_id: str | None = None
+    probability: float | None = None
+
+
+_NOT_DRAWN = _Drawn()
 
 
 def _decide(
-    session: Session,
-    clock: Clock,
-    now: datetime,
-    item: ScheduledItem,
-    participant: _Person,
-    zone: ZoneInfo,
+    batch: _Batch,
+    decided: _Decided,
     protocol: Protocol | None,
-    tailoring: Tailoring,
     smart_rows: dict[str, SmartAssignment],
-    pai_rows: dict[tuple[uuid.UUID, int], str],
     burden: _Burden,
-) -> tuple[dict[str, Any], Delivery | None, list[SmartAssignment]]:
-    local = now.astimezone(zone)
-    decision: dict[str, Any] = {
-        "id": new_id(),
-        "participant_id": participant.id,
-        "study_id": item.study_id,
-        "scheduled_item_id": item.id,
-        "decision_point_id": item.source_id,
-        "decision_index": item.sequence,
-        "planned_at": item.due_at,
-        "decided_at": now,
-        "local_time": local.isoformat(),
-        "timezone": participant.timezone,
-        "protocol_version": item.protocol_version,
-        "tailoring": dict(tailoring.values),
-        "tailoring_defaulted": list(tailoring.defaulted),
-        "created_at": now,
-        # Every column explicitly: the rows are inserted in bulk (see _insert).
-        "study_day": None,
-        "stage": None,
-        "track": None,
-        "available": True,
-        "unavailable_reason": None,
-        "pai_recommendation": None,
-        "rule_id": None,
-        "declared_probabilities": {},
-        "excluded": {},
-        "probabilities": {},
-        "randomized": False,
-        "seed": None,
-        "draw": None,
-        "option_id": None,
-        "probability": None,
-        "note": merge_note(item),
-        "fallback": False,
-        "error": None,
-    }
+) -> tuple[DecisionRecord, Delivery | None, list[SmartAssignment]]:
+    decision_id = new_id()
+    item, participant = decided.item, decided.participant
     if protocol is None:
         # No protocol, no fallback to use: nothing is delivered, and the row says why.
-        decision["available"] = False
-        decision["unavailable_reason"] = "protocol version not found"
-        decision["fallback"] = True
-        decision["error"] = (
-            f"protocol version {item.protocol_version} of the study could not be loaded"
+        missing = Evaluation(
+            available=False,
+            unavailable_reason="protocol version not found",
+            fallback=True,
+            error=f"protocol version {item.protocol_version} of the study could not be loaded",
         )
-        return decision, None, []
-    decision["seed"] = decision_seed(
-        protocol.study.random_seed, participant.id, item.source_id, decision_index(item)
-    )
-    reason = _status_reason(participant, protocol, now, zone)
-    day = study_day(now, participant.enrolled_at, zone) if participant.enrolled_at else None
-    decision["study_day"] = day
-    smart = SmartState()
-    pai = ""
-    error: str | None = None
-    try:
-        pai = _pai_recommendation(session, clock, participant, protocol, pai_rows)
-        decision["pai_recommendation"] = pai or None
-        if protocol.smart is not None and day is not None and participant.status in _FOLLOWED:
-            smart = advance(
-                protocol,
-                participant_id=participant.id,
-                study_id=item.study_id,
-                protocol_version=item.protocol_version,
-                study_day=day,
-                existing=smart_rows,
-                tailoring=tailoring,
-                attributes=participant.attributes,
-                pai_recommendation=pai,
-                now=now,
-                decision_id=decision["id"],
-            )
-            session.add_all(smart.new)
-            decision["stage"], decision["track"] = smart.stage, smart.track
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        return _log(decision_id, batch.now, decided, _Facts(), missing, _NOT_DRAWN), None, []
+    now = batch.now
+    reason = _status_reason(participant, protocol, now, decided.zone)
+    facts, smart, error = _stage_and_pai(batch, decision_id, decided, protocol, smart_rows)
     moment = Moment(
         decision_point=item.source_id,
-        local=local,
+        local=now.astimezone(decided.zone),
         attributes=participant.attributes,
         stage=smart.stage,
         track=smart.track,
-        pai_recommendation=pai,
+        pai_recommendation=facts.pai_recommendation or "",
         prompts_today=burden.prompts_today,
         last_prompt_at=burden.last_prompt_at,
         prompt_budget_factor=burden.budget_factor,
@@ -275,19 +240,72 @@ def _decide(
         unavailable = Evaluation(
             available=False, unavailable_reason=reason, fallback=error is not None, error=error
         )
-        _record(decision, unavailable)
-        return decision, None, smart.new
-    if error is not None:
-        evaluation = fallback(protocol, moment, error)
-    else:
-        try:
-            evaluation = evaluate(protocol, moment, tailoring)
-        except Exception as exc:
-            evaluation = fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
-    return (*_finish(decision, evaluation, protocol, moment, tailoring, burden), smart.new)
+        return _log(decision_id, now, decided, facts, unavailable, _NOT_DRAWN), None, smart.new
+    evaluation = _evaluate(protocol, moment, decided.tailoring, error)
+    assert facts.seed is not None  # noqa: S101
+    evaluation, drawn, delivery = _draw(
+        decision_id, facts.seed, evaluation, protocol, moment, decided.tailoring
+    )
+    if delivery is not None:
+        # Counted against the participant's burden for the rest of the batch.
+        burden.prompts_today += 1
+        burden.last_prompt_at = now
+    return _log(decision_id, now, decided, facts, evaluation, drawn), delivery, smart.new
 
 
 _FOLLOWED = (ParticipantStatus.active, ParticipantStatus.paused)
+
+
+def _stage_and_pai(
+    batch: _Batch,
+    decision_id: uuid.UUID,
+    decided: _Decided,
+    protocol: Protocol,
+    smart_rows: dict[str, SmartAssignment],
+) -> tuple[_Facts, SmartState, str | None]:
+    """The decision's seed and study day, its PAI recommendation and SMART stage and track
+    (advancing the stage where due), and the error that stopped them, if any."""
+    item, participant = decided.item, decided.participant
+    seed = decision_seed(
+        protocol.study.random_seed, participant.id, item.source_id, decision_index(item)
+    )
+    enrolled_at = participant.enrolled_at
+    day = study_day(batch.now, enrolled_at, decided.zone) if enrolled_at else None
+    facts = _Facts(seed=seed, study_day=day)
+    smart = SmartState()
+    try:
+        pai = _pai_recommendation(batch.session, batch.clock, participant, protocol, batch.pai_rows)
+        facts = replace(facts, pai_recommendation=pai or None)
+        if protocol.smart is not None and day is not None and participant.status in _FOLLOWED:
+            smart = advance(
+                protocol,
+                participant_id=participant.id,
+                study_id=item.study_id,
+                protocol_version=item.protocol_version,
+                study_day=day,
+                existing=smart_rows,
+                tailoring=decided.tailoring,
+                attributes=participant.attributes,
+                pai_recommendation=pai,
+                now=batch.now,
+                decision_id=decision_id,
+            )
+            batch.session.add_all(smart.new)
+            facts = replace(facts, stage=smart.stage, track=smart.track)
+    except Exception as exc:
+        return facts, smart, f"{type(exc).__name__}: {exc}"
+    return facts, smart, None
+
+
+def _evaluate(
+    protocol: Protocol, moment: Moment, tailoring: Tailoring, error: str | None
+) -> Evaluation:
+    if error is not None:
+        return fallback(protocol, moment, error)
+    try:
+        return evaluate(protocol, moment, tailoring)
+    except Exception as exc:
+        return fallback(protocol, moment, f"{type(exc).__name__}: {exc}")
 
 
 def _status_reason(
@@ -324,38 +342,30 @@ def _pai_recommendation(
     return recommendation
 
 
-def _finish(
-    decision: dict[str, Any],
+def _draw(
+    decision_id: uuid.UUID,
+    seed: int,
     evaluation: Evaluation,
     protocol: Protocol,
     moment: Moment,
     tailoring: Tailoring,
-    burden: _Burden,
-) -> tuple[dict[str, Any], Delivery | None]:
-    """Draw, render the message (falling back if it cannot be), record, and count the
-    prompt against the participant's burden for the rest of the batch."""
-    delivery = None
-    if evaluation.deliberate:
-        assert decision["seed"] is not None  # noqa: S101
-        u = uniform(decision["seed"])
-        option_id: str | None = choose(evaluation.probabilities, u)
-        assert option_id is not None  # noqa: S101
-        try:
-            delivery = _delivery(decision["id"], protocol, option_id, tailoring.values)
-        except Exception as exc:
-            index = [o.id for o in protocol.intervention_options].index(option_id)
-            error = f"intervention_options[{index}] message: {type(exc).__name__}: {exc}"
-            evaluation = fallback(protocol, moment, error)
-            option_id = choose(evaluation.probabilities, u) if evaluation.deliberate else None
-            delivery = _safe_delivery(decision["id"], protocol, option_id, tailoring.values)
-        decision["draw"] = u
-        decision["option_id"] = option_id
-        decision["probability"] = evaluation.probabilities.get(option_id) if option_id else None
-    _record(decision, evaluation)
-    if delivery is not None:
-        burden.prompts_today += 1
-        burden.last_prompt_at = decision["decided_at"]
-    return decision, delivery
+) -> tuple[Evaluation, _Drawn, Delivery | None]:
+    """Draw and render the message, falling back (with the same draw) if it cannot be."""
+    if not evaluation.deliberate:
+        return evaluation, _NOT_DRAWN, None
+    u = uniform(seed)
+    option_id: str | None = choose(evaluation.probabilities, u)
+    assert option_id is not None  # noqa: S101
+    try:
+        delivery = _delivery(decision_id, protocol, option_id, tailoring.values)
+    except Exception as exc:
+        index = [o.id for o in protocol.intervention_options].index(option_id)
+        error = f"intervention_options[{index}] message: {type(exc).__name__}: {exc}"
+        evaluation = fallback(protocol, moment, error)
+        option_id = choose(evaluation.probabilities, u) if evaluation.deliberate else None
+        delivery = _safe_delivery(decision_id, protocol, option_id, tailoring.values)
+    probability = evaluation.probabilities.get(option_id) if option_id else None
+    return evaluation, _Drawn(u, option_id, probability), delivery
 
 
 def _safe_delivery(
@@ -392,18 +402,51 @@ def _delivery(
     )
 
 
-def _record(decision: dict[str, Any], evaluation: Evaluation) -> None:
-    decision["available"] = evaluation.available
-    decision["unavailable_reason"] = evaluation.unavailable_reason
-    decision["rule_id"] = evaluation.rule_id
-    decision["declared_probabilities"] = dict(evaluation.declared)
-    decision["probabilities"] = dict(evaluation.probabilities)
-    decision["excluded"] = dict(evaluation.excluded)
-    decision["randomized"] = evaluation.randomized
-    # A DST merge note (set when the row was built) stays, after the evaluation's own note.
-    decision["note"] = "; ".join(n for n in (evaluation.note, decision["note"]) if n) or None
-    decision["fallback"] = evaluation.fallback
-    decision["error"] = evaluation.error
+def _log(
+    decision_id: uuid.UUID,
+    now: datetime,
+    decided: _Decided,
+    facts: _Facts,
+    evaluation: Evaluation,
+    drawn: _Drawn,
+) -> DecisionRecord:
+    item, participant, tailoring = decided.item, decided.participant, decided.tailoring
+    # A DST merge note comes after the evaluation's own note.
+    notes = (evaluation.note, merge_note(item))
+    return DecisionRecord(
+        id=decision_id,
+        participant_id=participant.id,
+        study_id=item.study_id,
+        scheduled_item_id=item.id,
+        decision_point_id=item.source_id,
+        decision_index=item.sequence,
+        planned_at=item.due_at,
+        decided_at=now,
+        local_time=now.astimezone(decided.zone).isoformat(),
+        timezone=participant.timezone,
+        protocol_version=item.protocol_version,
+        study_day=facts.study_day,
+        stage=facts.stage,
+        track=facts.track,
+        available=evaluation.available,
+        unavailable_reason=evaluation.unavailable_reason,
+        tailoring=dict(tailoring.values),
+        tailoring_defaulted=list(tailoring.defaulted),
+        pai_recommendation=facts.pai_recommendation,
+        rule_id=evaluation.rule_id,
+        declared_probabilities=dict(evaluation.declared),
+        excluded=dict(evaluation.excluded),
+        probabilities=dict(evaluation.probabilities),
+        randomized=evaluation.randomized,
+        seed=facts.seed,
+        draw=drawn.draw,
+        option_id=drawn.option_id,
+        probability=drawn.probability,
+        note="; ".join(n for n in notes if n) or None,
+        fallback=evaluation.fallback,
+        error=evaluation.error,
+        created_at=now,
+    )
 
 
 def _smart_assignments(

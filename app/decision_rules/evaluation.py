@@ -1,15 +1,17 @@
 """Deciding one decision point from its inputs, without the database: availability and
-burden, the protocol's availability conditions, the ordered rules, exclusions and bounds,
-and the fallback when anything fails. Shared by the live engine and the preview."""
+burden, the protocol's availability conditions, the study's policy (see ``policies``),
+exclusions and bounds, and the fallback when anything fails. Shared by the live engine and
+the preview."""
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 import cel
 
+from app.decision_rules.conditions import ExpressionError, holds
+from app.decision_rules.moment import Moment
+from app.decision_rules.policies import policy_for
 from app.decision_rules.probabilities import Adjusted, adjust
 from app.decision_rules.tailoring import Tailoring
 from app.protocols.cel_rules import compile_condition, evaluate_condition
@@ -18,32 +20,6 @@ from app.protocols.primitives import minute_of_day
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NO_RULE_MATCHED = "no rule matched"
-
-
-class ExpressionError(Exception):
-    """A protocol expression could not be evaluated; ``where`` is its place in the protocol."""
-
-    def __init__(self, where: str, cause: Exception) -> None:
-        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
-        self.where = where
-
-
-@dataclass(frozen=True)
-class Moment:
-    """Everything about the decision besides the tailoring variables."""
-
-    decision_point: str
-    # The participant's wall-clock time (aware, in their zone).
-    local: datetime
-    attributes: Mapping[str, Any]
-    stage: str = ""
-    track: str = ""
-    pai_recommendation: str = ""
-    # Burden: intervention prompts created today (local day) and the last one's time.
-    prompts_today: int = 0
-    last_prompt_at: datetime | None = None
-    # Scales the daily cap (the protocol's automatic response to treatment fatigue).
-    prompt_budget_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,25 +107,24 @@ def evaluate(protocol: Protocol, moment: Moment, tailoring: Tailoring) -> Evalua
     context = cel.Context({**tailoring.present(), **builtins(moment)})
     try:
         for index, condition in enumerate(protocol.policy.availability.conditions):
-            if not _holds(condition, context, f"policy.availability.conditions[{index}]"):
+            if not holds(condition, context, f"policy.availability.conditions[{index}]"):
                 return Evaluation(
                     available=False, unavailable_reason=f"availability condition false: {condition}"
                 )
-        for index, rule in enumerate(protocol.policy.rules):
-            if _holds(rule.when, context, f"policy.rules[{index}].when"):
-                randomize = rule.randomize is not None
-                adjusted = _adjust(protocol, rule.probabilities(), randomize, moment)
-                return Evaluation(
-                    available=True,
-                    rule_id=rule.id,
-                    declared=rule.probabilities(),
-                    probabilities=adjusted.probabilities,
-                    excluded=adjusted.excluded,
-                    randomized=adjusted.randomized,
-                )
+        proposal = policy_for(protocol).propose(protocol, moment, context)
+        if proposal is None:
+            return Evaluation(available=True, note=NO_RULE_MATCHED)
+        adjusted = _adjust(protocol, proposal.probabilities, proposal.randomize, moment)
     except Exception as exc:
         return fallback(protocol, moment, _describe(exc))
-    return Evaluation(available=True, note=NO_RULE_MATCHED)
+    return Evaluation(
+        available=True,
+        rule_id=proposal.rule_id,
+        declared=proposal.probabilities,
+        probabilities=adjusted.probabilities,
+        excluded=adjusted.excluded,
+        randomized=adjusted.randomized,
+    )
 
 
 def fallback(protocol: Protocol, moment: Moment, error: str) -> Evaluation:
@@ -171,16 +146,6 @@ def fallback(protocol: Protocol, moment: Moment, error: str) -> Evaluation:
         excluded=adjusted.excluded,
         randomized=adjusted.randomized,
     )
-
-
-def _holds(expression: str, context: cel.Context, where: str) -> bool:
-    try:
-        result = compile_condition(expression).execute(context)
-    except Exception as exc:
-        raise ExpressionError(where, exc) from exc
-    if not isinstance(result, bool):
-        raise ExpressionError(where, TypeError(f"condition gave {result!r}, not true or false"))
-    return result
 
 
 def _adjust(

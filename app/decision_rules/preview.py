@@ -10,8 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.core.errors import InvalidInputError
-from app.decision_rules.evaluation import Evaluation, ExpressionError, Moment, evaluate
+from app.decision_rules.conditions import ExpressionError
+from app.decision_rules.evaluation import Evaluation, evaluate
 from app.decision_rules.evaluation import is_contraindicated as contraindication_holds
+from app.decision_rules.moment import Moment
 from app.decision_rules.onboarding import attribute_problems
 from app.decision_rules.tailoring import Tailoring, finish
 from app.protocols.cel_rules import suggestion

@@ -1,0 +1,24 @@
+"""A decision's moment: everything about it besides the tailoring variables."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Moment:
+    """Everything about the decision besides the tailoring variables."""
+
+    decision_point: str
+    # The participant's wall-clock time (aware, in their zone).
+    local: datetime
+    attributes: Mapping[str, Any]
+    stage: str = ""
+    track: str = ""
+    pai_recommendation: str = ""
+    # Burden: intervention prompts created today (local day) and the last one's time.
+    prompts_today: int = 0
+    last_prompt_at: datetime | None = None
+    # Scales the daily cap (the protocol's automatic response to treatment fatigue).
+    prompt_budget_factor: float = 1.0
