@@ -18,10 +18,12 @@ from app.alerts.models import Alert, WebhookStatus
 from app.alerts.webhook import WebhookConfig, deliver_due, retry_delay
 from app.api.main import create_app
 from app.core.config import Settings
+from app.notifications.providers import LoggingProvider
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.ingest import evening, morning, pain_study, phone
+from tests.support.scheduling import decide_nothing
 
 
 class Receiver:
@@ -244,7 +246,14 @@ def test_a_failing_receiver_is_retried_with_backoff(hooked: World, receiver: Rec
     assert timedelta(seconds=30) <= later <= timedelta(seconds=90)  # doubled, with jitter
     hooked.clock.advance(later)
     # The worker's tick retries it.
-    Worker(hooked.session_factory, hooked.clock, tick_seconds=5, alert_webhook=config).tick()
+    Worker(
+        hooked.session_factory,
+        hooked.clock,
+        tick_seconds=5,
+        alert_webhook=config,
+        decider=decide_nothing,
+        provider=LoggingProvider(),
+    ).tick()
     [alert] = _alerts(hooked)
     assert alert.webhook_status == WebhookStatus.delivered
     assert alert.webhook_attempts == 3

@@ -29,6 +29,7 @@ from app.core.db import (
     postgres_connect_args,
 )
 from app.core.migrations import upgrade_to_head
+from app.notifications.providers import LoggingProvider
 from app.worker.runner import Worker
 from tests.conftest import START, TEST_SECRET, World
 from tests.support import own_postgres
@@ -143,6 +144,7 @@ def test_a_stopped_database_is_a_503_and_the_service_recovers_without_a_restart(
     worker = Worker(
         world.session_factory, world.clock, tick_seconds=1, worker_id="outage",
         decider=RecordingDecider(),
+        provider=LoggingProvider(),
     )  # fmt: skip
     during = _ema(2)
     caplog.set_level(logging.WARNING)

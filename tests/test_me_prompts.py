@@ -10,7 +10,7 @@ from app.scheduling.models import ScheduledItem
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import RecordingDecider, enrolled
+from tests.support.scheduling import RecordingDecider, decide_nothing, enrolled
 
 PROMPT_DUE = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
 
@@ -77,7 +77,13 @@ def test_pending_prompts_and_interventions(world: World) -> None:
 
 def test_expired_prompts_are_not_offered(world: World) -> None:
     person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
-    worker = Worker(world.session_factory, world.clock, tick_seconds=1)
+    worker = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        decider=decide_nothing,
+        provider=LoggingProvider(),
+    )
     world.clock.set(PROMPT_DUE)
     worker.run_pending()
     assert len(world.client.get("/v1/me/prompts", headers=person.headers).json()["prompts"]) == 1

@@ -42,7 +42,7 @@ from app.worker.runner import Worker
 from tests.conftest import World, bearer, is_postgres_run
 from tests.support import fake_fcm
 from tests.support.push import person_with_devices
-from tests.support.scheduling import RecordingDecider
+from tests.support.scheduling import RecordingDecider, decide_nothing
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 METRICS_TOKEN = "metrics-token-for-prometheus-0123456789"
@@ -327,7 +327,12 @@ def test_active_workers_are_those_that_ticked_within_five_minutes(
     first.tick()
     world.clock.advance(timedelta(minutes=3))
     second = Worker(
-        world.session_factory, world.clock, tick_seconds=1, worker_id="second", provider=provider
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="second",
+        provider=provider,
+        decider=decide_nothing,
     )
     second.tick()
     assert value(scrape(world.client, admin), "kairos_workers_active") == 2

@@ -39,7 +39,7 @@ from app.core.migrations import ensure_schema_current, upgrade_to_head
 from app.observability.metrics import exposition_registry
 from app.observability.state import DatabaseState
 from app.participants.throttle import EnrollmentThrottle
-from app.scheduling.triggers import subscribe_all
+from app.wiring import connect_listeners
 from app.worker.runner import worker_from_settings
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     engine = engine_from_settings(settings)
     session_factory = make_session_factory(engine)
     # Ingestion publishes participant events; scheduling turns triggers into due rows.
-    subscribe_all()
+    connect_listeners()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

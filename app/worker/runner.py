@@ -23,17 +23,16 @@ from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
-from app.decision_rules.engine import decide_batch
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
-from app.notifications.provider_setup import provider_from_settings
-from app.notifications.providers import LoggingProvider, PushProvider
+from app.notifications.providers import PushProvider
 from app.notifications.sender import SendPolicy, SendReport, send_batch
 from app.observability.metrics import observe_due_work, observe_pushes
-from app.scheduling.decision_hook import DecideBatch, decide_nothing
+from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
 from app.scheduling.fired_prompts import closed_prompts
 from app.scheduling.planning import extend_horizon, participants_needing_plans
+from app.wiring import Wiring, wire
 from app.worker.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -91,9 +90,9 @@ class Worker:
         tick_seconds: float,
         worker_id: str | None = None,
         export_dir: str | None = None,
+        decider: DecideBatch,
+        provider: PushProvider,
         alert_webhook: WebhookConfig | None = None,
-        decider: DecideBatch = decide_nothing,
-        provider: PushProvider | None = None,
         send_policy: SendPolicy | None = None,
         schedule_batch_size: int = 500,
         lease: timedelta = timedelta(seconds=120),
@@ -106,7 +105,7 @@ class Worker:
         self.started_at = clock.now()
         self.alert_webhook = alert_webhook
         self.decider = decider
-        self.provider: PushProvider = provider if provider is not None else LoggingProvider()
+        self.provider = provider
         self.send_policy = send_policy or SendPolicy(lease=lease)
         self.schedule_batch_size = schedule_batch_size
         self.lease = lease
@@ -324,17 +323,19 @@ def worker_from_settings(
     clock: Clock,
     settings: Settings,
     *,
-    decider: DecideBatch = decide_batch,
+    wiring: Wiring | None = None,
     worker_id: str | None = None,
 ) -> Worker:
+    """The worker the settings describe, with ``wire(settings)`` unless given a wiring."""
+    wiring = wiring or wire(settings)
     lease = timedelta(seconds=settings.lease_seconds)
     return Worker(
         session_factory,
         clock,
         tick_seconds=settings.worker_tick_seconds,
         worker_id=worker_id,
-        decider=decider,
-        provider=provider_from_settings(settings),
+        decider=wiring.decider,
+        provider=wiring.provider,
         send_policy=SendPolicy(
             max_attempts=settings.push_max_attempts,
             lease=lease,
@@ -343,5 +344,5 @@ def worker_from_settings(
         schedule_batch_size=settings.schedule_batch_size,
         lease=lease,
         export_dir=settings.export_dir,
-        alert_webhook=WebhookConfig.from_settings(settings),
+        alert_webhook=wiring.alert_webhook,
     )

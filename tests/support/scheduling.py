@@ -80,3 +80,10 @@ class RecordingDecider:
             )
             for _ in batch
         ]
+
+
+def decide_nothing(
+    session: Session, clock: Clock, items: Sequence[ScheduledItem]
+) -> list[Delivery | None]:
+    """A decider that delivers nothing, for scheduler tests that are not about deciding."""
+    return [None for _ in items]

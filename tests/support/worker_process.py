@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from app.core.config import load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.notifications.delivery import Delivery
 from app.scheduling.models import ScheduledItem
+from app.wiring import wire
 from app.worker.runner import worker_from_settings
 
 
@@ -44,7 +46,7 @@ def main() -> None:
         make_session_factory(engine),
         SystemClock(),
         settings,
-        decider=deliver_always,
+        wiring=replace(wire(settings), decider=deliver_always),
         worker_id=sys.argv[1] if len(sys.argv) > 1 else None,
     )
     worker.run_forever()
