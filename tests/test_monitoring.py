@@ -308,7 +308,8 @@ def test_my_summary_puts_steps_beside_pain(world: World) -> None:
 def test_the_fatigue_response_scales_the_daily_cap() -> None:
     from zoneinfo import ZoneInfo
 
-    from app.decision_rules.evaluation import Moment, burden_reason
+    from app.decision_rules.evaluation import burden_reason
+    from app.decision_rules.moment import Moment
     from app.protocols import parse_protocol
 
     protocol = parse_protocol(example_text(CHRONIC_PAIN_JITAI))

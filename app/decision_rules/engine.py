@@ -32,7 +32,7 @@ from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
 from app.decision_rules.versions import VersionKey, protocols_for
 from app.monitoring.models import CareFlag, FlagKind
 from app.notifications.delivery import Delivery
-from app.notifications.models import Notification, NotificationKind, NotificationStatus
+from app.notifications.history import intervention_prompts
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
 from app.scheduling.models import ScheduledItem
@@ -486,22 +486,7 @@ def _burden(
         for index, pid in enumerate(participants)
     ]
     keys = dict(enumerate(participants))
-    b = bounds_table(session, bounds)
-    n = Notification
-    rows = session.execute(
-        sa.select(b.c.k, n.created_at).select_from(
-            b.join(
-                n,
-                sa.and_(
-                    n.participant_id == b.c.pid,
-                    n.kind == NotificationKind.intervention,
-                    n.status != NotificationStatus.cancelled,
-                    n.created_at >= b.c.s,
-                    n.created_at <= b.c.e,
-                ),
-            )
-        )
-    ).all()
+    rows = intervention_prompts(session, bounds_table(session, bounds))
     result = {pid: _Burden() for pid in participants}
     for k, created_at in rows:
         pid = keys[k]

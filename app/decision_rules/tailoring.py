@@ -5,64 +5,24 @@ variables that read the same data (the same EMA item, wearable metric, or the pr
 sent) share one aggregate query: the number of queries depends on the protocol's
 variables, not on the number of participants.
 
-Only data that existed at the decision time counts:
-- EMA answers: answered (``ema_answers.answered_at``, the device's time of answering) at or
-  before the decision time. Live, an answer that is still on an offline phone is not in the
-  database and cannot count; the decision log keeps the values actually used. (Checking
-  the response's ``received_at`` too would cost a join per answer: it made the batch
-  several times slower.)
-- wearable summaries: the summarized period ends within the window, and the summary was
-  received at or before the decision time;
-- prompts sent: intervention notifications created within the window, not cancelled.
-Windows run from their start (inclusive) to the decision time (inclusive).
+Only data that existed at the decision time counts (each source says how, in
+``app.decision_rules.sources``); windows run from their start (inclusive) to the decision
+time (inclusive).
 """
 
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.decision_rules.bounds import Bound, bounds_table
-from app.decision_rules.calendar import baseline_end, start_of_local_day, study_day
-from app.ema.models import EmaAnswer
-from app.notifications.models import Notification, NotificationKind, NotificationStatus
-from app.protocols.document import (
-    Aggregate,
-    AttributeVariable,
-    EmaVariable,
-    EnrollmentVariable,
-    NotificationsVariable,
-    Protocol,
-    TailoringVariable,
-    ValueType,
-    WearableVariable,
-)
-from app.protocols.tailoring import WindowedVariable, window_span
-from app.sensing.models import WearableSummary
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Whose variables to compute, and when."""
-
-    participant_id: uuid.UUID
-    at: datetime
-    zone: ZoneInfo
-    enrolled_at: datetime | None
-    attributes: Mapping[str, Any]
-    protocol: Protocol
-
-    @cached_property
-    def today_start(self) -> datetime:
-        """Local midnight of the decision's day (several variables use it)."""
-        return start_of_local_day(self.at, self.zone)
+from app.decision_rules.bounds import Bound
+from app.decision_rules.calendar import baseline_end
+from app.decision_rules.sources import SourceReader, Subject, reader_for
+from app.protocols.document import Protocol, TailoringVariable, ValueType
+from app.protocols.tailoring import window_span
 
 
 @dataclass
@@ -112,6 +72,7 @@ class _Planned:
     protocol rather than once per participant."""
 
     variable: TailoringVariable
+    reader: SourceReader
     shape: tuple[str, ...]
     # A trailing window's length; None for "today" or a baseline.
     span: timedelta | None
@@ -121,13 +82,14 @@ class _Planned:
 def _plan(protocol: Protocol) -> list[_Planned]:
     planned = []
     for variable in protocol.tailoring_variables:
-        shape = _shape(protocol, variable)
+        reader = reader_for(variable)
+        shape = reader.shape(variable)
         if shape is None:
             continue
-        assert isinstance(variable, WindowedVariable | NotificationsVariable)  # noqa: S101
         baseline = getattr(variable, "baseline_days", None)
-        span = window_span(variable.window) if variable.window is not None else None
-        planned.append(_Planned(variable, shape, span, baseline))
+        window = getattr(variable, "window", None)
+        span = window_span(window) if window is not None else None
+        planned.append(_Planned(variable, reader, shape, span, baseline))
     return planned
 
 
@@ -144,40 +106,22 @@ def _window(subject: Subject, planned: _Planned) -> tuple[datetime, datetime] | 
     return at - planned.span, at
 
 
-def _shape(protocol: Protocol, variable: TailoringVariable) -> tuple[str, ...] | None:
-    """Variables with the same shape read the same rows and share one query."""
-    if isinstance(variable, EmaVariable):
-        questionnaire, _, item = variable.item.partition(".")
-        mode = "latest" if variable.aggregate is Aggregate.latest else "aggregate"
-        return ("ema", questionnaire, item, mode)
-    if isinstance(variable, WearableVariable):
-        mode = "latest" if variable.aggregate is Aggregate.latest else "aggregate"
-        return ("wearable", str(variable.metric), mode)
-    if isinstance(variable, NotificationsVariable):
-        return ("notifications",)
-    return None
-
-
 def compute_tailoring(session: Session, subjects: Sequence[Subject]) -> list[Tailoring]:
     """Every subject's tailoring variables at its decision time."""
     raw: list[dict[str, Any]] = [{} for _ in subjects]
     plans: dict[int, list[_Planned]] = {}
     groups: dict[tuple[str, ...], list[tuple[int, _Planned]]] = defaultdict(list)
+    direct: dict[int, list[tuple[TailoringVariable, SourceReader]]] = {}
     for index, subject in enumerate(subjects):
         protocol = subject.protocol
         plan = plans.get(id(protocol))
         if plan is None:
             plan = plans[id(protocol)] = _plan(protocol)
-        values = raw[index]
-        for variable in protocol.tailoring_variables:
-            if isinstance(variable, EnrollmentVariable):
-                values[variable.name] = (
-                    None
-                    if subject.enrolled_at is None
-                    else study_day(subject.at, subject.enrolled_at, subject.zone)
-                )
-            elif isinstance(variable, AttributeVariable):
-                values[variable.name] = subject.attributes.get(variable.attribute)
+        unqueried = direct.get(id(protocol))
+        if unqueried is None:
+            unqueried = direct[id(protocol)] = _unqueried(protocol)
+        for variable, reader in unqueried:
+            raw[index][variable.name] = reader.value(subject, variable)
         for planned in plan:
             groups[planned.shape].append((index, planned))
     for shape, requests in groups.items():
@@ -187,121 +131,17 @@ def compute_tailoring(session: Session, subjects: Sequence[Subject]) -> list[Tai
             window = _window(subject, planned)
             if window is not None:
                 bounds.append(Bound(key, subject.participant_id, window[0], window[1]))
-        found = _query(session, shape, bounds) if bounds else {}
+        reader = requests[0][1].reader
+        found = reader.query(session, shape, bounds) if bounds else {}
         for key, (index, planned) in enumerate(requests):
-            raw[index][planned.variable.name] = _pick(planned.variable, found.get(key))
+            raw[index][planned.variable.name] = reader.pick(planned.variable, found.get(key))
     return [finish(subject.protocol, values) for subject, values in zip(subjects, raw, strict=True)]
 
 
-# Per key: count, mean, sum, min, max (aggregate shapes) or the latest value.
-_Row = dict[str, Any]
+def _unqueried(protocol: Protocol) -> list[tuple[TailoringVariable, SourceReader]]:
+    """The variables whose values need no query (the study day, attributes)."""
+    pairs = [(variable, reader_for(variable)) for variable in protocol.tailoring_variables]
+    return [(variable, reader) for variable, reader in pairs if reader.shape(variable) is None]
 
 
-def _pick(variable: TailoringVariable, row: _Row | None) -> Any:
-    if isinstance(variable, NotificationsVariable):
-        return row["count"] if row else 0
-    assert isinstance(variable, WindowedVariable)  # noqa: S101
-    if variable.aggregate is Aggregate.count:
-        return row["count"] if row else 0
-    if row is None:
-        return None
-    if variable.aggregate is Aggregate.latest:
-        if variable.type in (ValueType.boolean, ValueType.string, ValueType.string_list):
-            return row["value"]
-        return row["numeric"]
-    return row[str(variable.aggregate)]
-
-
-def _query(session: Session, shape: tuple[str, ...], bounds: Sequence[Bound]) -> dict[int, _Row]:
-    b = bounds_table(session, bounds)
-    if shape[0] == "ema":
-        _, questionnaire, item, mode = shape
-        a = EmaAnswer
-        on = [
-            a.participant_id == b.c.pid,
-            a.item_id == item,
-            a.answered_at >= b.c.s,
-            a.answered_at <= b.c.e,
-        ]
-        if questionnaire != "*":
-            on.append(a.questionnaire_id == questionnaire)
-        joined = b.join(a, sa.and_(*on))
-        if mode == "latest":
-            return _latest(joined, b, a.value, a.numeric_value, (a.answered_at, a.id), session)
-        return _aggregate(joined, b, a.numeric_value, a.id, session)
-    if shape[0] == "wearable":
-        _, metric, mode = shape
-        w = WearableSummary
-        joined = b.join(
-            w,
-            sa.and_(
-                w.participant_id == b.c.pid,
-                w.metric == metric,
-                w.end_at >= b.c.s,
-                w.end_at <= b.c.e,
-                w.received_at <= b.c.e,
-            ),
-        )
-        if mode == "latest":
-            return _latest(joined, b, w.value, w.value, (w.end_at, w.id), session)
-        return _aggregate(joined, b, w.value, w.id, session)
-    n = Notification
-    joined = b.join(
-        n,
-        sa.and_(
-            n.participant_id == b.c.pid,
-            n.kind == NotificationKind.intervention,
-            n.status != NotificationStatus.cancelled,
-            n.created_at >= b.c.s,
-            n.created_at <= b.c.e,
-        ),
-    )
-    rows = session.execute(
-        sa.select(b.c.k, sa.func.count(n.id)).select_from(joined).group_by(b.c.k)
-    ).all()
-    return {k: {"count": count} for k, count in rows}
-
-
-def _aggregate(
-    joined: sa.Join, b: sa.Subquery, number: Any, row_id: Any, session: Session
-) -> dict[int, _Row]:
-    stmt = (
-        sa.select(
-            b.c.k,
-            sa.func.count(row_id),
-            sa.func.avg(number),
-            sa.func.sum(number),
-            sa.func.min(number),
-            sa.func.max(number),
-        )
-        .select_from(joined)
-        .group_by(b.c.k)
-    )
-    return {
-        k: {"count": count, "mean": mean, "sum": total, "min": low, "max": high}
-        for k, count, mean, total, low, high in session.execute(stmt).all()
-    }
-
-
-def _latest(
-    joined: sa.Join,
-    b: sa.Subquery,
-    value: Any,
-    number: Any,
-    order: tuple[Any, Any],
-    session: Session,
-) -> dict[int, _Row]:
-    ranked = (
-        sa.select(
-            b.c.k.label("k"),
-            value.label("value"),
-            number.label("numeric"),
-            sa.func.row_number()
-            .over(partition_by=b.c.k, order_by=(order[0].desc(), order[1].desc()))
-            .label("rank"),
-        )
-        .select_from(joined)
-        .subquery("ranked")
-    )
-    stmt = sa.select(ranked.c.k, ranked.c.value, ranked.c.numeric).where(ranked.c.rank == 1)
-    return {k: {"value": v, "numeric": num} for k, v, num in session.execute(stmt).all()}
+__all__ = ["Subject", "Tailoring", "compute_tailoring", "convert", "finish"]

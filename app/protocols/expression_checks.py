@@ -24,12 +24,10 @@ from app.protocols.cel_rules import (
     check_expression,
     suggestion,
 )
-from app.protocols.content_checks import item_of, item_reference_problem
 from app.protocols.document import Protocol
 from app.protocols.problems import Problems, path_of
 from app.protocols.questionnaires import (
     DurationItem,
-    FreeTextItem,
     Item,
     MultipleChoiceItem,
     NumericRatingItem,
@@ -37,15 +35,11 @@ from app.protocols.questionnaires import (
     YesNoItem,
 )
 from app.protocols.tailoring import (
-    INTEGER_METRICS,
-    Aggregate,
-    AttributeVariable,
-    EmaVariable,
     TailoringVariable,
     ValueType,
-    WearableVariable,
     WindowedVariable,
 )
+from app.protocols.tailoring_sources import source_of
 
 # Whole and decimal samples on both sides of typical thresholds, so comparisons take both
 # branches and arithmetic that mixes int and double fails during the check, not in a study.
@@ -56,16 +50,6 @@ SAMPLES: Mapping[ValueType, tuple[Any, ...]] = {
     ValueType.string: ("", "x"),
     ValueType.string_list: ([], ["x"]),
 }
-
-ATTRIBUTE_TYPES: Mapping[str, ValueType] = {
-    "boolean": ValueType.boolean,
-    "number": ValueType.number,
-    "choice": ValueType.string,
-    "multi_choice": ValueType.string_list,
-    "text": ValueType.string,
-}
-
-NUMERIC_AGGREGATES = frozenset({Aggregate.mean, Aggregate.sum, Aggregate.min, Aggregate.max})
 
 
 def check_expressions(protocol: Protocol, problems: Problems) -> None:
@@ -128,7 +112,7 @@ def _check_variables(protocol: Protocol, problems: Problems) -> dict[str, ValueT
             variable.baseline_days is None
         ):
             problems.add(base, "give exactly one of window and baseline_days")
-        actual, reason = _source_type(protocol, variable, base, problems)
+        actual, reason = source_of(variable).yields(protocol, variable, base, problems)
         if actual is not None and not _fits(variable.type, actual):
             problems.add(
                 path_of(base, "type"),
@@ -168,94 +152,22 @@ def _value_fits(declared: ValueType, value: Any) -> bool:
     return isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
 
 
-def _source_type(
-    protocol: Protocol, variable: TailoringVariable, base: str, problems: Problems
-) -> tuple[ValueType | None, str]:
-    """The type the source yields (None when it cannot be known) and how to describe it."""
-    if isinstance(variable, EmaVariable):
-        item = item_of(protocol, variable.item)
-        missing = item_reference_problem(protocol, variable.item)
-        if missing is not None or item is None:
-            problems.add(path_of(base, "item"), missing or "unknown item")
-            return None, ""
-        return _ema_type(item, variable, base, problems)
-    if isinstance(variable, WearableVariable):
-        agg = variable.aggregate
-        reason = f"{agg.value} of {variable.metric.value}"
-        if agg is Aggregate.count:
-            return ValueType.integer, reason
-        if agg is Aggregate.mean or variable.metric not in INTEGER_METRICS:
-            return ValueType.number, reason
-        return ValueType.integer, reason
-    if isinstance(variable, AttributeVariable):
-        spec = protocol.participant_attributes.get(variable.attribute)
-        if spec is None:
-            names = sorted(protocol.participant_attributes)
-            problems.add(
-                path_of(base, "attribute"),
-                f"unknown participant attribute '{variable.attribute}'"
-                f"{suggestion(variable.attribute, names)}",
-            )
-            return None, ""
-        return ATTRIBUTE_TYPES[spec.type], f"attribute '{variable.attribute}' ({spec.type})"
-    return ValueType.integer, f"source {variable.source}"
-
-
-def _ema_type(
-    item: Item, variable: EmaVariable, base: str, problems: Problems
-) -> tuple[ValueType | None, str]:
-    agg = variable.aggregate
-    reason = f"{agg.value} of {item.type} item '{variable.item}'"
-    if agg is Aggregate.count:
-        return ValueType.integer, reason
-    if isinstance(item, NumericRatingItem | DurationItem):
-        if agg is Aggregate.mean:
-            return ValueType.number, reason
-        whole = isinstance(item, DurationItem) or item.is_integer_scale
-        return (ValueType.integer if whole else ValueType.number), reason
-    if agg in NUMERIC_AGGREGATES:
-        problems.add(
-            path_of(base, "aggregate"),
-            f"{agg.value} needs a numeric_rating or duration item, but '{variable.item}' is "
-            f"{item.type}; use latest or count",
-        )
-        return None, reason
-    if isinstance(item, YesNoItem):
-        return ValueType.boolean, reason
-    if isinstance(item, MultipleChoiceItem):
-        return ValueType.string_list, reason
-    assert isinstance(item, SingleChoiceItem | FreeTextItem)  # noqa: S101 - exhaustive union
-    return ValueType.string, reason
-
-
 # --- scopes -----------------------------------------------------------------------------
 
 
 def _variable_samples(protocol: Protocol, variable: TailoringVariable) -> tuple[Any, ...]:
     """Samples of the declared type; choice-valued variables use their real choices."""
     if variable.type is ValueType.string:
-        choices = _choices_of(protocol, variable)
+        choices = source_of(variable).choices(protocol, variable)
         if choices:
             return tuple(choices)
     if variable.type is ValueType.string_list:
-        choices = _choices_of(protocol, variable)
+        choices = source_of(variable).choices(protocol, variable)
         if choices:
             return ([], [choices[0]], list(choices))
     if variable.type is ValueType.integer:
         return SAMPLES[ValueType.integer]
     return SAMPLES[variable.type]
-
-
-def _choices_of(protocol: Protocol, variable: TailoringVariable) -> list[str]:
-    if isinstance(variable, EmaVariable):
-        item = item_of(protocol, variable.item)
-        if isinstance(item, SingleChoiceItem | MultipleChoiceItem):
-            return [c.value for c in item.choices]
-    if isinstance(variable, AttributeVariable):
-        spec = protocol.participant_attributes.get(variable.attribute)
-        if isinstance(spec, ChoiceAttribute | MultiChoiceAttribute):
-            return list(spec.choices)
-    return []
 
 
 def attribute_maps(attributes: Mapping[str, AttributeSpec]) -> list[dict[str, Any]]:
