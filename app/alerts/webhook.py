@@ -10,6 +10,7 @@ The payload is pseudonymous and carries no answer values: the care team reads th
 Kairos (`GET /v1/studies/{study_id}/alerts`), not in whatever chat or pager receives it.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,16 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.models import Alert, WebhookStatus
+from app.core.channels import Channel
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.retry import Backoff
 from app.observability.metrics import WEBHOOK_ATTEMPTS
 from app.participants.models import Participant
 
 logger = logging.getLogger(__name__)
 
-FIRST_RETRY = timedelta(seconds=30)
-LONGEST_RETRY = timedelta(hours=1)
+RETRIES = Backoff(first=timedelta(seconds=30), longest=timedelta(hours=1), jitter=(0.5, 1.5))
 # How long an attempt holds its claim: past this, another process may try again.
 LEASE_MARGIN = timedelta(seconds=60)
 BATCH = 50
@@ -60,10 +62,56 @@ class WebhookConfig:
         )
 
 
+@dataclass(frozen=True)
+class WebhookMessage:
+    alert_id: uuid.UUID
+    body: bytes  # the JSON payload, signed as sent
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    error: str | None = None  # None: the receiver took it
+
+
+WebhookChannel = Channel[WebhookMessage, WebhookResult]
+
+
+class HttpWebhookChannel:
+    """POSTs each alert to the configured URL, signed with HMAC-SHA256 when a secret is set."""
+
+    name = "webhook"
+    max_batch = 1
+
+    def __init__(self, config: WebhookConfig) -> None:
+        self._config = config
+        self._client = httpx.Client(timeout=config.timeout_seconds)
+
+    def __enter__(self) -> "HttpWebhookChannel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    def send(self, messages: Sequence[WebhookMessage]) -> list[WebhookResult]:
+        return [WebhookResult(self._post(m.alert_id, m.body)) for m in messages]
+
+    def _post(self, alert_id: uuid.UUID, body: bytes) -> str | None:
+        headers = {"Content-Type": "application/json", "X-Kairos-Alert-Id": str(alert_id)}
+        if self._config.secret:
+            digest = hmac.new(self._config.secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Kairos-Signature"] = f"sha256={digest}"
+        try:
+            response = self._client.post(self._config.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        if response.is_success:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
     """Exponential backoff (30 s, 1 min, 2 min … at most 1 h) with ±50% jitter."""
-    base: timedelta = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_RETRY)
-    return base * (0.5 + rng.random())
+    return RETRIES.delay(attempts, rng)
 
 
 def payload(alert: Alert, participant_code: str) -> dict[str, Any]:
@@ -91,8 +139,10 @@ def deliver_due(
     *,
     alert_ids: Sequence[uuid.UUID] | None = None,
     rng: random.Random | None = None,
+    channel: WebhookChannel | None = None,
 ) -> int:
-    """Try every alert whose delivery is due (or only ``alert_ids``); returns how many arrived."""
+    """Try every alert whose delivery is due (or only ``alert_ids``) through ``channel`` (by
+    default an HTTP client for ``config``); returns how many arrived."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     with session_scope(session_factory) as session:
         stmt = sa.select(Alert.id).where(
@@ -103,15 +153,17 @@ def deliver_due(
             stmt = stmt.where(Alert.id.in_(list(alert_ids)))
         due = session.scalars(stmt.order_by(Alert.webhook_next_attempt_at).limit(BATCH)).all()
     delivered = 0
-    with httpx.Client(timeout=config.timeout_seconds) as client:
+    with contextlib.ExitStack() as stack:
+        if channel is None:
+            channel = stack.enter_context(HttpWebhookChannel(config))
         for alert_id in due:
             body = _claim(session_factory, clock, config, alert_id)
             if body is None:
                 continue  # another process holds it, or it is no longer due
-            error = _post(client, config, alert_id, body)
-            _record(session_factory, clock, config, alert_id, error, rng)
-            WEBHOOK_ATTEMPTS.labels("delivered" if error is None else "error").inc()
-            delivered += error is None
+            (result,) = channel.send([WebhookMessage(alert_id, body)])
+            _record(session_factory, clock, config, alert_id, result.error, rng)
+            WEBHOOK_ATTEMPTS.labels("delivered" if result.error is None else "error").inc()
+            delivered += result.error is None
     return delivered
 
 
@@ -140,23 +192,6 @@ def _claim(
             sa.select(Participant.code).where(Participant.id == alert.participant_id)
         )
         return json.dumps(payload(alert, code or "")).encode()
-
-
-def _post(
-    client: httpx.Client, config: WebhookConfig, alert_id: uuid.UUID, body: bytes
-) -> str | None:
-    """None when the receiver took it, otherwise what went wrong."""
-    headers = {"Content-Type": "application/json", "X-Kairos-Alert-Id": str(alert_id)}
-    if config.secret:
-        digest = hmac.new(config.secret.encode(), body, hashlib.sha256).hexdigest()
-        headers["X-Kairos-Signature"] = f"sha256={digest}"
-    try:
-        response = client.post(config.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
-    if response.is_success:
-        return None
-    return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
 def _record(

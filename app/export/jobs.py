@@ -12,16 +12,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor, ActorKind
 from app.core.clock import Clock
 from app.core.db import is_database_unavailable, session_scope
 from app.core.errors import ConflictError, NotFoundError
+from app.core.leases import LeasedTable, claim
 from app.export.columns import Filters
 from app.export.formats import ExportFormat
-from app.export.models import ExportJob
+from app.export.models import ExportJob, ExportStatus
 from app.export.service import check_filters, get_dataset, prepare_export, stream_export
 from app.studies.models import Study
 
@@ -48,7 +48,7 @@ def request_job(
         filters=filters.as_dict(),
         requested_by=actor.label,
         requested_role=actor.role,
-        status="pending",
+        status=ExportStatus.pending,
         created_at=clock.now(),
     )
     session.add(job)
@@ -64,7 +64,7 @@ def get_job(session: Session, study: Study, job_id: uuid.UUID) -> ExportJob:
 
 
 def bundle_path(export_dir: str, job: ExportJob) -> Path:
-    if job.status != "done" or job.file_name is None:
+    if job.status != ExportStatus.done or job.file_name is None:
         raise ConflictError(
             f"export job {job.id} is {job.status}; download it when its status is done",
             code="export_not_ready",
@@ -72,25 +72,20 @@ def bundle_path(export_dir: str, job: ExportJob) -> Path:
     return Path(export_dir) / job.file_name
 
 
+# Jobs wait (pending), are held by one worker while it writes the bundle (running), then
+# end done or failed.
+JOBS = LeasedTable(
+    model=ExportJob,
+    waiting=ExportStatus.pending,
+    held=ExportStatus.running,
+    order_by=ExportJob.created_at,
+    stamps=("started_at",),
+)
+
+
 def _claim(session: Session, clock: Clock, worker_id: str) -> ExportJob | None:
-    now = clock.now()
-    stmt = (
-        sa.select(ExportJob)
-        .where(
-            sa.or_(
-                ExportJob.status == "pending",
-                sa.and_(ExportJob.status == "running", ExportJob.lease_expires_at < now),
-            )
-        )
-        .order_by(ExportJob.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    job = session.scalar(stmt)
-    if job is not None:
-        job.status, job.started_at = "running", now
-        job.lease_owner, job.lease_expires_at = worker_id, now + LEASE
-    return job
+    ids = claim(session, JOBS, clock.now(), worker_id, LEASE, limit=1)
+    return session.get(ExportJob, ids[0]) if ids else None
 
 
 def _filters(raw: dict[str, Any]) -> Filters:
@@ -122,11 +117,15 @@ def run_next_job(
         logger.exception("export job %s failed", job_id)
         with session_scope(session_factory) as session:
             failed = session.get_one(ExportJob, job_id)
-            failed.status, failed.error, failed.finished_at = "failed", str(exc), clock.now()
+            failed.status, failed.error, failed.finished_at = (
+                ExportStatus.failed,
+                str(exc),
+                clock.now(),
+            )
         return True
     with session_scope(session_factory) as session:
         done = session.get_one(ExportJob, job_id)
-        done.status, done.file_name, done.size_bytes = "done", file_name, size
+        done.status, done.file_name, done.size_bytes = ExportStatus.done, file_name, size
         done.finished_at, done.lease_owner = clock.now(), None
     return True
 

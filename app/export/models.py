@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -7,6 +8,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 from app.core.models import IdMixin
+
+
+class ExportStatus(StrEnum):
+    pending = "pending"  # requested, waiting for a worker
+    running = "running"  # leased to a worker, writing the bundle
+    done = "done"  # the bundle can be downloaded
+    failed = "failed"  # the export raised; error says why
 
 
 class ExportJob(IdMixin, Base):
@@ -21,8 +29,8 @@ class ExportJob(IdMixin, Base):
     filters: Mapped[dict[str, Any]]
     requested_by: Mapped[str] = mapped_column(sa.String(80))
     requested_role: Mapped[str | None] = mapped_column(sa.String(16))
-    # pending -> running -> done | failed
-    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    # pending -> running -> done | failed (ExportStatus)
+    status: Mapped[str] = mapped_column(sa.String(16), default=ExportStatus.pending)
     error: Mapped[str | None] = mapped_column(sa.Text)
     # Bundle file name inside the export directory (a zip: data, dictionary, provenance).
     file_name: Mapped[str | None] = mapped_column(sa.String(200))

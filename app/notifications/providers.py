@@ -1,4 +1,5 @@
-"""Push providers behind one small interface: FCM (app.notifications.fcm) and logging."""
+"""Push providers, the delivery channel of the outbox: FCM (app.notifications.fcm) and
+logging."""
 
 import logging
 import uuid
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from app.core.channels import Channel
 from app.notifications.models import AttemptOutcome
 
 logger = logging.getLogger(__name__)
@@ -42,14 +44,8 @@ class PushResult:
     alert: bool = False  # auth or payload trouble an operator must look at
 
 
-class PushProvider(Protocol):
-    name: str
-    max_batch: int
-
-    def send(self, messages: Sequence[PushMessage]) -> list[PushResult]:
-        """Deliver each message; one result per message, in order. Never raises for a
-        per-message failure."""
-        ...
+class PushProvider(Channel[PushMessage, PushResult], Protocol):
+    """The channel pushes leave through (FCM, or logging without credentials)."""
 
 
 RECENT_PUSHES = 1000

@@ -16,7 +16,6 @@ The app de-duplicates by the notification id carried in the payload.
 """
 
 import logging
-import math
 import random
 import uuid
 from collections import Counter, defaultdict
@@ -33,6 +32,8 @@ from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
 from app.core.db import session_scope
 from app.core.ids import new_id
+from app.core.leases import LeasedTable, claim, retake
+from app.core.retry import Backoff
 from app.notifications.lifecycle import prompt_collapse_key
 from app.notifications.models import (
     AttemptOutcome,
@@ -87,50 +88,28 @@ def backoff(
 ) -> timedelta:
     """Exponential backoff with jitter (half to all of the doubled delay), never shorter
     than the provider's Retry-After."""
-    ceiling = min(policy.max_backoff, policy.base_backoff * 2 ** (attempt - 1))
-    delay: timedelta = ceiling * rng.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, timedelta(microseconds=math.ceil(retry_after * 1_000_000)))
-    return delay
+    schedule = Backoff(policy.base_backoff, policy.max_backoff, jitter=(0.5, 1.0))
+    return schedule.delay(attempt, rng, at_least_seconds=retry_after)
+
+
+# A notification waits (pending) until its send time and any retry time, is held (sending)
+# by one sender while it pushes, then is settled.
+OUTBOX = LeasedTable(
+    model=Notification,
+    waiting=NotificationStatus.pending,
+    held=NotificationStatus.sending,
+    order_by=Notification.send_at,
+    due=lambda now: Notification.send_at <= now,
+    ready=lambda now: sa.or_(
+        Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now
+    ),
+)
 
 
 def claim_sendable(
     session: Session, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[uuid.UUID]:
-    sendable = (
-        sa.select(Notification.id)
-        .where(
-            Notification.status.in_([NotificationStatus.pending, NotificationStatus.sending]),
-            Notification.send_at <= now,
-            sa.or_(
-                sa.and_(
-                    Notification.status == NotificationStatus.pending,
-                    sa.or_(
-                        Notification.next_attempt_at.is_(None),
-                        Notification.next_attempt_at <= now,
-                    ),
-                ),
-                sa.and_(
-                    Notification.status == NotificationStatus.sending,
-                    Notification.lease_expires_at < now,
-                ),
-            ),
-        )
-        .order_by(Notification.send_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return list(
-        session.scalars(
-            sa.update(Notification)
-            .where(Notification.id.in_(sendable.scalar_subquery()))
-            .values(
-                status=NotificationStatus.sending, lease_owner=owner, lease_expires_at=now + lease
-            )
-            .returning(Notification.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-    )
+    return claim(session, OUTBOX, now, owner, lease, limit)
 
 
 @dataclass
@@ -242,22 +221,17 @@ def _retake(
     session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime, lease: timedelta
 ) -> dict[uuid.UUID, _Owned]:
     """The guard: keep only rows still leased to us (locked until commit)."""
-    rows = session.execute(
-        sa.update(Notification)
-        .where(
-            Notification.id.in_(ids),
-            Notification.lease_owner == owner,
-            Notification.status == NotificationStatus.sending,
-        )
-        .values(lease_expires_at=now + lease)
-        .returning(
-            Notification.id,
-            Notification.participant_id,
-            Notification.attempts,
-            Notification.expires_at,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = retake(
+        session,
+        OUTBOX,
+        ids,
+        owner,
+        now,
+        lease,
+        Notification.participant_id,
+        Notification.attempts,
+        Notification.expires_at,
+    )
     return {r.id: _Owned(r.participant_id, r.attempts, r.expires_at) for r in rows}
 
 

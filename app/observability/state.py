@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.models import Alert, WebhookStatus
 from app.core.clock import Clock
-from app.export.models import ExportJob
+from app.export.models import ExportJob, ExportStatus
 from app.monitoring.models import CareFlag, FlagKind
 from app.notifications.models import Notification, NotificationStatus
 from app.protocols.questionnaires import Severity
@@ -36,7 +36,7 @@ from app.worker.models import ACTIVE_WORKER_WINDOW, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
-EXPORT_JOB_STATES = ("pending", "running", "done", "failed")
+EXPORT_JOB_STATES = tuple(status.value for status in ExportStatus)
 
 
 def _age(now: datetime, oldest: datetime | None) -> float:

@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
 from app.core.db import is_database_unavailable, session_scope
+from app.core.leases import LeasedTable, claim, retake
 from app.notifications.outbox import (
     NotificationValues,
     Origin,
@@ -69,55 +70,27 @@ class Settled:
         self.lags += other.lags
 
 
+# Due rows are planned, claimed by a worker, then settled (fired, missed or cancelled).
+SCHEDULE = LeasedTable(
+    model=ScheduledItem,
+    waiting=ItemStatus.planned,
+    held=ItemStatus.claimed,
+    order_by=ScheduledItem.due_at,
+    due=lambda now: ScheduledItem.due_at <= now,
+    stamps=("updated_at",),
+)
+
+
 def claim_due(
     session: Session, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[uuid.UUID]:
-    due = (
-        sa.select(ScheduledItem.id)
-        .where(
-            ScheduledItem.status.in_([ItemStatus.planned, ItemStatus.claimed]),
-            ScheduledItem.due_at <= now,
-            sa.or_(
-                ScheduledItem.status == ItemStatus.planned,
-                ScheduledItem.lease_expires_at < now,
-            ),
-        )
-        .order_by(ScheduledItem.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.scalars(
-        sa.update(ScheduledItem)
-        .where(ScheduledItem.id.in_(due.scalar_subquery()))
-        .values(
-            status=ItemStatus.claimed,
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            updated_at=now,
-        )
-        .returning(ScheduledItem.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return list(claimed)
+    return claim(session, SCHEDULE, now, owner, lease, limit)
 
 
 def _retake(
     session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime, lease: timedelta
 ) -> list[uuid.UUID]:
-    """The guard: keep only rows still leased to us, and lock them until commit."""
-    return list(
-        session.scalars(
-            sa.update(ScheduledItem)
-            .where(
-                ScheduledItem.id.in_(ids),
-                ScheduledItem.lease_owner == owner,
-                ScheduledItem.status == ItemStatus.claimed,
-            )
-            .values(lease_expires_at=now + lease)
-            .returning(ScheduledItem.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-    )
+    return [row.id for row in retake(session, SCHEDULE, ids, owner, now, lease)]
 
 
 class _Protocols:
