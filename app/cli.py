@@ -123,7 +123,7 @@ def _serve_metrics(settings: Settings, port: int, *, with_database_state: bool) 
     this host's process metrics, and for `kairos serve` the database state."""
     from prometheus_client import start_http_server
 
-    from app.observability.metrics import exposition_registry
+    from app.core.metrics import exposition_registry
     from app.observability.state import DatabaseState
 
     extra = []

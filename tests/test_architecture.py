@@ -48,11 +48,6 @@ KNOWN_UPWARD: dict[tuple[str, str], set[str]] = {
     # Issue 13 item 2 (no cycles between packages): participants belong to a study (foreign
     # key), yet deleting a study asks participants.models whether it has any.
     ("app.studies", "app.participants"): {"app.studies.service"},
-    # Issue 13 item 2 (no cycles between packages): app.observability is both low-level
-    # metrics (observability.metrics, used by alerts and the worker) and a reader of every
-    # domain's tables (observability.state); the two belong in different layers.
-    ("app.alerts", "app.observability"): {"app.alerts.webhook"},
-    ("app.worker", "app.observability"): {"app.worker.runner"},
 }
 
 

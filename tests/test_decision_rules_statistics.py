@@ -15,8 +15,8 @@ from scipy.stats import binomtest
 from app.core.ids import new_id
 from app.decision_rules.engine import decide_batch
 from app.decision_rules.evaluation import evaluate
-from app.decision_rules.moment import Moment
 from app.decision_rules.models import Decision
+from app.decision_rules.moment import Moment
 from app.decision_rules.seeding import choose
 from app.decision_rules.tailoring import finish
 from app.participants.models import Participant, ParticipantStatus

@@ -32,10 +32,10 @@ from app.cli import _serve_metrics
 from app.core.clock import SimulatedClock
 from app.core.config import Settings
 from app.core.db import create_db_engine, make_session_factory
+from app.core.metrics import MULTIPROC_ENV, exposition, exposition_registry
 from app.export.models import ExportJob
 from app.monitoring.models import CareFlag
 from app.notifications.fcm import FcmProvider
-from app.observability.metrics import MULTIPROC_ENV, exposition, exposition_registry
 from app.observability.state import DatabaseState
 from app.staff.models import Role
 from app.worker.runner import Worker
@@ -518,7 +518,7 @@ def test_several_processes_are_summed_through_the_multiprocess_directory(
     directory = tmp_path / "prometheus"
     directory.mkdir()
     script = (
-        "from app.observability.metrics import PUSH_ATTEMPTS, DUE_WORK_LAG\n"
+        "from app.core.metrics import PUSH_ATTEMPTS, DUE_WORK_LAG\n"
         "PUSH_ATTEMPTS.labels('fcm', 'invalid_token').inc(2)\n"
         "DUE_WORK_LAG.labels('ema_prompt', 'fired').observe(3.0)\n"
     )

@@ -31,8 +31,8 @@ from app.core.channels import Channel
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.metrics import WEBHOOK_ATTEMPTS
 from app.core.retry import Backoff
-from app.observability.metrics import WEBHOOK_ATTEMPTS
 from app.participants.models import Participant
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, load_settings
 from app.core.db import engine_from_settings, make_session_factory
 from app.core.malloc import MallocTrimmer, limit_malloc_arenas
+from app.core.metrics import exposition_registry
 from app.core.migrations import ensure_schema_current, upgrade_to_head
-from app.observability.metrics import exposition_registry
 from app.observability.state import DatabaseState
 from app.participants.throttle import EnrollmentThrottle
 from app.wiring import connect_listeners

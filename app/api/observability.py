@@ -15,8 +15,8 @@ from typing import Any
 from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.metrics import HTTP_DURATION, HTTP_REQUESTS
 from app.observability.logs import REQUEST_ID_HEADER, request_id_from, request_id_var
-from app.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 _HEADER_NAME = REQUEST_ID_HEADER.lower().encode()
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -23,11 +23,11 @@ from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
+from app.core.metrics import observe_due_work, observe_pushes
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
 from app.notifications.providers import PushProvider
 from app.notifications.sender import SendPolicy, SendReport, send_batch
-from app.observability.metrics import observe_due_work, observe_pushes
 from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
 from app.scheduling.fired_prompts import closed_prompts

@@ -13,10 +13,10 @@ from app.api.schemas.devices import DeviceList, DeviceOut, DeviceRegister, Devic
 from app.api.schemas.me import EnrollRequest, EnrollResponse, MeOut, MeUpdate
 from app.api.schemas.prompts import PendingInterventionOut, PendingOut, PendingPromptOut
 from app.core.errors import GoneError, NotFoundError
+from app.core.metrics import observe_throttled_enrollment
 from app.notifications import devices, pending
 from app.notifications.models import Device
 from app.notifications.outbox import prompt_link
-from app.observability.metrics import observe_throttled_enrollment
 from app.participants import enrollment, service
 from app.participants.models import Participant
 from app.participants.throttle import EnrollmentThrottle

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from app.api.auth import StaffCaller, api_key_scheme, authenticate, bearer_scheme
 from app.api.deps import ClockDep, SessionDep
 from app.api.problems import problem_responses
-from app.observability.metrics import CONTENT_TYPE, exposition
+from app.core.metrics import CONTENT_TYPE, exposition
 from app.staff.models import Role
 
 router = APIRouter(tags=["health"])
