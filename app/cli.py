@@ -298,8 +298,8 @@ def protocol_upload(
     import sqlalchemy as sa
 
     from app.core.errors import DomainError
-    from app.protocols.versions import upload_version
     from app.studies.models import Study
+    from app.study_operations.protocol_versions import upload_version
 
     try:
         with _session_on_current_schema(_settings()) as session:

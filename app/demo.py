@@ -7,13 +7,13 @@ from sqlalchemy.orm import Session
 from app.audit.service import CLI_ACTOR
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.participants import enrollment, service
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-from app.protocols.versions import upload_version
 from app.staff.models import Role
 from app.staff.service import create_api_key
 from app.studies.models import StudyStatus
 from app.studies.service import create_study
+from app.study_operations import participants as operations
+from app.study_operations.protocol_versions import upload_version
 
 DEMO_STUDY_SLUG = "demo-chronic-pain-jitai"
 
@@ -62,7 +62,7 @@ def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredent
         ("P-0004", "Australia/Sydney", _attributes("nociplastic", False, 45, 8, ["sleep"])),
     ]
     for index, (code, tz, attributes) in enumerate(people):
-        _, enrollment_code, _ = service.create_participant(
+        _, enrollment_code, _ = operations.create_participant(
             session,
             clock,
             CLI_ACTOR,
@@ -75,7 +75,7 @@ def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredent
         )
         if index < 2:  # the first two have enrolled with the app already
             session.flush()
-            _, token = enrollment.enroll(
+            _, token = operations.enroll(
                 session, clock, enrollment_code, secret_key=settings.secret_key
             )
             creds.participant_tokens[code] = token

@@ -31,9 +31,9 @@ from app.core.migrations import upgrade_to_head
 from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-from app.protocols.versions import upload_version
 from app.scheduling.models import ScheduledItem
 from app.studies.models import Study, StudyStatus
+from app.study_operations.protocol_versions import upload_version
 
 ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)

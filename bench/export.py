@@ -87,8 +87,8 @@ def fill(url: str, rows: int, *, outcome_data: bool = False) -> str:
     from app.core.db import create_db_engine, make_session_factory
     from app.core.migrations import upgrade_to_head
     from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-    from app.protocols.versions import upload_version
     from app.studies.models import Study, StudyStatus
+    from app.study_operations.protocol_versions import upload_version
 
     engine = create_db_engine(url)
     upgrade_to_head(engine)

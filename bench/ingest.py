@@ -45,11 +45,11 @@ from app.audit.service import CLI_ACTOR  # noqa: E402
 from app.core.clock import SimulatedClock  # noqa: E402
 from app.core.db import create_db_engine, make_session_factory  # noqa: E402
 from app.core.migrations import upgrade_to_head  # noqa: E402
-from app.participants import enrollment, service  # noqa: E402
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text  # noqa: E402
-from app.protocols.versions import upload_version  # noqa: E402
 from app.studies.models import StudyStatus  # noqa: E402
 from app.studies.service import create_study  # noqa: E402
+from app.study_operations import participants as operations  # noqa: E402
+from app.study_operations.protocol_versions import upload_version  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"  # noqa: S105 - a scratch database
 MOODS = ["very_low", "low", "neutral", "good", "very_good"]
@@ -129,7 +129,7 @@ def seed(url: str, participants: int) -> Seeded:
         upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
         enrolled = []
         for _ in range(participants):
-            participant, code, _ = service.create_participant(
+            participant, code, _ = operations.create_participant(
                 session,
                 clock,
                 CLI_ACTOR,
@@ -144,7 +144,7 @@ def seed(url: str, participants: int) -> Seeded:
                     "baseline_interference": 6,
                 },
             )
-            _, token = enrollment.enroll(session, clock, code, secret_key=SECRET)
+            _, token = operations.enroll(session, clock, code, secret_key=SECRET)
             enrolled.append((participant.id, token))
         session.commit()
         seeded = Seeded(study.id, enrolled)

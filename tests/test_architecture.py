@@ -7,10 +7,8 @@ as packages of their own). The rules:
 
 - ``app.core`` imports nothing from ``app`` but itself;
 - nothing imports ``app.api`` (HTTP only; it sits on top) but the entry points;
-- the package graph has no cycle, apart from the known upward imports in ``KNOWN_UPWARD``,
-  each pinned to the modules that make it and to the item of issue 13 that removes it. A new
-  upward import, even along a known edge, fails; so does an entry that no longer exists
-  (remove it from the list when its item lands).
+- ``app.protocols`` (the protocol language) imports nothing but ``app.core``;
+- the package graph has no cycle.
 """
 
 import ast
@@ -26,29 +24,10 @@ APP = Path(app.__file__).parent
 # Entry points may assemble anything, the HTTP app included.
 ENTRY_POINTS = {"app.__main__", "app.cli"}
 
-# (importing package, imported package) -> the modules whose imports make that edge.
-KNOWN_UPWARD: dict[tuple[str, str], set[str]] = {
-    # Issue 13 item 2: version upload/activation/assignment leaves app.protocols for a
-    # use-case module above scheduling; app.protocols becomes the pure document package.
-    ("app.protocols", "app.participants"): {"app.protocols.versions"},
-    ("app.protocols", "app.scheduling"): {"app.protocols.versions"},
-    # (protocols.versions also imports app.studies and app.audit: upward, but no cycle once
-    # the edges here are set aside. A rule that app.protocols imports nothing above app.core
-    # belongs here when item 2 lands; it does not hold yet.)
-    # Issue 13 item 2: the enrollment orchestration (onboard, PAI score, replan) moves to
-    # that use-case module.
-    ("app.participants", "app.decision_rules"): {
-        "app.participants.enrollment",
-        "app.participants.service",
-    },
-    ("app.participants", "app.scheduling"): {
-        "app.participants.enrollment",
-        "app.participants.service",
-    },
-    # Issue 13 item 2 (no cycles between packages): participants belong to a study (foreign
-    # key), yet deleting a study asks participants.models whether it has any.
-    ("app.studies", "app.participants"): {"app.studies.service"},
-}
+# Packages that sit at the bottom with app.core: they import nothing of the app above it.
+# app.protocols is the protocol language (parse, check, compile CEL, read stored versions);
+# everything that acts on a study's records is above it.
+FOUNDATIONS = {"app.core", "app.protocols"}
 
 
 @dataclass(frozen=True)
@@ -143,10 +122,7 @@ def describe(cycle: list[str], graph: dict[str, dict[str, list[Import]]]) -> str
 def test_the_import_reader_sees_function_level_and_relative_imports() -> None:
     imports = app_imports()
     # A lazy import inside a function (hiding a cycle) is an import all the same.
-    assert any(
-        imp.importer == "app.protocols.versions" and imp.imported == "app.scheduling.planning"
-        for imp in imports
-    )
+    assert any(imp.importer == "app.cli" and imp.imported == "app.worker.runner" for imp in imports)
     assert len({imp.importer for imp in imports}) > 50
 
 
@@ -166,31 +142,25 @@ def test_only_entry_points_import_the_api() -> None:
     )
 
 
-def test_no_import_cycle_between_packages_beyond_the_known_upward_imports() -> None:
-    graph = package_graph(app_imports())
-    unexpected = [
-        f"{imp} (a new import along the known upward edge {source} -> {target})"
-        for (source, target), modules in KNOWN_UPWARD.items()
-        for imp in graph.get(source, {}).get(target, [])
-        if imp.importer not in modules
+def test_the_protocol_language_imports_nothing_above_core() -> None:
+    offending = [
+        str(imp)
+        for imp in app_imports()
+        if imp.edge[0] == "app.protocols" and imp.edge[1] not in FOUNDATIONS
     ]
-    assert unexpected == [], "\n".join(unexpected)
-    layered = {
-        source: {
-            target: imps for target, imps in targets.items() if (source, target) not in KNOWN_UPWARD
-        }
-        for source, targets in graph.items()
-    }
-    cycle = find_cycle(layered)
+    assert offending == [], "app.protocols must stay the pure document package:\n" + "\n".join(
+        offending
+    )
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = package_graph(app_imports())
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle between packages:\n" + describe(cycle, graph)
 
 
-def test_every_known_upward_import_still_exists() -> None:
-    graph = package_graph(app_imports())
-    stale = [
-        f"{source} -> {target} from {module}"
-        for (source, target), modules in KNOWN_UPWARD.items()
-        for module in sorted(modules)
-        if not any(imp.importer == module for imp in graph.get(source, {}).get(target, []))
-    ]
-    assert stale == [], "gone (remove from KNOWN_UPWARD):\n" + "\n".join(stale)
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    imp = Import("app.a.x", "app.b.y", 1)
+    graph = package_graph([imp, Import("app.b.y", "app.c.z", 2), Import("app.c.z", "app.a.w", 3)])
+    assert find_cycle(graph) == ["app.a", "app.b", "app.c", "app.a"]
+    assert find_cycle(package_graph([imp])) is None

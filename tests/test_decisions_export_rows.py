@@ -37,7 +37,7 @@ from app.notifications.models import Notification, NotificationKind
 from app.participants.models import Participant
 from app.protocols.interventions import Category
 from app.protocols.models import ProtocolVersion
-from app.protocols.versions import load_protocol
+from app.protocols.store import load_protocol
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
 from tests.conftest import World

@@ -13,11 +13,10 @@ from app.monitoring.models import CareFlag
 from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-from app.protocols.versions import get_version, load_protocol
+from app.protocols.store import get_version, load_protocol
 from app.scheduling.models import ScheduledItem
 from app.sensing.models import WearableSummary
 from app.staff.models import Role
-from app.studies.models import Study
 from tests.conftest import World, bearer
 from tests.test_exports import PAIN_ATTRIBUTES
 
@@ -170,7 +169,7 @@ def test_fatigue_flag_and_its_automatic_response(world: World) -> None:
     assert drop == {"week_before": 13 / 14, "last_week": 6 / 14}
     with world.session_factory() as session:
         row = session.get_one(Participant, uuid.UUID(participant["id"]))
-        protocol = load_protocol(get_version(session, session.get_one(Study, row.study_id), 1))
+        protocol = load_protocol(get_version(session, row.study_id, 1))
         assert prompt_budget_factor(session, row.id, protocol) == 0.5
 
     acknowledged = world.client.post(

@@ -29,12 +29,12 @@ from app.decision_rules.record import DecisionRecord
 from app.decision_rules.seeding import choose, derive_seed, uniform
 from app.decision_rules.smart import SmartState, advance
 from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
-from app.decision_rules.versions import VersionKey, protocols_for
 from app.monitoring.models import CareFlag, FlagKind
 from app.notifications.delivery import Delivery
 from app.notifications.history import intervention_prompts
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
+from app.protocols.store import VersionKey, protocols_of_versions
 from app.scheduling.models import ScheduledItem
 
 
@@ -110,7 +110,7 @@ def decide_batch(
     now = clock.now()
     participant_ids = {item.participant_id for item in items}
     participants = _participants(session, participant_ids)
-    protocols = protocols_for(session, {(i.study_id, i.protocol_version) for i in items})
+    protocols = protocols_of_versions(session, {(i.study_id, i.protocol_version) for i in items})
     smart_rows = _smart_assignments(session, participant_ids, protocols)
     pai_rows = (
         latest_recommendations(session, participant_ids)

@@ -13,10 +13,10 @@ from app.core.clock import Clock
 from app.core.errors import InvalidInputError
 from app.decision_rules.bounds import among
 from app.decision_rules.models import PaiScore
-from app.decision_rules.versions import protocol_for
 from app.participants.models import Participant
 from app.protocols.cel_rules import suggestion
 from app.protocols.document import Protocol
+from app.protocols.store import require_protocol
 
 
 def attribute_problems(
@@ -101,7 +101,7 @@ def onboard(session: Session, clock: Clock, participant: Participant, *, reason:
     PAI. Without a protocol version (the study has none yet) there is nothing to check."""
     if participant.protocol_version is None:
         return
-    protocol = protocol_for(session, participant.study_id, participant.protocol_version)
+    protocol = require_protocol(session, participant.study_id, participant.protocol_version)
     validate_attributes(protocol, participant.attributes)
     score(session, clock, participant, protocol, reason=reason)
 
@@ -128,7 +128,7 @@ def score_at_enrollment(session: Session, clock: Clock, participant: Participant
     version = participant.protocol_version
     if version is None:
         return
-    protocol = protocol_for(session, participant.study_id, version)
+    protocol = require_protocol(session, participant.study_id, version)
     if protocol.personalization.pai is None:
         return
     if (participant.id, version) in latest_recommendations(session, [participant.id]):

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
 from app.decision_rules.models import Decision
-from app.decision_rules.versions import protocols_for
 from app.ema.models import EmaAnswer
 from app.engagement.models import EngagementEvent
 from app.protocols.document import (
@@ -30,6 +29,7 @@ from app.protocols.document import (
     ProximalOutcome,
     WearableOutcome,
 )
+from app.protocols.store import protocols_of_versions
 from app.sensing.models import WearableSummary
 
 
@@ -53,7 +53,7 @@ def proximal_outcomes(
 ) -> list[dict[str, Any]]:
     """For each decision, its protocol's proximal outcomes by name (one query per kind of
     data, whatever the number of decisions)."""
-    protocols = protocols_for(
+    protocols = protocols_of_versions(
         session,
         {(d.study_id, d.protocol_version) for d in decisions if d.protocol_version is not None},
     )

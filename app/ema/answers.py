@@ -64,7 +64,7 @@ class _Checks:
 
 
 # By the questionnaire object (protocol versions are loaded once and kept, see
-# app.protocols.versions); the questionnaire is held with its checks, so its id is not
+# app.protocols.store); the questionnaire is held with its checks, so its id is not
 # reused while the entry lives.
 _checks: dict[int, _Checks] = {}
 _checks_lock = threading.Lock()

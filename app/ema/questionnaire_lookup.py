@@ -2,14 +2,12 @@
 
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from app.participants.models import Participant
 from app.protocols.document import Protocol
-from app.protocols.models import ProtocolVersion
 from app.protocols.questionnaires import Questionnaire
-from app.protocols.versions import load_protocol, protocol_of_version
+from app.protocols.store import other_versions, protocol_of_version
 
 
 @dataclass
@@ -53,18 +51,11 @@ class QuestionnaireLookup:
         )
 
     def _other_versions(self) -> list[tuple[int, Protocol]]:
-        if self._others is None:
-            rows = self.session.scalars(
-                sa.select(ProtocolVersion)
-                .options(defer(ProtocolVersion.source))
-                .where(
-                    ProtocolVersion.study_id == self.participant.study_id,
-                    ProtocolVersion.version != self.participant.protocol_version,
-                )
-                .order_by(ProtocolVersion.version.desc())
-            ).all()
-            self._others = [(row.version, load_protocol(row)) for row in rows]
-        return self._others
+        if self._others is None and self.participant.protocol_version is not None:
+            self._others = other_versions(
+                self.session, self.participant.study_id, self.participant.protocol_version
+            )
+        return self._others or []
 
 
 def _questionnaire(protocol: Protocol, questionnaire_id: str) -> Questionnaire | None:

@@ -35,7 +35,7 @@ from app.export.decisions import decision_columns, decision_rows
 from app.export.protocols import covered_versions
 from app.notifications.models import Notification
 from app.participants.models import Participant
-from app.protocols.versions import load_protocol
+from app.protocols.store import load_protocol
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
 

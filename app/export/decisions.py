@@ -46,7 +46,7 @@ from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.document import Protocol, ProximalOutcome
 from app.protocols.interventions import Category
-from app.protocols.versions import load_protocol
+from app.protocols.store import load_protocol
 from app.studies.models import Study
 
 PAGE = 5_000

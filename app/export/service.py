@@ -16,7 +16,7 @@ from app.export.columns import Column, Filters
 from app.export.datasets import DATASETS, Dataset
 from app.export.formats import WRITERS, ExportFormat
 from app.export.protocols import covered_versions
-from app.protocols.versions import load_protocol
+from app.protocols.store import load_protocol
 from app.studies.models import Study
 
 

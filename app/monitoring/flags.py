@@ -22,7 +22,7 @@ from app.monitoring.trends import WeekFigures, weekly_figures
 from app.notifications.models import Device, Notification, NotificationStatus
 from app.participants.models import Participant, ParticipantStatus, ParticipantToken
 from app.protocols.document import Protocol
-from app.protocols.versions import get_version, load_protocol
+from app.protocols.store import get_version, load_protocol
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
 
@@ -146,7 +146,7 @@ def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFla
         version = participant.protocol_version
         if version is None:  # filtered above; keeps the type checker informed
             continue
-        protocol = load_protocol(get_version(session, study, version))
+        protocol = load_protocol(get_version(session, study.id, version))
         for kind, detail in evaluate_participant(session, clock, participant, protocol).items():
             existing = unresolved.get((participant.id, kind))
             if detail is None and existing is not None:

@@ -14,7 +14,6 @@ from app.core.secrets import (
     new_enrollment_code,
     new_participant_token,
 )
-from app.decision_rules.onboarding import score_at_enrollment
 from app.participants.models import (
     EnrollmentCode,
     Participant,
@@ -22,7 +21,6 @@ from app.participants.models import (
     ParticipantToken,
 )
 from app.participants.status import ENROLLABLE, set_status
-from app.scheduling.planning import replan
 from app.studies.models import Study, StudyStatus
 
 # Writing last_used_at on every request would turn every read into a write.
@@ -64,10 +62,11 @@ def issue_enrollment_code(
     return code, expires_at
 
 
-def enroll(
+def redeem_code(
     session: Session, clock: Clock, code: str, *, secret_key: str
-) -> tuple[Participant, str]:
-    """Exchange a one-time enrollment code for a participant token."""
+) -> tuple[Participant, str, bool]:
+    """Exchange a one-time enrollment code for a participant token; also whether this was
+    the participant's first enrollment (then invited, now active)."""
     row = session.scalar(
         sa.select(EnrollmentCode)
         .where(EnrollmentCode.code_hash == hash_enrollment_code(code, secret_key))
@@ -123,7 +122,8 @@ def enroll(
             field="code",
             code="enrollment_code_used",
         )
-    if participant.status == ParticipantStatus.invited:
+    first = participant.status == ParticipantStatus.invited
+    if first:
         set_status(
             session,
             clock,
@@ -133,15 +133,13 @@ def enroll(
             "enrolled with the app",
         )
         participant.enrolled_at = now
-        replan(session, now, participant, "enrolled")
-        score_at_enrollment(session, clock, participant)
     token = new_participant_token()
     session.add(
         ParticipantToken(
             participant_id=participant.id, token_hash=hash_token(token), created_at=now
         )
     )
-    return participant, token
+    return participant, token, first
 
 
 # One round trip for both, and built once (with its cache key): this runs on every call

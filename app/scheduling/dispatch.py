@@ -35,7 +35,7 @@ from app.notifications.outbox import (
 )
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.protocols.versions import protocol_of_version
+from app.protocols.store import protocols_of_versions
 from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.models import UNANSWERED, ItemKind, ItemStatus, ScheduledItem
 
@@ -91,20 +91,6 @@ def _retake(
     session: Session, ids: Sequence[uuid.UUID], owner: str, now: datetime, lease: timedelta
 ) -> list[uuid.UUID]:
     return [row.id for row in retake(session, SCHEDULE, ids, owner, now, lease)]
-
-
-class _Protocols:
-    """Protocol documents by (study, version), looked up once per batch."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._cache: dict[tuple[uuid.UUID, int], Protocol | None] = {}
-
-    def get(self, item: ScheduledItem) -> Protocol | None:
-        key = (item.study_id, item.protocol_version)
-        if key not in self._cache:
-            self._cache[key] = protocol_of_version(self._session, *key)
-        return self._cache[key]
 
 
 def lateness_problem(item: ScheduledItem, protocol: Protocol | None, now: datetime) -> str | None:
@@ -208,7 +194,7 @@ def settle(
             )
         ).all()
     )
-    protocols = _Protocols(session)
+    protocols = protocols_of_versions(session, {(i.study_id, i.protocol_version) for i in items})
     outcomes = _Outcomes(now)
     to_number, to_decide, prompts, cancelled, missed = [], [], [], [], []
     for item in items:
@@ -216,7 +202,7 @@ def settle(
         if status != ParticipantStatus.active:
             cancelled.append((item, f"participant is {status}"))
             continue
-        protocol = protocols.get(item)
+        protocol = protocols.get((item.study_id, item.protocol_version))
         problem = lateness_problem(item, protocol, now)
         to_number.append(item)
         if problem is not None:

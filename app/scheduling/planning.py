@@ -20,8 +20,8 @@ from app.core.ids import new_id
 from app.notifications.lifecycle import cancel_pending_for
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
+from app.protocols.store import protocol_of_version
 from app.protocols.timing import Timing
-from app.protocols.versions import protocol_of_version
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.slots import Slot, local_dates, slots_on_day, weekday_of
 

@@ -12,9 +12,9 @@ from app.core.clock import SimulatedClock
 from app.core.ids import new_id
 from app.notifications.models import Device, Platform
 from app.participants.models import Participant, ParticipantStatus
-from app.protocols.versions import upload_version
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.studies.service import create_study
+from app.study_operations.protocol_versions import upload_version
 from tests.support.protocols import protocol_yaml
 
 CHUNK = 2000

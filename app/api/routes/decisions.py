@@ -20,7 +20,7 @@ from app.decision_rules.evaluation import WEEKDAYS
 from app.decision_rules.history import DecisionRecord, decision_history
 from app.decision_rules.preview import PreviewInput, preview
 from app.participants.service import get_participant
-from app.protocols.versions import get_version, load_protocol
+from app.protocols.store import get_version, load_protocol
 from app.studies.service import get_study
 
 router = APIRouter(tags=["decisions"], responses=problem_responses(401, 403, 404, 422))
@@ -135,7 +135,7 @@ def preview_decision(
         raise ConflictError(
             "the study has no protocol yet; upload one first", code="protocol_missing"
         )
-    protocol = load_protocol(get_version(session, study, version))
+    protocol = load_protocol(get_version(session, study.id, version))
     result = preview(
         protocol,
         PreviewInput(

@@ -17,11 +17,12 @@ from app.core.metrics import observe_throttled_enrollment
 from app.notifications import devices, pending
 from app.notifications.models import Device
 from app.notifications.outbox import prompt_link
-from app.participants import enrollment, service
+from app.participants import enrollment
 from app.participants.models import Participant
 from app.participants.throttle import EnrollmentThrottle
 from app.scheduling import fired_prompts
 from app.studies.models import Study
+from app.study_operations import participants as operations
 
 enroll_router = APIRouter(prefix="/v1", tags=["enrollment"])
 router = APIRouter(prefix="/v1/me", tags=["me"], responses=problem_responses(401, 403, 422))
@@ -121,7 +122,7 @@ def enroll(
             observe_throttled_enrollment(refusal.budget)
             raise EnrollmentThrottled(refusal.retry_after, refusal.budget)
         try:
-            participant, token = enrollment.enroll(
+            participant, token = operations.enroll(
                 session, clock, body.code, secret_key=settings.secret_key
             )
         except (NotFoundError, GoneError):
@@ -143,7 +144,7 @@ def get_me(caller: Me, session: SessionDep) -> MeOut:
 def update_me(body: MeUpdate, caller: Me, session: SessionDep, clock: ClockDep) -> MeOut:
     """The app reports a new time zone (travel, moving); schedules follow local time: prompts
     and decision points not yet fired are re-planned in the new zone."""
-    participant = service.update_own_record(session, clock, caller.participant, body.changes())
+    participant = operations.update_own_record(session, clock, caller.participant, body.changes())
     session.commit()
     return me_out(session, participant)
 

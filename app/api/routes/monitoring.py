@@ -25,7 +25,7 @@ from app.monitoring.trends import trend_items, weekly_figures
 from app.participants.models import Participant
 from app.participants.service import get_participant
 from app.protocols.document import Protocol
-from app.protocols.versions import get_version, load_protocol
+from app.protocols.store import get_version, load_protocol
 from app.studies.models import Study
 from app.studies.service import get_study
 
@@ -40,7 +40,7 @@ me_router = APIRouter(prefix="/v1/me", tags=["me"], responses=problem_responses(
 def _protocol(session: SessionDep, study: Study, participant: Participant) -> Protocol | None:
     if participant.protocol_version is None:
         return None
-    return load_protocol(get_version(session, study, participant.protocol_version))
+    return load_protocol(get_version(session, study.id, participant.protocol_version))
 
 
 @router.get("/flags", response_model=FlagPage, summary="Care-team flags")

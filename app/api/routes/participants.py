@@ -23,6 +23,7 @@ from app.core.clock import Clock
 from app.participants import enrollment, service
 from app.participants.models import Participant, ParticipantStatus
 from app.studies.service import get_study
+from app.study_operations import participants as operations
 
 router = APIRouter(
     prefix="/v1/studies/{study_id}/participants",
@@ -66,7 +67,7 @@ def create_participant(
     `KAIROS_ENROLLMENT_CODE_TTL_HOURS` (14 days by default). Roles: coordinator, admin.
     """
     study = get_study(session, study_id)
-    participant, code, expires_at = service.create_participant(
+    participant, code, expires_at = operations.create_participant(
         session,
         clock,
         caller.actor,
@@ -168,7 +169,7 @@ def update_participant(
     Roles: coordinator, admin.
     """
     participant = _load(session, study_id, participant_id)
-    service.update_participant(session, clock, caller.actor, participant, body.changes())
+    operations.update_participant(session, clock, caller.actor, participant, body.changes())
     session.commit()
     return ParticipantOut.model_validate(participant)
 
@@ -219,7 +220,7 @@ def change_status(
     Roles: coordinator, admin.
     """
     participant = _load(session, study_id, participant_id)
-    service.change_status(session, clock, caller.actor, participant, body.status, body.reason)
+    operations.change_status(session, clock, caller.actor, participant, body.status, body.reason)
     session.commit()
     return ParticipantOut.model_validate(participant)
 

@@ -17,12 +17,13 @@ from app.api.schemas.protocols import (
     ProtocolVersionPage,
     ValidationResult,
 )
-from app.protocols import versions
 from app.protocols.example_files import MINIMAL, example_text
 from app.protocols.models import ProtocolVersion
 from app.protocols.schema import protocol_json_schema
+from app.protocols.store import get_version
 from app.studies.models import Study
 from app.studies.service import get_study
+from app.study_operations import protocol_versions as versions
 
 router = APIRouter(tags=["protocols"], responses=problem_responses(401, 403, 422))
 
@@ -190,7 +191,7 @@ def get_protocol(
     Roles: all staff.
     """
     study = get_study(session, study_id)
-    row = versions.get_version(session, study, version)
+    row = get_version(session, study.id, version)
     return ProtocolVersionDetail.model_validate(
         {
             **_out(study, row).model_dump(),
@@ -226,7 +227,7 @@ def replace_protocol(
     Roles: coordinator, admin.
     """
     study = get_study(session, study_id)
-    row = versions.get_version(session, study, version)
+    row = get_version(session, study.id, version)
     versions.replace_version(
         session,
         clock,
@@ -261,7 +262,7 @@ def activate_protocol(
     Roles: coordinator, admin.
     """
     study = get_study(session, study_id)
-    row = versions.get_version(session, study, version)
+    row = get_version(session, study.id, version)
     moved = versions.activate_version(
         session, clock, caller.actor, study, row, apply_to=body.apply_to
     )

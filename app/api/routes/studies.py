@@ -9,6 +9,7 @@ from app.api.problems import problem_responses
 from app.api.schemas.studies import StudyCreate, StudyOut, StudyPage, StudyUpdate
 from app.studies import service
 from app.studies.models import StudyStatus
+from app.study_operations import studies as operations
 
 router = APIRouter(
     prefix="/v1/studies", tags=["studies"], responses=problem_responses(401, 403, 422)
@@ -104,6 +105,6 @@ def delete_study(
     instead. Roles: admin.
     """
     study = service.get_study(session, study_id)
-    service.delete_study(session, clock, caller.actor, study)
+    operations.delete_study(session, clock, caller.actor, study)
     session.commit()
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from app.api.schemas.common import Schema, examples
-from app.protocols.versions import ApplyTo
+from app.study_operations.protocol_versions import ApplyTo
 
 _VERSION_EXAMPLE = {
     "id": "019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f2a",

@@ -1,4 +1,6 @@
-"""A study's protocol versions: upload, replace while unused, activate, assign, load."""
+"""A study's protocol versions as a coordinator runs them: upload, replace while unused,
+activate (for new participants or, as an amendment, for everyone), and assign to a
+participant, which locks the version and re-plans the participant's schedule."""
 
 import hashlib
 import json
@@ -8,16 +10,18 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from app.audit.service import Actor, record
 from app.core.clock import Clock
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError
+from app.core.errors import ConflictError, InvalidInputError
 from app.core.pagination import keyset_page
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
-from app.protocols.loading import ProtocolInvalid, load_stored, parse_protocol
+from app.protocols.loading import ProtocolInvalid, parse_protocol
 from app.protocols.models import ProtocolVersion
+from app.protocols.store import get_version
+from app.scheduling.planning import replan
 from app.studies.models import Study
 
 # Participants who have left keep the version they finished on; the record must not move.
@@ -54,23 +58,10 @@ def _as_text(source: str | bytes) -> str:
     return source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
 
 
-def get_version(session: Session, study: Study, version: int) -> ProtocolVersion:
-    row = session.scalar(
-        sa.select(ProtocolVersion).where(
-            ProtocolVersion.study_id == study.id, ProtocolVersion.version == version
-        )
-    )
-    if row is None:
-        raise NotFoundError(
-            f"study {study.id} has no protocol version {version}", code="protocol_not_found"
-        )
-    return row
-
-
 def active_version(session: Session, study: Study) -> ProtocolVersion | None:
     if study.active_protocol_version is None:
         return None
-    return get_version(session, study, study.active_protocol_version)
+    return get_version(session, study.id, study.active_protocol_version)
 
 
 def list_versions(
@@ -217,9 +208,6 @@ def assign_version(
     session: Session, clock: Clock, participant: Participant, row: ProtocolVersion
 ) -> None:
     """Put a participant on a version; from then on that version is immutable."""
-    # Imported here: scheduling reads protocols through this module.
-    from app.scheduling.planning import replan
-
     changed = participant.protocol_version != row.version
     participant.protocol_version = row.version
     participant.updated_at = clock.now()
@@ -237,40 +225,3 @@ def assign_active_version(session: Session, clock: Clock, participant: Participa
     row = active_version(session, study)
     if row is not None:
         assign_version(session, clock, participant, row)
-
-
-# Parsed documents by content hash: a study has a handful of versions, each parsed once.
-_parsed: dict[str, Protocol] = {}
-
-
-def load_protocol(row: ProtocolVersion) -> Protocol:
-    """The document of a stored version (validated at upload; loading re-checks only its
-    structure, so a check added later cannot lock a study out of its live version)."""
-    protocol = _parsed.get(row.content_hash)
-    if protocol is None:
-        protocol = _parsed[row.content_hash] = load_stored(row.document)
-    return protocol
-
-
-# A version assigned to a participant is locked and never changes again, so it can be kept
-# for the life of the process without reading its row again (a study has a few versions).
-_locked: dict[tuple[uuid.UUID, int], Protocol] = {}
-
-
-def protocol_of_version(session: Session, study_id: uuid.UUID, version: int) -> Protocol | None:
-    """The document of a study's version, or None when there is no such version."""
-    key = (study_id, version)
-    protocol = _locked.get(key)
-    if protocol is not None:
-        return protocol
-    row = session.scalar(
-        sa.select(ProtocolVersion)
-        .options(defer(ProtocolVersion.source))  # the uploaded text is not needed
-        .where(ProtocolVersion.study_id == study_id, ProtocolVersion.version == version)
-    )
-    if row is None:
-        return None
-    protocol = load_protocol(row)
-    if row.locked_at is not None:
-        _locked[key] = protocol
-    return protocol
