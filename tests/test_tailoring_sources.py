@@ -51,21 +51,14 @@ def test_an_unknown_source_is_an_error_not_a_silent_fallback() -> None:
 
 
 def test_queried_sources_share_a_query_by_shape() -> None:
-    steps_3h = WearableVariable(
-        name="steps_3h",
-        type="integer",
-        source="wearable",
-        metric="steps",
-        aggregate="sum",
-        window="3h",
-    )
-    steps_7d = WearableVariable(
-        name="steps_7d",
-        type="number",
-        source="wearable",
-        metric="steps",
-        aggregate="mean",
-        window="7d",
+    steps_3h, steps_7d = (
+        WearableVariable.model_validate(
+            {"name": name, "type": kind, "source": "wearable", "metric": "steps", **how}
+        )
+        for name, kind, how in (
+            ("steps_3h", "integer", {"aggregate": "sum", "window": "3h"}),
+            ("steps_7d", "number", {"aggregate": "mean", "window": "7d"}),
+        )
     )
     sent = NotificationsVariable(
         name="sent", type="integer", source="notifications", window="today"

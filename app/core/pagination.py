@@ -2,6 +2,8 @@
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -30,3 +32,44 @@ def keyset_page(
     page = rows[:limit]
     last: Any = page[-1]
     return page, last.id
+
+
+def in_period(
+    stmt: sa.Select[T],
+    column: InstrumentedAttribute[Any],
+    since: Any | None,
+    until: Any | None,
+) -> sa.Select[T]:
+    """``stmt`` limited to ``since <= column < until`` (either bound may be None)."""
+    if since is not None:
+        stmt = stmt.where(column >= since)
+    if until is not None:
+        stmt = stmt.where(column < until)
+    return stmt
+
+
+@dataclass(frozen=True)
+class PeriodPage:
+    """Which page of a participant's history: after the cursor, at most ``limit`` rows,
+    within ``since <= t < until`` (either bound may be None)."""
+
+    after: uuid.UUID | None
+    limit: int
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def history_page(
+    session: Session,
+    model: type[T],
+    participant_id: uuid.UUID,
+    period: InstrumentedAttribute[datetime],
+    page: PeriodPage,
+    *filters: sa.ColumnElement[bool],
+) -> tuple[Sequence[T], uuid.UUID | None]:
+    """One page of a participant's rows of ``model`` in the order they were received (by
+    id), their ``period`` column within the page's bounds."""
+    m: Any = model
+    stmt = sa.select(model).where(m.participant_id == participant_id, *filters)
+    stmt = in_period(stmt, period, page.since, page.until)
+    return keyset_page(session, stmt, m.id, after=page.after, limit=page.limit)

@@ -3,14 +3,13 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.batches import chunks
-from app.core.pagination import keyset_page
+from app.core.pagination import PeriodPage, history_page
 from app.ema.models import EmaAnswer, EmaResponse
 from app.participants.models import Participant
 
@@ -24,24 +23,17 @@ class ResponseWithAnswers:
 def list_responses(
     session: Session,
     participant: Participant,
+    page: PeriodPage,
     *,
-    after: uuid.UUID | None,
-    limit: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
     questionnaire_id: str | None = None,
 ) -> tuple[list[ResponseWithAnswers], uuid.UUID | None]:
-    """Responses in the order they were received, with their answers (two queries a page)."""
-    stmt = sa.select(EmaResponse).where(EmaResponse.participant_id == participant.id)
-    if since is not None:
-        stmt = stmt.where(EmaResponse.answered_at >= since)
-    if until is not None:
-        stmt = stmt.where(EmaResponse.answered_at < until)
-    if questionnaire_id is not None:
-        stmt = stmt.where(EmaResponse.questionnaire_id == questionnaire_id)
-    page, next_cursor = keyset_page(session, stmt, EmaResponse.id, after=after, limit=limit)
-    answers = _answers(session, page)
-    return [ResponseWithAnswers(r, answers.get(r.id, {})) for r in page], next_cursor
+    """Responses in the order they were received, with their answers (two queries a page);
+    the page's bounds are on when they were answered."""
+    r = EmaResponse
+    only = [r.questionnaire_id == questionnaire_id] if questionnaire_id is not None else []
+    found, next_cursor = history_page(session, r, participant.id, r.answered_at, page, *only)
+    answers = _answers(session, found)
+    return [ResponseWithAnswers(x, answers.get(x.id, {})) for x in found], next_cursor
 
 
 def _answers(session: Session, responses: Sequence[EmaResponse]) -> dict[uuid.UUID, dict[str, Any]]:

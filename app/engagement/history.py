@@ -2,32 +2,18 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.core.pagination import keyset_page
+from app.core.pagination import PeriodPage, history_page
 from app.engagement.models import EngagementEvent
 from app.participants.models import Participant
 
 
 def list_events(
-    session: Session,
-    participant: Participant,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    kind: str | None = None,
+    session: Session, participant: Participant, page: PeriodPage, *, kind: str | None = None
 ) -> tuple[Sequence[EngagementEvent], uuid.UUID | None]:
-    """Events in the order they were received; ``since``/``until`` bound when they occurred."""
-    stmt = sa.select(EngagementEvent).where(EngagementEvent.participant_id == participant.id)
-    if since is not None:
-        stmt = stmt.where(EngagementEvent.occurred_at >= since)
-    if until is not None:
-        stmt = stmt.where(EngagementEvent.occurred_at < until)
-    if kind is not None:
-        stmt = stmt.where(EngagementEvent.kind == kind)
-    return keyset_page(session, stmt, EngagementEvent.id, after=after, limit=limit)
+    """Events in the order they were received; the page's bounds are on when they occurred."""
+    e = EngagementEvent
+    only = [e.kind == kind] if kind is not None else []
+    return history_page(session, e, participant.id, e.occurred_at, page, *only)

@@ -2,32 +2,19 @@
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.core.pagination import keyset_page
+from app.core.pagination import PeriodPage, history_page
 from app.participants.models import Participant
 from app.sensing.models import WearableSummary
 
 
 def list_summaries(
-    session: Session,
-    participant: Participant,
-    *,
-    after: uuid.UUID | None,
-    limit: int,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    metric: str | None = None,
+    session: Session, participant: Participant, page: PeriodPage, *, metric: str | None = None
 ) -> tuple[Sequence[WearableSummary], uuid.UUID | None]:
-    """Summaries in the order they were first received; ``since``/``until`` bound the period end."""
-    stmt = sa.select(WearableSummary).where(WearableSummary.participant_id == participant.id)
-    if since is not None:
-        stmt = stmt.where(WearableSummary.end_at >= since)
-    if until is not None:
-        stmt = stmt.where(WearableSummary.end_at < until)
-    if metric is not None:
-        stmt = stmt.where(WearableSummary.metric == metric)
-    return keyset_page(session, stmt, WearableSummary.id, after=after, limit=limit)
+    """Summaries in the order they were first received; the page's bounds are on the end of
+    the summarized period."""
+    w = WearableSummary
+    only = [w.metric == metric] if metric is not None else []
+    return history_page(session, w, participant.id, w.end_at, page, *only)

@@ -88,12 +88,7 @@ def update_participant(
     if "code" in changes and changes["code"] != participant.code:
         study = session.get_one(Study, participant.study_id)
         ensure_code_free(session, study, changes["code"])
-    moved = "timezone" in changes and changes["timezone"] != participant.timezone
-    for field, value in changes.items():
-        setattr(participant, field, value)
-    participant.updated_at = clock.now()
-    if moved:
-        replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")
+    _apply(session, clock, participant, changes)
     if "attributes" in changes:
         onboard(session, clock, participant, reason="attributes_updated")
     # Attribute values may be sensitive (e.g. trauma history): log which, not what.
@@ -142,12 +137,7 @@ def update_own_record(
     session: Session, clock: Clock, participant: Participant, changes: dict[str, Any]
 ) -> Participant:
     """The app reports changes to its participant's record (a new time zone after travel)."""
-    moved = "timezone" in changes and changes["timezone"] != participant.timezone
-    for field, value in changes.items():
-        setattr(participant, field, value)
-    participant.updated_at = clock.now()
-    if moved:
-        replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")
+    _apply(session, clock, participant, changes)
     return participant
 
 
@@ -161,3 +151,15 @@ def enroll(
         replan(session, clock.now(), participant, "enrolled")
         score_at_enrollment(session, clock, participant)
     return participant, token
+
+
+def _apply(
+    session: Session, clock: Clock, participant: Participant, changes: dict[str, Any]
+) -> None:
+    """Write the changes; a new time zone moves the schedule to the new local times."""
+    moved = "timezone" in changes and changes["timezone"] != participant.timezone
+    for field, value in changes.items():
+        setattr(participant, field, value)
+    participant.updated_at = clock.now()
+    if moved:
+        replan(session, clock.now(), participant, f"time zone changed to {participant.timezone}")

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.api.auth import Me
@@ -35,6 +35,7 @@ from app.api.schemas.participant_data import (
 from app.core.batches import ItemResult, rejected
 from app.core.config import Settings
 from app.core.errors import TooLargeError
+from app.core.pagination import PeriodPage
 from app.ema.history import ResponseWithAnswers, list_responses
 from app.ema.ingest import EmaSubmission, submit_responses
 from app.engagement.history import list_events
@@ -67,6 +68,19 @@ UntilQuery = Annotated[
     Instant | None,
     Query(description="Only data before this time (RFC 3339, with its offset)."),
 ]
+
+
+def period_page(
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+    since: SinceQuery = None,
+    until: UntilQuery = None,
+) -> PeriodPage:
+    return PeriodPage(after=cursor, limit=limit, since=since, until=until)
+
+
+# The paging and period query parameters every history endpoint takes.
+PageQuery = Annotated[PeriodPage, Depends(period_page)]
 
 
 def check_size(settings: Settings, count: int) -> None:
@@ -313,22 +327,13 @@ def event_out(e: EngagementEvent) -> EngagementEventOut:
 def get_ema_responses(
     caller: Me,
     session: SessionDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     questionnaire_id: Annotated[
         Text | None, Query(max_length=64, description="Only this questionnaire.")
     ] = None,
 ) -> EmaResponsePage:
     items, next_cursor = list_responses(
-        session,
-        caller.participant,
-        after=cursor,
-        limit=limit,
-        since=since,
-        until=until,
-        questionnaire_id=questionnaire_id,
+        session, caller.participant, page, questionnaire_id=questionnaire_id
     )
     return EmaResponsePage(items=[response_out(r) for r in items], next_cursor=next_cursor)
 
@@ -344,21 +349,10 @@ def get_ema_responses(
 def get_wearables(
     caller: Me,
     session: SessionDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     metric: Annotated[WearableMetric | None, Query(description="Only this metric.")] = None,
 ) -> WearableSummaryPage:
-    items, next_cursor = list_summaries(
-        session,
-        caller.participant,
-        after=cursor,
-        limit=limit,
-        since=since,
-        until=until,
-        metric=metric,
-    )
+    items, next_cursor = list_summaries(session, caller.participant, page, metric=metric)
     return WearableSummaryPage(items=[summary_out(s) for s in items], next_cursor=next_cursor)
 
 
@@ -373,13 +367,8 @@ def get_wearables(
 def get_events(
     caller: Me,
     session: SessionDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     kind: Annotated[EngagementKind | None, Query(description="Only this kind.")] = None,
 ) -> EngagementEventPage:
-    items, next_cursor = list_events(
-        session, caller.participant, after=cursor, limit=limit, since=since, until=until, kind=kind
-    )
+    items, next_cursor = list_events(session, caller.participant, page, kind=kind)
     return EngagementEventPage(items=[event_out(e) for e in items], next_cursor=next_cursor)

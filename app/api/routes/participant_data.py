@@ -7,12 +7,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from app.api.auth import AnyStaff, StaffCaller
-from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
+from app.api.deps import ClockDep, SessionDep
 from app.api.problems import problem_responses
 from app.api.routes.me_data import (
-    CursorQuery,
-    SinceQuery,
-    UntilQuery,
+    PageQuery,
     event_out,
     response_out,
     summary_out,
@@ -70,23 +68,14 @@ def staff_ema_responses(
     caller: AnyStaff,
     session: SessionDep,
     clock: ClockDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     questionnaire_id: Annotated[
         Text | None, Query(max_length=64, description="Only this questionnaire.")
     ] = None,
 ) -> EmaResponsePage:
     participant = _load(session, clock, caller, study_id, participant_id, "ema_responses")
     items, next_cursor = list_responses(
-        session,
-        participant,
-        after=cursor,
-        limit=limit,
-        since=since,
-        until=until,
-        questionnaire_id=questionnaire_id,
+        session, participant, page, questionnaire_id=questionnaire_id
     )
     session.commit()
     return EmaResponsePage(items=[response_out(r) for r in items], next_cursor=next_cursor)
@@ -106,16 +95,11 @@ def staff_wearables(
     caller: AnyStaff,
     session: SessionDep,
     clock: ClockDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     metric: Annotated[WearableMetric | None, Query(description="Only this metric.")] = None,
 ) -> WearableSummaryPage:
     participant = _load(session, clock, caller, study_id, participant_id, "wearables")
-    items, next_cursor = list_summaries(
-        session, participant, after=cursor, limit=limit, since=since, until=until, metric=metric
-    )
+    items, next_cursor = list_summaries(session, participant, page, metric=metric)
     session.commit()
     return WearableSummaryPage(items=[summary_out(s) for s in items], next_cursor=next_cursor)
 
@@ -134,15 +118,10 @@ def staff_events(
     caller: AnyStaff,
     session: SessionDep,
     clock: ClockDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-    cursor: CursorQuery = None,
-    since: SinceQuery = None,
-    until: UntilQuery = None,
+    page: PageQuery,
     kind: Annotated[EngagementKind | None, Query(description="Only this kind.")] = None,
 ) -> EngagementEventPage:
     participant = _load(session, clock, caller, study_id, participant_id, "events")
-    items, next_cursor = list_events(
-        session, participant, after=cursor, limit=limit, since=since, until=until, kind=kind
-    )
+    items, next_cursor = list_events(session, participant, page, kind=kind)
     session.commit()
     return EngagementEventPage(items=[event_out(e) for e in items], next_cursor=next_cursor)

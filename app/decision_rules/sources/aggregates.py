@@ -70,3 +70,20 @@ def latest(
     )
     stmt = sa.select(ranked.c.k, ranked.c.value, ranked.c.numeric).where(ranked.c.rank == 1)
     return {k: {"value": v, "numeric": num} for k, v, num in session.execute(stmt).all()}
+
+
+def read_window(
+    session: Session,
+    joined: sa.Join,
+    b: sa.Subquery,
+    how: str,
+    *,
+    value: Any,
+    number: Any,
+    order: tuple[Any, Any],
+) -> dict[int, Row]:
+    """The latest row or the aggregates of every window, as the shape's ``how`` asks; the
+    last column of ``order`` is the rows' id."""
+    if how == "latest":
+        return latest(joined, b, value, number, order, session)
+    return aggregate(joined, b, number, order[1], session)

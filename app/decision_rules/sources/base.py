@@ -64,3 +64,30 @@ class SourceReader(Interface):
     def value(self, subject: Subject, variable: TailoringVariable) -> Any:
         """The raw value of a variable read without a query (None: no data)."""
         ...
+
+
+class Unqueried:
+    """A source whose values come from the subject itself (no query): it has no shape and
+    answers ``value``."""
+
+    source: ClassVar[str]
+
+    def shape(self, variable: TailoringVariable) -> None:
+        return None
+
+    def query(
+        self, session: Session, shape: tuple[str, ...], bounds: Sequence[Bound]
+    ) -> dict[int, Row]:
+        raise TypeError(f"{self.source} variables need no query")
+
+    def pick(self, variable: TailoringVariable, row: Row | None) -> Any:
+        raise TypeError(f"{self.source} variables need no query")
+
+
+class Queried:
+    """A source read by query for the whole batch; ``value`` is never asked."""
+
+    source: ClassVar[str]
+
+    def value(self, subject: Subject, variable: TailoringVariable) -> Any:
+        raise TypeError(f"{self.source} variables are read by query")

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
-from app.decision_rules.sources.aggregates import aggregate, latest, mode, pick_windowed
-from app.decision_rules.sources.base import Row, Subject
+from app.decision_rules.sources.aggregates import mode, pick_windowed, read_window
+from app.decision_rules.sources.base import Queried, Row
 from app.ema.models import EmaAnswer
 from app.protocols.document import EmaVariable, TailoringVariable
 
 
-class EmaReader:
+class EmaReader(Queried):
     source: ClassVar[str] = "ema"
 
     def shape(self, variable: TailoringVariable) -> tuple[str, ...]:
@@ -40,13 +40,11 @@ class EmaReader:
         if questionnaire != "*":
             on.append(a.questionnaire_id == questionnaire)
         joined = b.join(a, sa.and_(*on))
-        if how == "latest":
-            return latest(joined, b, a.value, a.numeric_value, (a.answered_at, a.id), session)
-        return aggregate(joined, b, a.numeric_value, a.id, session)
+        order = (a.answered_at, a.id)
+        return read_window(
+            session, joined, b, how, value=a.value, number=a.numeric_value, order=order
+        )
 
     def pick(self, variable: TailoringVariable, row: Row | None) -> Any:
         assert isinstance(variable, EmaVariable)  # noqa: S101
         return pick_windowed(variable, row)
-
-    def value(self, subject: Subject, variable: TailoringVariable) -> Any:
-        raise TypeError("EMA variables are read by query")

@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
-from app.decision_rules.sources.base import Row, Subject
+from app.decision_rules.sources.base import Queried, Row
 from app.notifications.history import intervention_prompts
 from app.protocols.document import TailoringVariable
 
 
-class NotificationsReader:
+class NotificationsReader(Queried):
     source: ClassVar[str] = "notifications"
 
     def shape(self, variable: TailoringVariable) -> tuple[str, ...]:
@@ -27,6 +27,3 @@ class NotificationsReader:
 
     def pick(self, variable: TailoringVariable, row: Row | None) -> Any:
         return row["count"] if row else 0
-
-    def value(self, subject: Subject, variable: TailoringVariable) -> Any:
-        raise TypeError("notification counts are read by query")

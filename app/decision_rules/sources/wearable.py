@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
-from app.decision_rules.sources.aggregates import aggregate, latest, mode, pick_windowed
-from app.decision_rules.sources.base import Row, Subject
+from app.decision_rules.sources.aggregates import mode, pick_windowed, read_window
+from app.decision_rules.sources.base import Queried, Row
 from app.protocols.document import TailoringVariable, WearableVariable
 from app.sensing.models import WearableSummary
 
 
-class WearableReader:
+class WearableReader(Queried):
     source: ClassVar[str] = "wearable"
 
     def shape(self, variable: TailoringVariable) -> tuple[str, ...]:
@@ -37,13 +37,9 @@ class WearableReader:
                 w.received_at <= b.c.e,
             ),
         )
-        if how == "latest":
-            return latest(joined, b, w.value, w.value, (w.end_at, w.id), session)
-        return aggregate(joined, b, w.value, w.id, session)
+        order = (w.end_at, w.id)
+        return read_window(session, joined, b, how, value=w.value, number=w.value, order=order)
 
     def pick(self, variable: TailoringVariable, row: Row | None) -> Any:
         assert isinstance(variable, WearableVariable)  # noqa: S101
         return pick_windowed(variable, row)
-
-    def value(self, subject: Subject, variable: TailoringVariable) -> Any:
-        raise TypeError("wearable variables are read by query")
