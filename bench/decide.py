@@ -32,7 +32,8 @@ from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
 from app.scheduling.models import ScheduledItem
-from app.studies.models import Study, StudyStatus
+from app.studies.models import StudyStatus
+from app.studies.service import create_study
 from app.study_operations.protocol_versions import upload_version
 
 ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
@@ -46,16 +47,9 @@ def fill(url: str, participants: int, days: int) -> None:
     clock = SimulatedClock(START)
     factory = make_session_factory(engine)
     with factory() as session:
-        study = Study(
-            slug="bench",
-            name="Bench",
-            description="",
-            status=StudyStatus.active,
-            created_at=START,
-            updated_at=START,
+        study = create_study(
+            session, clock, CLI_ACTOR, slug="bench", name="Bench", status=StudyStatus.active
         )
-        session.add(study)
-        session.flush()
         upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
         session.commit()
         study_id = study.id

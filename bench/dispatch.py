@@ -21,17 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.core.db import create_db_engine, make_session_factory  # noqa: E402
+from app.core.db import create_db_engine, create_scratch_postgres, make_session_factory  # noqa: E402
 from app.core.migrations import upgrade_to_head  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.notifications.models import Notification, NotificationStatus  # noqa: E402
@@ -39,18 +37,6 @@ from tests.support.bulk import seed_due_decision_points  # noqa: E402
 from tests.support.fake_fcm import LOG_FLUSH_SECONDS  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"  # noqa: S105 (a throwaway database)
-
-
-def scratch_database(server_url: str) -> tuple[str, sa.Engine, str]:
-    name = f"kairos_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return (
-        make_url(server_url).set(database=name).render_as_string(hide_password=False),
-        admin,
-        name,
-    )
 
 
 def empty_tables(engine: sa.Engine) -> None:
@@ -167,7 +153,8 @@ def main() -> None:
     server = os.environ.get(
         "KAIROS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
-    url, admin, name = scratch_database(server)
+    scratch = create_scratch_postgres(server, "kairos_bench")
+    url = scratch.url
     engine = create_db_engine(url)
     upgrade_to_head(engine)
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,9 +176,7 @@ def main() -> None:
             fcm.terminate()
             fcm.wait(10)
             engine.dispose()
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            scratch.drop()
     print(f"{args.participants} decision points due at one instant; fake FCM on loopback")
     print(
         "workers  pushes  first (s)  last push (s)  median lag (s)  p99 lag (s)  pushes/s  "

@@ -87,23 +87,22 @@ def fill(url: str, rows: int, *, outcome_data: bool = False) -> str:
     from app.core.db import create_db_engine, make_session_factory
     from app.core.migrations import upgrade_to_head
     from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
-    from app.studies.models import Study, StudyStatus
+    from app.studies.models import StudyStatus
+    from app.studies.service import create_study
     from app.study_operations.protocol_versions import upload_version
 
     engine = create_db_engine(url)
     upgrade_to_head(engine)
     factory = make_session_factory(engine)
     with factory() as session:
-        study = Study(
+        study = create_study(
+            session,
+            SimulatedClock(START),
+            CLI_ACTOR,
             slug="bench-export",
             name="Bench",
-            description="",
             status=StudyStatus.active,
-            created_at=START,
-            updated_at=START,
         )
-        session.add(study)
-        session.flush()
         upload_version(
             session, SimulatedClock(START), CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI)
         )
@@ -217,11 +216,10 @@ def main() -> None:
         export_once(args.url, *args.export_once)
         return
 
-    name = f"kairos_bench_export_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
+    from app.core.db import create_scratch_postgres
+
+    scratch = create_scratch_postgres(args.url, "kairos_bench_export")
+    url = scratch.url
     try:
         started = time.perf_counter()
         study_id = fill(url, args.rows, outcome_data=args.outcome_data)
@@ -246,9 +244,7 @@ def main() -> None:
                 f"{result['bytes'] / 1e6:,.0f} MB, peak RSS {result['peak_mb']:.0f} MB"
             )
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.drop()
 
 
 if __name__ == "__main__":

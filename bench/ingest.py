@@ -35,15 +35,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.audit.service import CLI_ACTOR  # noqa: E402
 from app.core.clock import SimulatedClock  # noqa: E402
-from app.core.db import create_db_engine, make_session_factory  # noqa: E402
+from app.core.db import create_db_engine, create_scratch_postgres, make_session_factory  # noqa: E402
 from app.core.migrations import upgrade_to_head  # noqa: E402
 from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text  # noqa: E402
 from app.studies.models import StudyStatus  # noqa: E402
@@ -100,20 +98,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def scratch_database(admin_url: str) -> tuple[str, Callable[[], None]]:
-    name = f"kairos_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
 
 
 def seed(url: str, participants: int) -> Seeded:
@@ -378,7 +362,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
-    url, drop = scratch_database(args.database_url)
+    scratch = create_scratch_postgres(args.database_url, "kairos_bench")
+    url, drop = scratch.url, scratch.drop
     try:
         phases = run(args, url, seed(url, args.participants))
     finally:

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.main import create_app
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SimulatedClock
 from app.core.config import Environment, Settings
-from app.core.db import create_db_engine, make_session_factory
+from app.core.db import create_db_engine, create_scratch_postgres, make_session_factory
 from app.core.migrations import upgrade_to_head
 from app.models import Base
 from app.staff.models import Role
@@ -46,17 +46,8 @@ def create_scratch_database(tmp_dir: str, label: str) -> tuple[str, Any]:
     """A new empty database of the configured kind; returns its URL and a cleanup."""
     url = configured_url()
     if url and url.startswith("postgresql"):
-        name = f"kairos_{label}_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-        return make_url(url).set(database=name).render_as_string(hide_password=False), drop
+        scratch = create_scratch_postgres(url, f"kairos_{label}")
+        return scratch.url, scratch.drop
     path = os.path.join(tmp_dir, f"{label}-{uuid.uuid4().hex[:8]}.db")
     return f"sqlite:///{path}", lambda: None
 

@@ -257,3 +257,29 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@dataclass(frozen=True)
+class ScratchDatabase:
+    """A new, empty PostgreSQL database beside the server's others (tests, benchmarks)."""
+
+    url: str
+    name: str
+    _admin: Engine
+
+    def drop(self) -> None:
+        with self._admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+
+def create_scratch_postgres(server_url: str, prefix: str) -> ScratchDatabase:
+    """Create an empty database named ``prefix_<random>`` on the server of ``server_url``."""
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return ScratchDatabase(url, name, admin)
