@@ -5,12 +5,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from app.notifications.models import Notification, NotificationKind
-from app.notifications.providers import LoggingProvider
 from app.scheduling.models import ScheduledItem
-from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import RecordingDecider, decide_nothing, enrolled
+from tests.support.scheduling import decide_nothing, enrolled, worker
 
 PROMPT_DUE = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
 
@@ -19,18 +17,12 @@ def test_pending_prompts_and_interventions(world: World) -> None:
     document = protocol_yaml(dp_times=["20:10"], ema_times=["20:00"], expires_after=90)
     person = enrolled(world, document)
     other = enrolled(world, document)
-    worker = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        decider=RecordingDecider(),
-        provider=LoggingProvider(),
-    )
+    w = worker(world)
     assert world.client.get("/v1/me/prompts", headers=person.headers).json()["prompts"] == []
     world.clock.set(PROMPT_DUE)
-    worker.run_pending()
+    w.run_pending()
     world.clock.set(PROMPT_DUE + timedelta(minutes=10))
-    worker.run_pending()
+    w.run_pending()
     body = world.client.get("/v1/me/prompts", headers=person.headers).json()
     with world.session_factory() as session:
         prompt_push = session.scalars(
@@ -77,15 +69,9 @@ def test_pending_prompts_and_interventions(world: World) -> None:
 
 def test_expired_prompts_are_not_offered(world: World) -> None:
     person = enrolled(world, protocol_yaml(dp_times=["09:00"], ema_times=["20:00"]))
-    worker = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        decider=decide_nothing,
-        provider=LoggingProvider(),
-    )
+    w = worker(world, decide_nothing)
     world.clock.set(PROMPT_DUE)
-    worker.run_pending()
+    w.run_pending()
     assert len(world.client.get("/v1/me/prompts", headers=person.headers).json()["prompts"]) == 1
     world.clock.set(PROMPT_DUE + timedelta(minutes=60))
     assert world.client.get("/v1/me/prompts", headers=person.headers).json()["prompts"] == []

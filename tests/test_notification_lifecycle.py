@@ -24,10 +24,9 @@ from app.notifications.sender import SendPolicy, send_batch
 from app.protocols.timing import EmaSchedule
 from app.scheduling.fired_prompts import closed_prompts
 from app.scheduling.models import ItemKind, ScheduledItem
-from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import RecordingDecider, enrolled, items
+from tests.support.scheduling import add_device, enrolled, items, worker
 
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 
@@ -100,21 +99,9 @@ def _prompt_with_reminders_fired(world: World) -> tuple[uuid.UUID, LoggingProvid
             expires_after=50,
         ),
     )
-    response = world.client.post(
-        "/v1/me/devices",
-        json={"push_token": "tok-1", "platform": "android"},
-        headers=person.headers,
-    )
-    assert response.status_code == 201, response.text
+    add_device(world, person)
     provider = LoggingProvider()
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="w1",
-        decider=RecordingDecider(),
-        provider=provider,
-    )
+    w = worker(world, provider=provider)
     world.clock.set(datetime(2026, 3, 1, 19, 0, tzinfo=UTC))
     w.tick()
     with world.session_factory() as session:

@@ -29,21 +29,13 @@ from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support import fake_fcm
 from tests.support.push import person_with_devices
-from tests.support.scheduling import RecordingDecider
+from tests.support.scheduling import RecordingDecider, worker
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 
 
 def fire(world: World, provider: FcmProvider, policy: SendPolicy | None = None) -> Worker:
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="w1",
-        decider=RecordingDecider(),
-        provider=provider,
-        send_policy=policy or SendPolicy(),
-    )
+    w = worker(world, provider=provider, send_policy=policy or SendPolicy())
     world.clock.set(DUE)
     w.run_pending()
     return w
@@ -270,13 +262,7 @@ def test_payload_and_auth_errors_are_alerted_not_retried(
 def test_a_push_past_its_expiry_is_not_sent(world: World) -> None:
     provider = LoggingProvider()
     person_with_devices(world, "tok")
-    w = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        decider=RecordingDecider(),
-        provider=provider,
-    )
+    w = worker(world, provider=provider)
     world.clock.set(DUE)
     with world.session_factory() as session:
         # Decide without sending: the sender's run is simulated as down for two hours.

@@ -16,28 +16,16 @@ from app.notifications.models import Notification, NotificationKind, Notificatio
 from app.notifications.providers import LoggingProvider
 from app.protocols.models import ProtocolVersion
 from app.protocols.timing import Event
-from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import claim_due, run_due_batch
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.triggers import on_participant_event, subscribe_all
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
-from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import RecordingDecider, enrolled, items, upload
+from tests.support.protocols import AFTER_EXERCISE, protocol_yaml
+from tests.support.scheduling import RecordingDecider, add_device, enrolled, items, upload, worker
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def worker(world: World, decider: DecideBatch | None = None, name: str = "w1") -> Worker:
-    return Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id=name,
-        decider=decider or RecordingDecider(),
-        provider=LoggingProvider(),
-    )
 
 
 def run_until(world: World, w: Worker, until: datetime) -> None:
@@ -154,12 +142,7 @@ def test_ema_prompt_reminders_expiry_and_answer(world: World) -> None:
         dp_times=["09:00"], ema_times=["20:00"], reminders={"count": 2, "every_minutes": 20}
     )
     person = enrolled(world, document)
-    register = world.client.post(
-        "/v1/me/devices",
-        json={"push_token": "tok-1", "platform": "android"},
-        headers=person.headers,
-    )
-    assert register.status_code == 201
+    add_device(world, person)
     w = worker(world)
     prompt_due = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
     run_until(world, w, prompt_due + timedelta(minutes=5))
@@ -203,11 +186,7 @@ def test_answering_prompts_through_the_api_cancels_their_pending_reminders(
         expires_after=50,
     )
     person = enrolled(world, document)
-    world.client.post(
-        "/v1/me/devices",
-        json={"push_token": "tok-1", "platform": "android"},
-        headers=person.headers,
-    )
+    add_device(world, person)
     w = worker(world)
     last_due = datetime(2026, 3, 1, 19, 0, tzinfo=UTC)  # 20:00 Berlin
     run_until(world, w, last_due + timedelta(minutes=5))
@@ -337,13 +316,7 @@ def test_event_triggers_create_one_row_per_event(world: World) -> None:
     document = protocol_yaml(
         dp_times=["09:00"],
         ema_times=[],
-        extra_ema=[
-            {
-                "id": "after_exercise",
-                "questionnaire": "after",
-                "triggers": [{"event": "exercise_completed", "delay_minutes": 30}],
-            }
-        ],
+        extra_ema=[AFTER_EXERCISE],
         extra_decision_points=[
             {"id": "after_ema", "triggers": [{"event": "ema_submitted", "questionnaire": "daily"}]}
         ],

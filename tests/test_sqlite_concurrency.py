@@ -31,10 +31,9 @@ from app.core.sqlite_gate import write_gate
 from app.ema.models import EmaResponse
 from app.notifications.models import Notification
 from app.notifications.providers import LoggingProvider
-from app.worker.runner import Worker
 from tests.conftest import START, TEST_SECRET, World
 from tests.support.protocols import protocol_yaml
-from tests.support.scheduling import Enrolled, RecordingDecider, enrolled
+from tests.support.scheduling import Enrolled, add_device, enrolled, worker
 
 PHONES = 12
 THREADS = 6
@@ -83,21 +82,9 @@ def test_ingestion_and_the_worker_at_once_see_no_locked_database(
     document = protocol_yaml(dp_times=["09:00", "13:00", "18:00"], ema_times=["20:00"])
     people: list[Enrolled] = [enrolled(world, document) for _ in range(PHONES)]
     for n, person in enumerate(people):
-        created = world.client.post(
-            "/v1/me/devices",
-            json={"push_token": f"tok-{n}", "platform": "android"},
-            headers=person.headers,
-        )
-        assert created.status_code == 201, created.text
+        add_device(world, person, push_token=f"tok-{n}")
     provider = LoggingProvider()
-    worker = Worker(
-        world.session_factory,
-        world.clock,
-        tick_seconds=1,
-        worker_id="load",
-        decider=RecordingDecider(),
-        provider=provider,
-    )
+    load = worker(world, name="load", provider=provider)
     failures: list[str] = []
     accepted: list[str] = []
     lock = threading.Lock()
@@ -128,8 +115,8 @@ def test_ingestion_and_the_worker_at_once_see_no_locked_database(
             for hour in (8, 12, 17, 19):
                 world.clock.set(midnight + timedelta(hours=hour, minutes=1))
                 try:
-                    worker.tick()
-                    worker.run_pending()
+                    load.tick()
+                    load.run_pending()
                 except Exception as exc:
                     failures.append(f"worker: {exc!r}")
             day += 1

@@ -15,7 +15,7 @@ from app.protocols.timing import Event
 from app.scheduling.triggers import on_participant_events
 from app.wiring import connect_listeners, wire
 from tests.conftest import World
-from tests.support.protocols import protocol_yaml
+from tests.support.protocols import AFTER_EXERCISE, protocol_yaml
 from tests.support.scheduling import Enrolled, enrolled, items
 
 
@@ -35,13 +35,7 @@ def _triggered_study(world: World) -> Enrolled:
     document = protocol_yaml(
         dp_times=["09:00"],
         ema_times=[],
-        extra_ema=[
-            {
-                "id": "after_exercise",
-                "questionnaire": "after",
-                "triggers": [{"event": "exercise_completed", "delay_minutes": 30}],
-            }
-        ],
+        extra_ema=[AFTER_EXERCISE],
     )
     return enrolled(world, document)
 

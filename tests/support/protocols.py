@@ -68,3 +68,11 @@ def protocol_yaml(
         },
     }
     return yaml.safe_dump(document, sort_keys=False)
+
+
+# An EMA prompt 30 minutes after every completed exercise.
+AFTER_EXERCISE = {
+    "id": "after_exercise",
+    "questionnaire": "after",
+    "triggers": [{"event": "exercise_completed", "delay_minutes": 30}],
+}

@@ -10,8 +10,11 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
 from app.notifications.delivery import Delivery
+from app.notifications.providers import LoggingProvider, PushProvider
+from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.models import ScheduledItem
 from app.staff.models import Role
+from app.worker.runner import Worker
 from tests.conftest import World, bearer
 
 
@@ -87,3 +90,33 @@ def decide_nothing(
 ) -> list[Delivery | None]:
     """A decider that delivers nothing, for scheduler tests that are not about deciding."""
     return [None for _ in items]
+
+
+def worker(
+    world: World,
+    decider: DecideBatch | None = None,
+    name: str = "w1",
+    provider: PushProvider | None = None,
+    **options: Any,
+) -> Worker:
+    """A worker on the world's database and clock, ticking every second; by default it
+    decides like RecordingDecider and pushes through a LoggingProvider."""
+    return Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id=name,
+        decider=decider or RecordingDecider(),
+        provider=provider or LoggingProvider(),
+        **options,
+    )
+
+
+def add_device(world: World, person: Enrolled, push_token: str = "tok-1") -> None:  # noqa: S107
+    """Register an Android phone for the participant, through the API."""
+    response = world.client.post(
+        "/v1/me/devices",
+        json={"push_token": push_token, "platform": "android"},
+        headers=person.headers,
+    )
+    assert response.status_code == 201, response.text
