@@ -145,3 +145,30 @@ def test_alert_deliveries_go_through_any_channel(world: World) -> None:
         assert session.get_one(Alert, alert_id).webhook_status == WebhookStatus.delivered
     assert [m.alert_id for m in channel.sent] == [alert_id, alert_id]
     assert b'"attempt": 2' in channel.sent[1].body
+
+
+def test_an_alert_whose_poster_died_is_posted_again_after_its_lease(world: World) -> None:
+    me = phone(world, pain_study(world))
+    me.post("ema-responses", [evening(world.clock.now(), self_harm=True)])
+    now = world.clock.now()
+    with world.session_factory.begin() as session:
+        alert = session.query(Alert).one()
+        # A process claimed it and died while posting: held, its lease running out.
+        alert.webhook_status = WebhookStatus.sending
+        alert.webhook_attempts = 1
+        alert.webhook_lease_owner = "dead-process"
+        alert.webhook_lease_expires_at = now + timedelta(minutes=1)
+        alert.webhook_next_attempt_at = now
+        alert_id = alert.id
+    channel = FlakyChannel(failures=0)
+    config = WebhookConfig(url="http://127.0.0.1:9/unused", timeout_seconds=1.0, max_attempts=3)
+    assert deliver_due(world.session_factory, world.clock, config, channel=channel) == 0
+    assert channel.sent == []  # still held by its lease
+    world.clock.advance(timedelta(minutes=2))
+    assert deliver_due(world.session_factory, world.clock, config, channel=channel) == 1
+    with world.session_factory() as session:
+        alert = session.get_one(Alert, alert_id)
+        assert alert.webhook_status == WebhookStatus.delivered
+        assert alert.webhook_attempts == 2
+        assert (alert.webhook_lease_owner, alert.webhook_lease_expires_at) == (None, None)
+    assert [m.alert_id for m in channel.sent] == [alert_id]

@@ -12,6 +12,7 @@ from app.core.models import IdMixin
 
 class WebhookStatus(StrEnum):
     pending = "pending"  # not delivered yet; tried again at webhook_next_attempt_at
+    sending = "sending"  # one process is posting it now (leased until webhook_lease_expires_at)
     delivered = "delivered"  # the receiver answered 2xx
     failed = "failed"  # gave up after the configured number of attempts
     not_configured = "not_configured"  # no webhook URL was set when the alert was raised
@@ -50,3 +51,6 @@ class Alert(IdMixin, Base):
     webhook_next_attempt_at: Mapped[datetime | None]
     webhook_last_error: Mapped[str | None] = mapped_column(sa.Text)
     webhook_delivered_at: Mapped[datetime | None]
+    # Who is posting it now, and until when (a process that dies lets the lease lapse).
+    webhook_lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
+    webhook_lease_expires_at: Mapped[datetime | None]

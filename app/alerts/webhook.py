@@ -2,8 +2,9 @@
 
 The API tries a new alert right after answering the phone (never inside the request); the
 worker's tick retries whatever is still undelivered, with exponential backoff and jitter,
-up to a maximum number of attempts. An alert is claimed before each attempt (a short
-lease), so the API and any number of workers never post it twice at the same time.
+up to a maximum number of attempts. An alert is leased before each attempt
+(``app.core.leases``), so the API and any number of workers never post it twice at the
+same time, and an alert whose poster died is posted again once its lease lapses.
 Delivery is at least once: receivers deduplicate by ``alert_id``.
 
 The payload is pseudonymous and carries no answer values: the care team reads those in
@@ -31,6 +32,7 @@ from app.core.channels import Channel
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.leases import LeasedTable, claim, retake
 from app.core.metrics import WEBHOOK_ATTEMPTS
 from app.core.retry import Backoff
 from app.participants.models import Participant
@@ -132,6 +134,20 @@ def payload(alert: Alert, participant_code: str) -> dict[str, Any]:
     }
 
 
+# Alerts wait (pending) until their next attempt time, are held (sending) by one process
+# while it posts, then are delivered, failed, or pending again for a retry.
+ALERT_WEBHOOKS = LeasedTable(
+    model=Alert,
+    waiting=WebhookStatus.pending,
+    held=WebhookStatus.sending,
+    order_by=Alert.webhook_next_attempt_at,
+    ready=lambda now: Alert.webhook_next_attempt_at <= now,
+    status_column=Alert.webhook_status,
+    owner_column=Alert.webhook_lease_owner,
+    expires_column=Alert.webhook_lease_expires_at,
+)
+
+
 def deliver_due(
     session_factory: sessionmaker[Session],
     clock: Clock,
@@ -142,69 +158,66 @@ def deliver_due(
     channel: WebhookChannel | None = None,
 ) -> int:
     """Try every alert whose delivery is due (or only ``alert_ids``) through ``channel`` (by
-    default an HTTP client for ``config``); returns how many arrived."""
+    default an HTTP client for ``config``), one at a time, each leased while it is posted;
+    returns how many arrived."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
-    with session_scope(session_factory) as session:
-        stmt = sa.select(Alert.id).where(
-            Alert.webhook_status == WebhookStatus.pending,
-            Alert.webhook_next_attempt_at <= clock.now(),
-        )
-        if alert_ids is not None:
-            stmt = stmt.where(Alert.id.in_(list(alert_ids)))
-        due = session.scalars(stmt.order_by(Alert.webhook_next_attempt_at).limit(BATCH)).all()
+    owner = f"webhook-{uuid.uuid4()}"
+    lease = timedelta(seconds=config.timeout_seconds) + LEASE_MARGIN
     delivered = 0
     with contextlib.ExitStack() as stack:
         if channel is None:
             channel = stack.enter_context(HttpWebhookChannel(config))
-        for alert_id in due:
-            body = _claim(session_factory, clock, config, alert_id)
-            if body is None:
-                continue  # another process holds it, or it is no longer due
+        for _ in range(BATCH):
+            claimed = _claim(session_factory, clock, owner, lease, alert_ids)
+            if claimed is None:
+                break  # nothing due, or every due alert is held by another process
+            alert_id, body = claimed
             (result,) = channel.send([WebhookMessage(alert_id, body)])
-            _record(session_factory, clock, config, alert_id, result.error, rng)
+            _record(session_factory, clock, config, owner, lease, alert_id, result.error, rng)
             WEBHOOK_ATTEMPTS.labels("delivered" if result.error is None else "error").inc()
             delivered += result.error is None
     return delivered
 
 
 def _claim(
-    session_factory: sessionmaker[Session], clock: Clock, config: WebhookConfig, alert_id: uuid.UUID
-) -> bytes | None:
-    now = clock.now()
-    lease = timedelta(seconds=config.timeout_seconds) + LEASE_MARGIN
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    owner: str,
+    lease: timedelta,
+    alert_ids: Sequence[uuid.UUID] | None,
+) -> tuple[uuid.UUID, bytes] | None:
+    """Lease the oldest due alert and count the attempt; its id and payload."""
     with session_scope(session_factory) as session:
-        claimed = session.execute(
-            sa.update(Alert)
-            .where(
-                Alert.id == alert_id,
-                Alert.webhook_status == WebhookStatus.pending,
-                Alert.webhook_next_attempt_at <= now,
-            )
-            .values(
-                webhook_next_attempt_at=now + lease, webhook_attempts=Alert.webhook_attempts + 1
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        ids = claim(session, ALERT_WEBHOOKS, clock.now(), owner, lease, 1, only=alert_ids)
+        if not ids:
             return None
-        alert = session.get_one(Alert, alert_id)
+        alert = session.get_one(Alert, ids[0])
+        alert.webhook_attempts += 1
         code = session.scalar(
             sa.select(Participant.code).where(Participant.id == alert.participant_id)
         )
-        return json.dumps(payload(alert, code or "")).encode()
+        return alert.id, json.dumps(payload(alert, code or "")).encode()
 
 
 def _record(
     session_factory: sessionmaker[Session],
     clock: Clock,
     config: WebhookConfig,
+    owner: str,
+    lease: timedelta,
     alert_id: uuid.UUID,
     error: str | None,
     rng: random.Random,
 ) -> None:
     now = clock.now()
     with session_scope(session_factory) as session:
+        if not retake(session, ALERT_WEBHOOKS, [alert_id], owner, now, lease):
+            logger.warning(
+                "alert %s: lease lost while posting; its new holder records it", alert_id
+            )
+            return
         alert = session.get_one(Alert, alert_id)
+        alert.webhook_lease_owner = alert.webhook_lease_expires_at = None
         if error is None:
             alert.webhook_status = WebhookStatus.delivered
             alert.webhook_delivered_at = now
@@ -222,6 +235,7 @@ def _record(
                 error,
             )
         else:
+            alert.webhook_status = WebhookStatus.pending
             alert.webhook_next_attempt_at = now + retry_delay(alert.webhook_attempts, rng)
             logger.warning(
                 "alert %s: webhook attempt %d failed (%s); retrying at %s",

@@ -24,9 +24,9 @@ Condition = Callable[[datetime], ColumnElement[bool]]
 
 @dataclass(frozen=True)
 class LeasedTable:
-    """A table of leased work: its model (with ``id``, ``status``, ``lease_owner`` and
-    ``lease_expires_at`` columns), the status of rows waiting and of rows held, and when a
-    row is ready."""
+    """A table of leased work: its model (with an ``id``), the status of rows waiting and
+    of rows held, and when a row is ready. The status and lease columns are the model's
+    ``status``, ``lease_owner`` and ``lease_expires_at`` unless named otherwise."""
 
     model: Any
     waiting: str
@@ -39,21 +39,53 @@ class LeasedTable:
     ready: Condition | None = None
     # Columns set on every claim besides status and lease (e.g. updated_at, started_at).
     stamps: tuple[str, ...] = field(default=())
+    status_column: InstrumentedAttribute[Any] | None = None
+    owner_column: InstrumentedAttribute[Any] | None = None
+    expires_column: InstrumentedAttribute[Any] | None = None
+
+    @property
+    def status(self) -> InstrumentedAttribute[Any]:
+        return self._column(self.status_column, "status")
+
+    @property
+    def owner(self) -> InstrumentedAttribute[Any]:
+        return self._column(self.owner_column, "lease_owner")
+
+    @property
+    def expires(self) -> InstrumentedAttribute[Any]:
+        return self._column(self.expires_column, "lease_expires_at")
+
+    def _column(
+        self, named: InstrumentedAttribute[Any] | None, default: str
+    ) -> InstrumentedAttribute[Any]:
+        if named is not None:
+            return named
+        column: InstrumentedAttribute[Any] = getattr(self.model, default)
+        return column
 
 
 def claim(
-    session: Session, table: LeasedTable, now: datetime, owner: str, lease: timedelta, limit: int
+    session: Session,
+    table: LeasedTable,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    *,
+    only: Sequence[uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
-    """Lease up to ``limit`` claimable rows, the oldest, to ``owner``; their ids (in no
-    particular order)."""
-    m = table.model
-    waiting = m.status == table.waiting
+    """Lease up to ``limit`` claimable rows (of ``only`` when given), the oldest, to
+    ``owner``; their ids (in no particular order)."""
+    m, status = table.model, table.status
+    waiting = status == table.waiting
     if table.ready is not None:
         waiting = sa.and_(waiting, table.ready(now))
-    conditions = [m.status.in_([table.waiting, table.held])]
+    conditions = [status.in_([table.waiting, table.held])]
+    if only is not None:
+        conditions.append(m.id.in_(list(only)))
     if table.due is not None:
         conditions.append(table.due(now))
-    expired = sa.and_(m.status == table.held, m.lease_expires_at < now)
+    expired = sa.and_(status == table.held, table.expires < now)
     conditions.append(sa.or_(waiting, expired))
     claimable = (
         sa.select(m.id)
@@ -63,9 +95,9 @@ def claim(
         .with_for_update(skip_locked=True)
     )
     values: dict[str, Any] = {
-        "status": table.held,
-        "lease_owner": owner,
-        "lease_expires_at": now + lease,
+        table.status.key: table.held,
+        table.owner.key: owner,
+        table.expires.key: now + lease,
     }
     values |= dict.fromkeys(table.stamps, now)
     return list(
@@ -93,8 +125,8 @@ def retake(
     m = table.model
     return session.execute(
         sa.update(m)
-        .where(m.id.in_(ids), m.lease_owner == owner, m.status == table.held)
-        .values(lease_expires_at=now + lease)
+        .where(m.id.in_(ids), table.owner == owner, table.status == table.held)
+        .values({table.expires.key: now + lease})
         .returning(m.id, *returning)
         .execution_options(synchronize_session=False)
     ).all()

@@ -154,8 +154,8 @@ class DatabaseState(Collector):
     def _alerts(self, session: Session, now: datetime) -> list[Metric]:
         webhooks = GaugeMetricFamily(
             "kairos_alert_webhooks",
-            "Escalation alerts by webhook delivery state: pending (retrying), delivered, "
-            "failed (gave up), not_configured.",
+            "Escalation alerts by webhook delivery state: pending (retrying), sending, "
+            "delivered, failed (gave up), not_configured.",
             labels=["state"],
         )
         states = _by_label(
@@ -168,7 +168,7 @@ class DatabaseState(Collector):
             webhooks.add_metric([state], count)
         oldest = session.scalar(
             sa.select(sa.func.min(Alert.created_at)).where(
-                Alert.webhook_status == WebhookStatus.pending
+                Alert.webhook_status.in_([WebhookStatus.pending, WebhookStatus.sending])
             )
         )
         open_alerts = GaugeMetricFamily(

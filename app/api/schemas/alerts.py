@@ -45,7 +45,8 @@ class AlertOut(Schema):
     acknowledged_by: str | None
     acknowledgement_note: str | None
     webhook_status: str = Field(
-        description="pending, delivered, failed (gave up) or not_configured."
+        description="pending, sending (being posted now), delivered, failed (gave up) or "
+        "not_configured."
     )
     webhook_attempts: int
     webhook_last_error: str | None
