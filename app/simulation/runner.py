@@ -61,7 +61,9 @@ from app.worker.runner import Worker
 logger = logging.getLogger(__name__)
 
 SECRET = "simulation-secret-key-of-a-scratch-database-0123456789"  # noqa: S105 - scratch only
-# Phones act on this grid, so that many of them act in one step of the clock.
+# The clock moves on this grid: whatever falls due within a step (schedule rows, pushes,
+# phone actions) happens at its end, as with a worker that ticks every five minutes (well
+# inside the grace a schedule row has before it counts as missed).
 ACTION_GRID = timedelta(minutes=5)
 # Wearable summaries are uploaded every this often, one summary an hour.
 UPLOAD_EVERY = timedelta(hours=3)
@@ -249,9 +251,11 @@ class _Run:
 
     def until(self, end: datetime) -> int:
         steps = 0
+        work_due = True
         while self.clock.now() < end:
-            self.worker.run_pending()
-            self._react(self.channel.take())
+            if work_due:
+                self.worker.run_pending()
+                self._react(self.channel.take())
             self._act()
             now = self.clock.now()
             if now >= self.next_upload:
@@ -260,16 +264,25 @@ class _Run:
             if now >= self.next_flags:
                 self.worker.evaluate_flags()
                 self.next_flags += timedelta(days=1)
-            self.clock.set(min(self._next_due(), end))
+            work_at, other_at = self._next_due()
+            at = _on_grid(min(work_at, other_at, end))
+            # The worker runs only when rows or pushes are due (phone actions alone do not
+            # need it: what they start is due later, and the next worker run expires and
+            # plans as it would have).
+            work_due = work_at <= at
+            self.clock.set(min(max(at, now + ACTION_GRID), end))
             steps += 1
         return steps
 
-    def _next_due(self) -> datetime:
+    def _next_due(self) -> tuple[datetime, datetime]:
+        """When the worker next has work (a schedule row or a push due), and when anything
+        else happens (a phone acts, an upload, the daily flags)."""
         now = self.clock.now()
+        far = now + timedelta(days=365)
         with self.factory() as session:
             due = session.scalar(
                 sa.select(sa.func.min(ScheduledItem.due_at)).where(
-                    ScheduledItem.status == ItemStatus.planned, ScheduledItem.due_at > now
+                    ScheduledItem.status == ItemStatus.planned
                 )
             )
             send = session.scalar(
@@ -279,18 +292,15 @@ class _Run:
                     )
                 ).where(Notification.status == NotificationStatus.pending)
             )
-        candidates = [self.next_upload, self.next_flags]
-        candidates += [t for t in (due, send) if t is not None]
+        work = min([t for t in (due, send) if t is not None], default=far)
+        other = min(self.next_upload, self.next_flags)
         if self.actions:
-            candidates.append(self.actions[0].at)
-        return max(min(candidates), now + timedelta(seconds=1))
+            other = min(other, self.actions[0].at)
+        return work, other
 
     def _schedule(self, at: datetime, run: Callable[[Session], None]) -> None:
-        # Round up to the grid: phones that act close together act in one clock step.
-        grid = ACTION_GRID.total_seconds()
-        snapped = datetime.fromtimestamp(math.ceil(at.timestamp() / grid) * grid, UTC)
         self.order += 1
-        heapq.heappush(self.actions, _Action(snapped, self.order, run))
+        heapq.heappush(self.actions, _Action(_on_grid(at), self.order, run))
 
     def _act(self) -> None:
         now = self.clock.now()
@@ -408,6 +418,12 @@ class _Run:
                     hour += timedelta(hours=1)
                 results = submit_summaries(session, self.clock, participant, inputs, skew=SKEW)
                 _log_rejections(person, results)
+
+
+def _on_grid(at: datetime) -> datetime:
+    """The first grid point at or after ``at``."""
+    grid = ACTION_GRID.total_seconds()
+    return datetime.fromtimestamp(math.ceil(at.timestamp() / grid) * grid, UTC)
 
 
 def _log_rejections(person: Person, results: Sequence[ItemResult]) -> None:
