@@ -2,6 +2,7 @@
 scored at onboarding), enrolled with the app, moved between statuses, their time zone or
 attributes changed; each re-plans the schedule where it must."""
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ def create_participant(
     code_ttl_hours: int,
     code: str | None = None,
     attributes: dict[str, Any] | None = None,
+    participant_id: uuid.UUID | None = None,
 ) -> tuple[Participant, str, datetime]:
     """Create an invited participant; returns it, its one-time enrollment code and expiry."""
     if study.status == StudyStatus.closed:
@@ -41,6 +43,8 @@ def create_participant(
     ensure_code_free(session, study, code)
     now = clock.now()
     participant = Participant(
+        # The simulator names its participants from its seed, so their draws repeat.
+        **({"id": participant_id} if participant_id is not None else {}),
         study_id=study.id,
         code=code,
         timezone=timezone,
