@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 import uvicorn
@@ -26,6 +26,8 @@ from app.staff.models import Role
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from app.studies.models import Study
 
 cli = typer.Typer(
     name="kairos",
@@ -272,10 +274,7 @@ def protocol_validate(
     try:
         protocol = parse_protocol(file.read_bytes())
     except ProtocolInvalid as exc:
-        typer.secho(f"{file}: {len(exc.problems)} problem(s)", fg="red", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
-        raise typer.Exit(1) from exc
+        _fail(file, [(p.path, p.message) for p in exc.problems], exc)
     typer.echo(f"{file}: valid ({protocol.study.name})")
 
 
@@ -295,18 +294,13 @@ def protocol_upload(
     note: Annotated[str, typer.Option(help="What changed, and why.")] = "",
 ) -> None:
     """Upload a protocol file as the study's next version."""
-    import sqlalchemy as sa
 
     from app.core.errors import DomainError
-    from app.studies.models import Study
     from app.study_operations.protocol_versions import upload_version
 
     try:
         with _session_on_current_schema(_settings()) as session:
-            row = session.scalar(sa.select(Study).where(Study.slug == study))
-            if row is None:
-                typer.secho(f"no study with slug '{study}'", fg="red", err=True)
-                raise typer.Exit(2)
+            row = _study_by_slug(session, study)
             version = upload_version(
                 session,
                 SystemClock(),
@@ -343,13 +337,10 @@ def export(
     import uuid
     from datetime import datetime
 
-    import sqlalchemy as sa
-
     from app.core.errors import DomainError
     from app.export.columns import Filters
     from app.export.formats import ExportFormat
     from app.export.service import prepare_export, stream_export
-    from app.studies.models import Study
 
     try:
         export_format = ExportFormat(format)
@@ -372,10 +363,7 @@ def export(
             raise typer.Exit(2)
     try:
         with _session_on_current_schema(_settings()) as session:
-            row = session.scalar(sa.select(Study).where(Study.slug == study))
-            if row is None:
-                typer.secho(f"no study with slug '{study}'", fg="red", err=True)
-                raise typer.Exit(2)
+            row = _study_by_slug(session, study)
             prepared = prepare_export(
                 session, SystemClock(), CLI_ACTOR, row, dataset, export_format, filters
             )
@@ -427,10 +415,7 @@ def simulate_protocol(
     try:
         model = load_behaviour(behaviour)
     except BehaviourInvalidError as exc:
-        typer.secho(f"{behaviour}: {len(exc.problems)} problem(s)", fg="red", err=True)
-        for path, message in exc.problems:
-            typer.echo(f"  {path or '(document)'}: {message}", err=True)
-        raise typer.Exit(1) from exc
+        _fail(behaviour, exc.problems, exc)
     started = time.perf_counter()
     try:
         sim = simulate(
@@ -441,10 +426,7 @@ def simulate_protocol(
             behaviour=model,
         )
     except InvalidInputError as exc:
-        typer.secho(f"{file}: {exc}", fg="red", err=True)
-        for path, message in exc.field_errors:
-            typer.echo(f"  {path}: {message}", err=True)
-        raise typer.Exit(1) from exc
+        _fail(file, exc.field_errors, exc)
     try:
         report = write_outputs(sim, out, seconds=time.perf_counter() - started)
     finally:
@@ -455,3 +437,24 @@ def simulate_protocol(
         f"wrote {out}/report.json, report.html, decisions.csv"
         + (f"; rules that never fired: {', '.join(never)}" if never else "")
     )
+
+
+def _fail(source: object, problems: list[tuple[str, str]], cause: Exception) -> NoReturn:
+    """Exit 1, listing every problem of a file with its path."""
+    typer.secho(f"{source}: {len(problems)} problem(s)", fg="red", err=True)
+    for path, message in problems:
+        typer.echo(f"  {path or '(document)'}: {message}", err=True)
+    raise typer.Exit(1) from cause
+
+
+def _study_by_slug(session: Session, slug: str) -> "Study":
+    """The study, or exit 2 naming the slug."""
+    import sqlalchemy as sa
+
+    from app.studies.models import Study
+
+    row = session.scalar(sa.select(Study).where(Study.slug == slug))
+    if row is None:
+        typer.secho(f"no study with slug '{slug}'", fg="red", err=True)
+        raise typer.Exit(2)
+    return row

@@ -15,6 +15,7 @@ from app.core.retry import Backoff
 from app.export.jobs import JOBS
 from app.export.models import ExportJob, ExportStatus
 from tests.conftest import World
+from tests.support.exports import export_job
 from tests.support.ingest import evening, pain_study, phone
 
 LEASE = timedelta(minutes=5)
@@ -43,17 +44,7 @@ def _jobs(world: World, count: int) -> list[uuid.UUID]:
     study_id = uuid.UUID(pain_study(world))
     now = world.clock.now()
     with world.session_factory() as session:
-        jobs = [
-            ExportJob(
-                study_id=study_id,
-                dataset="decisions",
-                format="csv",
-                filters={},
-                requested_by="test",
-                created_at=now + timedelta(seconds=i),
-            )
-            for i in range(count)
-        ]
+        jobs = [export_job(study_id, now + timedelta(seconds=i)) for i in range(count)]
         session.add_all(jobs)
         session.commit()
         return [job.id for job in jobs]

@@ -33,7 +33,6 @@ from app.core.clock import SimulatedClock
 from app.core.config import Settings
 from app.core.db import create_db_engine, make_session_factory
 from app.core.metrics import MULTIPROC_ENV, exposition, exposition_registry
-from app.export.models import ExportJob
 from app.monitoring.models import CareFlag
 from app.notifications.fcm import FcmProvider
 from app.observability.state import DatabaseState
@@ -41,6 +40,7 @@ from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World, bearer, is_postgres_run
 from tests.support import fake_fcm
+from tests.support.exports import export_job
 from tests.support.push import person_with_devices
 from tests.support.scheduling import RecordingDecider, decide_nothing
 
@@ -386,17 +386,7 @@ def test_open_flags_alerts_webhook_and_export_job_states(world: World) -> None:
                 )
             )
         for status in ("pending", "failed", "failed"):
-            session.add(
-                ExportJob(
-                    study_id=study_id,
-                    dataset="decisions",
-                    format="csv",
-                    filters={},
-                    requested_by="test",
-                    status=status,
-                    created_at=now,
-                )
-            )
+            session.add(export_job(study_id, now, status=status))
         session.commit()
     admin = world.staff(Role.admin)
     samples = scrape(world.client, admin)
