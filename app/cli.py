@@ -292,8 +292,21 @@ def protocol_upload(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON.")],
     activate: Annotated[bool, typer.Option(help="Make it the active version.")] = False,
     note: Annotated[str, typer.Option(help="What changed, and why.")] = "",
+    apply_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Activate it for 'new' participants only, or for 'all' still in the study "
+            "(an amendment: they move to it now). Implies --activate."
+        ),
+    ] = None,
 ) -> None:
     """Upload a protocol file as the study's next version."""
+    from app.study_operations.protocol_versions import ApplyTo
+
+    choices = {"new": ApplyTo.new_participants, "all": ApplyTo.all_participants}
+    if apply_to is not None and apply_to not in choices:
+        typer.secho(f"--apply-to is 'new' or 'all', not {apply_to!r}", fg="red", err=True)
+        raise typer.Exit(2)
 
     from app.core.errors import DomainError
     from app.study_operations.protocol_versions import upload_version
@@ -308,7 +321,8 @@ def protocol_upload(
                 row,
                 file.read_bytes(),
                 note=note,
-                activate=activate,
+                activate=activate or apply_to is not None,
+                apply_to=choices[apply_to or "new"],
             )
             number, active = version.version, row.active_protocol_version
     except DomainError as exc:

@@ -94,6 +94,8 @@ CASES = [
     Case("POST", P + "/{participant}/enrollment-code", 201, "staff", WRITERS),
     Case("POST", P + "/{participant}/tokens/revoke", 200, "staff", WRITERS),
     Case("GET", P + "/{participant}/devices", 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}/schedule", 200, "staff", ALL_STAFF),
+    Case("POST", P + "/{participant}/test-push", 200, "staff", WRITERS),
     Case("GET", P + "/{participant}/decisions", 200, "staff", ALL_STAFF),
     Case(
         "POST",

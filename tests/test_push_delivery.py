@@ -29,7 +29,7 @@ from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support import fake_fcm
 from tests.support.push import person_with_devices
-from tests.support.scheduling import RecordingDecider, worker
+from tests.support.scheduling import fire_due, worker
 
 DUE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # the 09:00 Berlin decision point
 
@@ -264,19 +264,8 @@ def test_a_push_past_its_expiry_is_not_sent(world: World) -> None:
     person_with_devices(world, "tok")
     w = worker(world, provider=provider)
     world.clock.set(DUE)
-    with world.session_factory() as session:
-        # Decide without sending: the sender's run is simulated as down for two hours.
-        from app.scheduling.dispatch import run_due_batch
-
-        run_due_batch(
-            world.session_factory,
-            world.clock,
-            "w",
-            RecordingDecider(),
-            lease=timedelta(minutes=2),
-            batch_size=10,
-        )
-        session.commit()
+    # Decide without sending: the sender's run is simulated as down for two hours.
+    fire_due(world)
     world.clock.advance(timedelta(hours=2))
     w.run_pending()
     row = only_notification(world)
@@ -288,16 +277,7 @@ def test_a_crashed_senders_lease_expires_and_the_push_is_sent_again(world: World
     provider = LoggingProvider()
     person_with_devices(world, "tok")
     world.clock.set(DUE)
-    from app.scheduling.dispatch import run_due_batch
-
-    run_due_batch(
-        world.session_factory,
-        world.clock,
-        "w",
-        RecordingDecider(),
-        lease=timedelta(minutes=2),
-        batch_size=10,
-    )
+    fire_due(world)
     with world.session_factory() as session:
         assert len(claim_sendable(session, DUE, "crashed", timedelta(minutes=2), 10)) == 1
         session.commit()

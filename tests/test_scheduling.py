@@ -16,14 +16,22 @@ from app.notifications.models import Notification, NotificationKind, Notificatio
 from app.notifications.providers import LoggingProvider
 from app.protocols.models import ProtocolVersion
 from app.protocols.timing import Event
-from app.scheduling.dispatch import claim_due, run_due_batch
+from app.scheduling.dispatch import claim_due
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem, ScheduleHorizon
 from app.scheduling.triggers import on_participant_event, subscribe_all
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.protocols import AFTER_EXERCISE, protocol_yaml
-from tests.support.scheduling import RecordingDecider, add_device, enrolled, items, upload, worker
+from tests.support.scheduling import (
+    RecordingDecider,
+    add_device,
+    enrolled,
+    fire_due,
+    items,
+    upload,
+    worker,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -392,14 +400,7 @@ def test_expired_lease_is_taken_over_and_the_first_worker_loses(world: World) ->
     with world.session_factory() as session:
         (item,) = items(session, person.participant_id, due_at=due)
         assert item.status == ItemStatus.done
-    late = run_due_batch(
-        world.session_factory,
-        world.clock,
-        "crashed",
-        RecordingDecider(),
-        lease=timedelta(seconds=120),
-        batch_size=10,
-    )
+    late = fire_due(world, "crashed")
     assert late.fired == 0
     with world.session_factory() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1

@@ -4,6 +4,7 @@ They are ``async`` because they never block: FastAPI runs a plain ``def`` depend
 the thread pool, one thread hop (and its CPU) per dependency per request.
 """
 
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.notifications.providers import PushProvider
 
 
 async def get_settings(request: Request) -> Settings:
@@ -50,3 +52,21 @@ LimitQuery = Annotated[
     Query(ge=1, le=MAX_PAGE_SIZE, description="How many items to return at most."),
 ]
 DEFAULT_LIMIT = DEFAULT_PAGE_SIZE
+
+_provider_lock = threading.Lock()
+
+
+def get_push_provider(request: Request) -> PushProvider:
+    """The push channel the settings ask for, made on first use: an API process that never
+    sends a test push never loads firebase-admin."""
+    with _provider_lock:
+        provider: PushProvider | None = getattr(request.app.state, "push_provider", None)
+        if provider is None:
+            from app.notifications.provider_setup import provider_from_settings
+
+            provider = provider_from_settings(request.app.state.settings)
+            request.app.state.push_provider = provider
+        return provider
+
+
+PushProviderDep = Annotated[PushProvider, Depends(get_push_provider)]

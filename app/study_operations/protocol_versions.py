@@ -81,10 +81,12 @@ def upload_version(
     content_type: str | None = None,
     note: str = "",
     activate: bool = False,
+    apply_to: "ApplyTo | None" = None,
 ) -> ProtocolVersion:
     """Store a validated document as the study's next version.
 
-    The first version of a study becomes its active version; later ones only when asked.
+    The first version of a study becomes its active version; later ones only when asked,
+    for new participants unless ``apply_to`` says all.
     """
     protocol = validate_document(source, content_type=content_type)
     document, content_hash = normalize(protocol)
@@ -119,7 +121,9 @@ def upload_version(
         detail={"version": row.version, "content_hash": content_hash},
     )
     if activate or study.active_protocol_version is None:
-        activate_version(session, clock, actor, study, row, apply_to=ApplyTo.new_participants)
+        activate_version(
+            session, clock, actor, study, row, apply_to=apply_to or ApplyTo.new_participants
+        )
     return row
 
 

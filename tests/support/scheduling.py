@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from app.core.clock import Clock
 from app.notifications.delivery import Delivery
 from app.notifications.providers import LoggingProvider, PushProvider
 from app.scheduling.decision_hook import DecideBatch
+from app.scheduling.dispatch import Settled, run_due_batch
 from app.scheduling.models import ScheduledItem
 from app.staff.models import Role
 from app.worker.runner import Worker
@@ -120,3 +122,11 @@ def add_device(world: World, person: Enrolled, push_token: str = "tok-1") -> Non
         headers=person.headers,
     )
     assert response.status_code == 201, response.text
+
+
+def fire_due(world: World, owner: str = "w", lease: timedelta = timedelta(minutes=2)) -> Settled:
+    """One batch of due rows fired and decided (RecordingDecider), without sending the
+    pushes: a sender that is down, or a worker that crashed after firing."""
+    return run_due_batch(
+        world.session_factory, world.clock, owner, RecordingDecider(), lease=lease, batch_size=10
+    )

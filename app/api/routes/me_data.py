@@ -5,13 +5,15 @@ history view. The business rules live in app/ema, app/sensing and app/engagement
 """
 
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from app.alerts.webhook import WebhookConfig, deliver_due
-from app.api.auth import Me
+from app.api.auth import Me, ParticipantCaller
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep, SettingsDep
 from app.api.problems import problem_responses
 from app.api.schemas.batches import BatchResult, Rejection, batch_result
@@ -33,6 +35,7 @@ from app.api.schemas.participant_data import (
     WearableSummaryPage,
 )
 from app.core.batches import ItemResult, rejected
+from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import TooLargeError
 from app.core.pagination import PeriodPage
@@ -93,6 +96,55 @@ def check_size(settings: Settings, count: int) -> None:
         )
 
 
+Item = TypeVar("Item")
+Input = TypeVar("Input")
+
+
+def _store_batch(
+    items: Sequence[Item],
+    build: Callable[[int, Item], Input | ItemResult],
+    store: Callable[..., list[ItemResult]],
+    caller: ParticipantCaller,
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+) -> BatchResult:
+    """Judge a batch's items (schema, then domain), store the accepted ones and commit."""
+    check_size(settings, len(items))
+    schema_rejections, inputs = _split(items, build)
+    skew = timedelta(minutes=settings.clock_skew_minutes)
+    results = store(session, clock, caller.participant, inputs, skew=skew)
+    session.commit()
+    return batch_result(_merge(schema_rejections, results, len(items)))
+
+
+def _split(
+    items: Sequence[Item], build: Callable[[int, Item], Input | ItemResult]
+) -> tuple[dict[int, ItemResult], list[Input]]:
+    """The items the schema rejected (by index), and the domain inputs built from the rest."""
+    rejections: dict[int, ItemResult] = {}
+    inputs: list[Input] = []
+    for index, item in enumerate(items):
+        built = build(index, item)
+        if isinstance(built, ItemResult):
+            rejections[index] = built
+        else:
+            inputs.append(built)
+    return rejections, inputs
+
+
+def _domain_input(kind: Callable[..., Input]) -> Callable[[int, Any], Input | ItemResult]:
+    """A builder for batch items whose schema fields are exactly the domain input's fields
+    besides its ``index`` (tests/test_batch_inputs.py holds the two equal)."""
+
+    def build(index: int, item: Any) -> Input | ItemResult:
+        if isinstance(item, Rejection):
+            return rejected(index, item.client_id, item.problems)
+        return kind(index=index, **dict(item))
+
+    return build
+
+
 def _merge(
     schema_rejections: dict[int, ItemResult], domain_results: list[ItemResult], total: int
 ) -> list[ItemResult]:
@@ -123,23 +175,7 @@ def post_ema_responses(
     settings: SettingsDep,
 ) -> Response:
     check_size(settings, len(body.items))
-    schema_rejections: dict[int, ItemResult] = {}
-    submissions = []
-    for index, item in enumerate(body.items):
-        if isinstance(item, Rejection):
-            schema_rejections[index] = rejected(index, item.client_id, item.problems)
-        else:
-            submissions.append(
-                EmaSubmission(
-                    index=index,
-                    client_id=item.client_id,
-                    prompt_id=item.prompt_id,
-                    questionnaire_id=item.questionnaire_id,
-                    questionnaire_version=item.questionnaire_version,
-                    answered_at=item.answered_at,
-                    answers=item.answers,
-                )
-            )
+    schema_rejections, submissions = _split(body.items, _domain_input(EmaSubmission))
     webhook = WebhookConfig.from_settings(settings)
     outcome = submit_responses(
         session,
@@ -185,24 +221,9 @@ def _serialized(result: BatchResult) -> Response:
 def post_wearables(
     body: WearableBatchIn, caller: Me, session: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> BatchResult:
-    check_size(settings, len(body.items))
-    schema_rejections: dict[int, ItemResult] = {}
-    inputs = []
-    for index, item in enumerate(body.items):
-        summary = _summary_input(index, item)
-        if isinstance(summary, ItemResult):
-            schema_rejections[index] = summary
-        else:
-            inputs.append(summary)
-    results = submit_summaries(
-        session,
-        clock,
-        caller.participant,
-        inputs,
-        skew=timedelta(minutes=settings.clock_skew_minutes),
+    return _store_batch(
+        body.items, _summary_input, submit_summaries, caller, session, clock, settings
     )
-    session.commit()
-    return batch_result(_merge(schema_rejections, results, len(body.items)))
 
 
 def _summary_input(
@@ -250,35 +271,9 @@ def post_events(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> BatchResult:
-    check_size(settings, len(body.items))
-    schema_rejections: dict[int, ItemResult] = {}
-    inputs = []
-    for index, item in enumerate(body.items):
-        if isinstance(item, Rejection):
-            schema_rejections[index] = rejected(index, item.client_id, item.problems)
-        else:
-            inputs.append(
-                EventInput(
-                    index=index,
-                    client_id=item.client_id,
-                    kind=item.kind,
-                    occurred_at=item.occurred_at,
-                    notification_id=item.notification_id,
-                    prompt_id=item.prompt_id,
-                    exercise_id=item.exercise_id,
-                    duration_seconds=item.duration_seconds,
-                    rating=item.rating,
-                )
-            )
-    results = record_events(
-        session,
-        clock,
-        caller.participant,
-        inputs,
-        skew=timedelta(minutes=settings.clock_skew_minutes),
+    return _store_batch(
+        body.items, _domain_input(EventInput), record_events, caller, session, clock, settings
     )
-    session.commit()
-    return batch_result(_merge(schema_rejections, results, len(body.items)))
 
 
 def response_out(found: ResponseWithAnswers) -> EmaResponseOut:
