@@ -27,6 +27,7 @@ from app.staff.models import Role
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from app.protocols.document import Protocol
     from app.studies.models import Study
 
 cli = typer.Typer(
@@ -276,6 +277,7 @@ def protocol_validate(
     except ProtocolInvalid as exc:
         _fail(file, [(p.path, p.message) for p in exc.problems], exc)
     typer.echo(f"{file}: valid ({protocol.study.name})")
+    _print_warnings(protocol)
 
 
 @protocol_cli.command("schema")
@@ -331,6 +333,9 @@ def protocol_upload(
             typer.echo(f"  {path or '(document)'}: {message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"Uploaded {file} as version {number} of {study} (active version: {active}).")
+    from app.protocols.loading import parse_protocol
+
+    _print_warnings(parse_protocol(file.read_bytes()))
 
 
 @cli.command("export")
@@ -451,6 +456,17 @@ def simulate_protocol(
         f"wrote {out}/report.json, report.html, decisions.csv"
         + (f"; rules that never fired: {', '.join(never)}" if never else "")
     )
+
+
+def _print_warnings(protocol: "Protocol") -> None:
+    """What is allowed but probably not meant; never an error (the exit code stays 0)."""
+    from app.protocols.warnings import protocol_warnings
+
+    warnings = protocol_warnings(protocol)
+    if warnings:
+        typer.secho(f"{len(warnings)} warning(s):", fg="yellow", err=True)
+    for warning in warnings:
+        typer.echo(f"  {warning.path or '(document)'}: {warning.message}", err=True)
 
 
 def _fail(source: object, problems: list[tuple[str, str]], cause: Exception) -> NoReturn:

@@ -196,6 +196,12 @@ def _attribute_sample(spec: AttributeSpec, variant: int) -> Any:
     return ("", "x")[variant % 2]
 
 
+def decision_scope(protocol: Protocol) -> Scope:
+    """The names decision expressions see, each with sample values (for checks and
+    warnings that evaluate expressions over them)."""
+    return _decision_scope(protocol, {v.name: v.type for v in protocol.tailoring_variables})
+
+
 def _decision_scope(protocol: Protocol, types: Mapping[str, ValueType]) -> Scope:
     samples: dict[str, Sequence[Any]] = {}
     for variable in protocol.tailoring_variables:

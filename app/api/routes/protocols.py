@@ -15,12 +15,15 @@ from app.api.schemas.protocols import (
     ProtocolVersionDetail,
     ProtocolVersionOut,
     ProtocolVersionPage,
+    ProtocolVersionUploaded,
+    ProtocolWarningOut,
     ValidationResult,
 )
 from app.protocols.example_files import MINIMAL, example_text
 from app.protocols.models import ProtocolVersion
 from app.protocols.schema import protocol_json_schema
-from app.protocols.store import get_version
+from app.protocols.store import get_version, load_protocol
+from app.protocols.warnings import protocol_warnings
 from app.studies.models import Study
 from app.studies.service import get_study
 from app.study_operations import protocol_versions as versions
@@ -104,6 +107,14 @@ def _out(study: Study, row: ProtocolVersion) -> ProtocolVersionOut:
     )
 
 
+def _uploaded(study: Study, row: ProtocolVersion) -> ProtocolVersionUploaded:
+    warnings = [
+        ProtocolWarningOut(path=w.path, message=w.message)
+        for w in protocol_warnings(load_protocol(row))
+    ]
+    return ProtocolVersionUploaded(**_out(study, row).model_dump(), warnings=warnings)
+
+
 def _fields(row: ProtocolVersion) -> dict[str, Any]:
     return {
         name: getattr(row, name) for name in ProtocolVersionOut.model_fields if name != "active"
@@ -113,7 +124,7 @@ def _fields(row: ProtocolVersion) -> dict[str, Any]:
 @router.post(
     "/v1/studies/{study_id}/protocols",
     status_code=201,
-    response_model=ProtocolVersionOut,
+    response_model=ProtocolVersionUploaded,
     summary="Upload a protocol version",
     openapi_extra=_DOCUMENT_BODY,
     responses=problem_responses(404, 413, 415),
@@ -128,13 +139,14 @@ def upload_protocol(
         bool, Query(description="Make it the version new participants get.")
     ] = False,
     note: Annotated[Text, Query(max_length=2000, description="What changed, and why.")] = "",
-) -> ProtocolVersionOut:
+) -> ProtocolVersionUploaded:
     """Validates the document and stores it as the study's next version (1, 2, …).
 
     Every CEL expression is compiled and checked against the declared variables. An invalid
     document is a 422 whose `errors` list every problem with its path in the document, e.g.
     `body.policy.rules[2].when`. A study's first version becomes its active version; later
-    versions only with `activate=true` or `POST …/activate`.
+    versions only with `activate=true` or `POST …/activate`. The response lists `warnings`:
+    what is allowed but probably not meant (they never block the upload).
 
     Roles: coordinator, admin.
     """
@@ -150,7 +162,7 @@ def upload_protocol(
         activate=activate,
     )
     session.commit()
-    return _out(study, row)
+    return _uploaded(study, row)
 
 
 @router.get(
@@ -203,7 +215,7 @@ def get_protocol(
 
 @router.put(
     "/v1/studies/{study_id}/protocols/{version}",
-    response_model=ProtocolVersionOut,
+    response_model=ProtocolVersionUploaded,
     summary="Replace a protocol version nobody has used",
     openapi_extra=_DOCUMENT_BODY,
     responses=problem_responses(404, 409, 413, 415),
@@ -218,7 +230,7 @@ def replace_protocol(
     note: Annotated[
         Text | None, Query(max_length=2000, description="A new note; left out keeps the old.")
     ] = None,
-) -> ProtocolVersionOut:
+) -> ProtocolVersionUploaded:
     """Replaces the document of a version that no participant has used yet (a draft).
 
     A version any participant has used is immutable: this answers 409 and the change must
@@ -239,7 +251,7 @@ def replace_protocol(
         note=note,
     )
     session.commit()
-    return _out(study, row)
+    return _uploaded(study, row)
 
 
 @router.post(
@@ -279,13 +291,18 @@ def activate_protocol(
 )
 def validate_protocol(body: Document, caller: AnyStaff) -> ValidationResult:
     """Checks a document exactly as an upload would, and stores nothing: 200 with the
-    normalized document when valid, 422 listing every problem when not.
+    normalized document and any `warnings` when valid, 422 listing every problem when not.
 
     Roles: all staff.
     """
     protocol = versions.validate_document(body.text, content_type=body.content_type)
     document, content_hash = versions.normalize(protocol)
-    return ValidationResult(valid=True, content_hash=content_hash, document=document)
+    warnings = [
+        ProtocolWarningOut(path=w.path, message=w.message) for w in protocol_warnings(protocol)
+    ]
+    return ValidationResult(
+        valid=True, content_hash=content_hash, document=document, warnings=warnings
+    )
 
 
 @router.get(

@@ -38,6 +38,36 @@ class ProtocolVersionOut(Schema):
     updated_at: datetime
 
 
+_WARNING_EXAMPLE = {
+    "path": "policy.availability.conditions[0]",
+    "message": "false on the enrollment day (days_enrolled = 0): no decision point is "
+    "available on the day a participant enrolls",
+}
+
+
+class ProtocolWarningOut(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(_WARNING_EXAMPLE))
+
+    path: str = Field(description="Where in the document.")
+    message: str
+
+
+def _warnings() -> Any:
+    return Field(
+        default_factory=list,
+        description="What is allowed but probably not meant (a rule that can never fire, a "
+        "variable without default, pushes beyond the cap …); warnings never block an upload.",
+    )
+
+
+class ProtocolVersionUploaded(ProtocolVersionOut):
+    model_config = ConfigDict(
+        json_schema_extra=examples({**_VERSION_EXAMPLE, "warnings": [_WARNING_EXAMPLE]})
+    )
+
+    warnings: list[ProtocolWarningOut] = _warnings()
+
+
 class ProtocolVersionDetail(ProtocolVersionOut):
     model_config = ConfigDict(
         json_schema_extra=examples(
@@ -93,10 +123,16 @@ class ActivateResult(Schema):
 class ValidationResult(Schema):
     model_config = ConfigDict(
         json_schema_extra=examples(
-            {"valid": True, "content_hash": _VERSION_EXAMPLE["content_hash"], "document": {}}
+            {
+                "valid": True,
+                "content_hash": _VERSION_EXAMPLE["content_hash"],
+                "document": {},
+                "warnings": [_WARNING_EXAMPLE],
+            }
         )
     )
 
     valid: bool = Field(description="Always true: an invalid document is a 422 problem.")
     content_hash: str
     document: dict[str, Any] = Field(description="The document with every default filled in.")
+    warnings: list[ProtocolWarningOut] = _warnings()

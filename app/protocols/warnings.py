@@ -1,0 +1,185 @@
+"""Protocol warnings: what is allowed but probably not meant, found from the document alone.
+
+Warnings never block an upload (errors do); they are returned with a validation or an
+upload and printed by `kairos protocol validate`. Conditions are judged over the same sample
+values the expression checker uses, so "always" and "never" mean "for every sampled value
+of the names the condition uses", a strong hint rather than a proof; the simulator
+(`kairos simulate`) confirms them on simulated participants.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.protocols.cel_rules import Scope, compile_condition, sample_contexts
+from app.protocols.document import Protocol
+from app.protocols.expression_checks import decision_scope
+from app.protocols.problems import path_of
+from app.protocols.tailoring import (
+    Aggregate,
+    AttributeVariable,
+    EnrollmentVariable,
+    WindowedVariable,
+)
+from app.protocols.timing import Timing
+
+
+@dataclass(frozen=True)
+class ProtocolWarning:
+    path: str
+    message: str
+
+
+# Every hour and weekday: the checker's two samples of each suffice to type-check, not to
+# say that a condition about the time never holds.
+_EVERY_HOUR = list(range(24))
+_EVERY_WEEKDAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def protocol_warnings(protocol: Protocol) -> list[ProtocolWarning]:
+    checker = decision_scope(protocol)
+    scope = Scope(
+        samples={**checker.samples, "local_hour": _EVERY_HOUR, "weekday": _EVERY_WEEKDAY},
+        attributes=checker.attributes,
+    )
+    return [
+        *_variables_without_default(protocol),
+        *_unavailable_on_enrollment_day(protocol, scope),
+        *_rules_that_cannot_fire(protocol, scope),
+        *_pushes_beyond_the_cap(protocol),
+        *_fatigue_response_without_cap(protocol),
+    ]
+
+
+def _variables_without_default(protocol: Protocol) -> list[ProtocolWarning]:
+    found = []
+    for i, variable in enumerate(protocol.tailoring_variables):
+        if variable.default is not None:
+            continue
+        if isinstance(variable, WindowedVariable) and variable.aggregate is not Aggregate.count:
+            why = "while a participant has no data in its window (e.g. before the first answer)"
+        elif isinstance(variable, AttributeVariable):
+            spec = protocol.participant_attributes.get(variable.attribute)
+            if spec is None or spec.required:
+                continue
+            why = f"for participants without the optional attribute '{variable.attribute}'"
+        else:
+            continue  # counts and the study day always have a value
+        found.append(
+            ProtocolWarning(
+                path_of("tailoring_variables", i, "default"),
+                f"'{variable.name}' has no default: {why}, every decision point is "
+                "unavailable, whichever rules use it; give a default if that is not meant",
+            )
+        )
+    return found
+
+
+def _unavailable_on_enrollment_day(protocol: Protocol, scope: Scope) -> list[ProtocolWarning]:
+    day_variables = [
+        v.name for v in protocol.tailoring_variables if isinstance(v, EnrollmentVariable)
+    ]
+    if not day_variables:
+        return []
+    first_day = Scope(
+        samples={**scope.samples, **{name: [0] for name in day_variables}},
+        attributes=scope.attributes,
+    )
+    found = []
+    for i, condition in enumerate(protocol.policy.availability.conditions):
+        program = compile_condition(condition)
+        if not any(name in day_variables for name in program.variables()):
+            continue
+        if _never(condition, first_day):
+            found.append(
+                ProtocolWarning(
+                    path_of("policy.availability.conditions", i),
+                    f"false on the enrollment day ({' = '.join(day_variables)} = 0): no "
+                    "decision point is available on the day a participant enrolls",
+                )
+            )
+    return found
+
+
+def _rules_that_cannot_fire(protocol: Protocol, scope: Scope) -> list[ProtocolWarning]:
+    found = []
+    always: str | None = None
+    for i, rule in enumerate(protocol.policy.rules):
+        path = path_of("policy.rules", i, "when")
+        if always is not None:
+            found.append(
+                ProtocolWarning(
+                    path,
+                    f"rule '{rule.id}' can never fire: rule '{always}' before it holds for "
+                    "every decision, so the rules after it are never reached",
+                )
+            )
+            continue
+        if _never(rule.when, scope):
+            found.append(
+                ProtocolWarning(
+                    path,
+                    f"rule '{rule.id}' looks like it can never fire: its condition is false "
+                    "for every sampled value of the names it uses",
+                )
+            )
+        elif _always(rule.when, scope):
+            always = rule.id
+    return found
+
+
+def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
+    cap = protocol.policy.availability.max_prompts_per_day
+    if cap is None:
+        return []
+    prompts = sum(_per_day(s) for s in protocol.ema_schedules)
+    reminders = sum(_per_day(s) * s.reminders.count for s in protocol.ema_schedules)
+    interventions = sum(_per_day(d) for d in protocol.decision_points)
+    total = prompts + reminders + interventions
+    if total <= cap:
+        return []
+    return [
+        ProtocolWarning(
+            "policy.availability.max_prompts_per_day",
+            f"a participant can get {total} pushes a day ({prompts} EMA prompts, {reminders} "
+            f"reminders, {interventions} interventions, besides triggered ones), but "
+            f"max_prompts_per_day ({cap}) caps interventions only",
+        )
+    ]
+
+
+def _per_day(timing: Timing) -> int:
+    return len(timing.times) + sum(window.count for window in timing.random_windows)
+
+
+def _fatigue_response_without_cap(protocol: Protocol) -> list[ProtocolWarning]:
+    response = protocol.monitoring.fatigue.response
+    if response is None or protocol.policy.availability.max_prompts_per_day is not None:
+        return []
+    return [
+        ProtocolWarning(
+            "monitoring.fatigue.response",
+            "the fatigue response scales max_prompts_per_day, which is not set: it does "
+            "nothing; set policy.availability.max_prompts_per_day",
+        )
+    ]
+
+
+def _results(expr: str, scope: Scope) -> Sequence[Any]:
+    program = compile_condition(expr)
+    names = [n for n in program.variables() if n in scope.samples]
+    results = []
+    for context in sample_contexts(names, scope):
+        try:
+            results.append(program.execute(context))
+        except Exception:
+            results.append(None)
+    return results
+
+
+def _never(expr: str, scope: Scope) -> bool:
+    return not any(result is True for result in _results(expr, scope))
+
+
+def _always(expr: str, scope: Scope) -> bool:
+    return all(result is True for result in _results(expr, scope))

@@ -1,0 +1,98 @@
+"""Protocol warnings: allowed but probably not meant, found from the document alone."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.protocols.example_files import MINIMAL, example_text
+from app.protocols.loading import parse_protocol
+from app.protocols.warnings import protocol_warnings
+from app.staff.models import Role
+from tests.conftest import World
+from tests.support.decisions import EXAMPLE, example_document
+
+
+def _warnings(document: dict[str, Any]) -> dict[str, str]:
+    protocol = parse_protocol(yaml.safe_dump(document))
+    return {w.path: w.message for w in protocol_warnings(protocol)}
+
+
+def test_the_example_gets_the_warnings_the_simulator_confirms() -> None:
+    found = {w.path: w.message for w in protocol_warnings(parse_protocol(EXAMPLE))}
+    expected = {
+        "tailoring_variables[6].default": "'pain_mean_7d' has no default",
+        "tailoring_variables[7].default": "'pain_baseline' has no default",
+        "policy.availability.conditions[0]": "enrollment day",
+        "policy.availability.max_prompts_per_day": "14 pushes a day",
+    }
+    assert set(found) == set(expected)
+    assert all(expected[path] in message for path, message in found.items())
+
+
+def test_a_clean_protocol_has_no_warnings() -> None:
+    assert protocol_warnings(parse_protocol(example_text(MINIMAL))) == []
+
+
+def test_rules_after_an_always_true_rule_are_shadowed() -> None:
+    document = example_document()
+    rules = document["policy"]["rules"]
+    rules.insert(1, {"id": "everyone", "when": "local_hour >= 0", "option": "nothing"})
+    found = _warnings(document)
+    shadowed = [p for p, m in found.items() if "rule 'everyone' before it" in m]
+    assert len(shadowed) == len(rules) - 2  # every rule after 'everyone'
+    assert "policy.rules[2].when" in shadowed
+
+
+def test_a_rule_that_never_holds_is_reported() -> None:
+    document = example_document()
+    document["policy"]["rules"].insert(
+        0, {"id": "never", "when": "local_hour > 23 && weekday == 'mon'", "option": "sleep"}
+    )
+    assert "never fire" in _warnings(document)["policy.rules[0].when"]
+
+
+def test_a_fatigue_response_without_a_cap_is_reported() -> None:
+    document = example_document()
+    del document["policy"]["availability"]["max_prompts_per_day"]
+    found = _warnings(document)
+    assert "it does nothing" in found["monitoring.fatigue.response"]
+    assert "policy.availability.max_prompts_per_day" not in found
+
+
+def test_defaults_silence_the_missing_data_warning() -> None:
+    document = example_document()
+    for variable in document["tailoring_variables"]:
+        if variable["name"] in ("pain_baseline", "pain_mean_7d"):
+            variable["default"] = 5
+    found = _warnings(document)
+    assert not any(path.startswith("tailoring_variables") for path in found)
+
+
+def test_the_api_returns_warnings_without_blocking(world: World) -> None:
+    staff = {**world.staff(Role.admin), "Content-Type": "application/yaml"}
+    checked = world.client.post("/v1/protocols/validate", content=EXAMPLE, headers=staff)
+    assert checked.status_code == 200, checked.text
+    paths = {w["path"] for w in checked.json()["warnings"]}
+    assert "policy.availability.conditions[0]" in paths
+    study = world.study()
+    stored = world.client.post(
+        f"/v1/studies/{study['id']}/protocols", content=EXAMPLE, headers=staff
+    )
+    assert stored.status_code == 201, stored.text
+    assert {w["path"] for w in stored.json()["warnings"]} == paths
+    clean = world.client.post(
+        "/v1/protocols/validate", content=example_text(MINIMAL), headers=staff
+    )
+    assert clean.json()["warnings"] == []
+
+
+def test_kairos_protocol_validate_prints_warnings_and_succeeds(tmp_path: Path) -> None:
+    path = tmp_path / "protocol.yaml"
+    path.write_text(EXAMPLE)
+    result = CliRunner().invoke(cli, ["protocol", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "4 warning(s)" in result.output
+    assert "policy.availability.conditions[0]" in result.output
