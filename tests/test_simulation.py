@@ -71,8 +71,12 @@ def test_a_rule_behind_an_always_true_rule_is_reported_as_never_fired(tmp_path: 
     finally:
         sim.close()
     assert "shadowed" in report["rules"]["never_fired"]
-    assert report["rules"]["fired"]  # other rules did fire
-    assert "shadowed" not in report["rules"]["fired"]
+    fired = report["rules"]["fired"]
+    assert fired  # other rules did fire
+    assert "shadowed" not in fired
+    # Its condition held at every decision a rule decided, each time behind that rule.
+    seen = report["rules"]["shadowed"]["shadowed"]
+    assert seen == {"condition_held": sum(fired.values()), "shadowed_by": fired}
 
 
 def test_a_bad_behaviour_model_names_the_field() -> None:

@@ -9,6 +9,7 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +19,10 @@ import sqlalchemy as sa
 from app.alerts.models import Alert
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SimulatedClock
+from app.decision_rules.evaluation import builtins
 from app.decision_rules.models import Decision, SmartAssignment
+from app.decision_rules.moment import Moment
+from app.decision_rules.tailoring import convert
 from app.ema.models import EmaResponse
 from app.export.columns import Filters
 from app.export.formats import ExportFormat
@@ -26,6 +30,9 @@ from app.export.service import prepare_export, stream_export
 from app.monitoring.models import CareFlag
 from app.notifications.models import Notification, NotificationStatus
 from app.participants.models import Participant
+from app.protocols.cel_rules import compile_condition, evaluate_condition
+from app.protocols.document import Protocol
+from app.protocols.policy import Rule
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
 from app.simulation.runner import Simulation
 from app.studies.models import Study
@@ -73,9 +80,23 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
         )
         flags = Counter(k for (k,) in session.execute(sa.select(CareFlag.kind)))
         alerts = Counter(s for (s,) in session.execute(sa.select(Alert.severity)))
+        fired_rows = session.execute(
+            sa.select(
+                Decision.rule_id,
+                Decision.decision_point_id,
+                Decision.local_time,
+                Decision.stage,
+                Decision.track,
+                Decision.pai_recommendation,
+                Decision.tailoring,
+                Participant.attributes,
+            )
+            .join(Participant, Participant.id == Decision.participant_id)
+            .where(Decision.rule_id.is_not(None))
+        ).all()
     cap = protocol.policy.availability.max_prompts_per_day
-    declared_rules = [rule.id for rule in protocol.policy.rules]
     fired = Counter(d.rule_id for d in decisions if d.rule_id is not None)
+    never = [rule for rule in protocol.policy.rules if rule.id not in fired]
     return {
         "simulation": {
             "participants": len(sim.participants),
@@ -95,7 +116,8 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
         "availability": _availability(decisions),
         "rules": {
             "fired": dict(sorted(fired.items())),
-            "never_fired": [r for r in declared_rules if r not in fired],
+            "never_fired": [rule.id for rule in never],
+            "shadowed": _shadowed(protocol, never, fired_rows),
         },
         "deliveries": _deliveries(decisions),
         "smart": dict(sorted(tracks.items())),
@@ -131,6 +153,41 @@ def _burden(
             "all_pushes": sum(t > cap for t in totals) if cap else 0,
         },
     }
+
+
+def _shadowed(protocol: Protocol, never: Sequence[Rule], rows: Sequence[Any]) -> dict[str, Any]:
+    """For each rule that never fired: at how many decisions its condition held, and which
+    earlier rule fired there instead (re-evaluated on each decision's logged values)."""
+    types = {v.name: v.type for v in protocol.tailoring_variables}
+    result: dict[str, Any] = {}
+    for rule in never:
+        program = compile_condition(rule.when)
+        by: Counter[str] = Counter()
+        for row in rows:
+            moment = Moment(
+                decision_point=row.decision_point_id,
+                local=datetime.fromisoformat(row.local_time),
+                attributes=row.attributes or {},
+                stage=row.stage or "",
+                track=row.track or "",
+                pai_recommendation=row.pai_recommendation or "",
+            )
+            values = {
+                name: convert(value, types[name])
+                for name, value in (row.tailoring or {}).items()
+                if value is not None and name in types
+            }
+            try:
+                held = evaluate_condition(program, {**builtins(moment), **values})
+            except Exception:  # noqa: S112 - a condition that cannot run here did not hold
+                continue
+            if held:
+                by[row.rule_id] += 1
+        result[rule.id] = {
+            "condition_held": sum(by.values()),
+            "shadowed_by": dict(by.most_common()),
+        }
+    return result
 
 
 def _availability(decisions: Sequence[Any]) -> dict[str, Any]:
@@ -250,9 +307,14 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Rules</h2>",
         _table(["rule", "fired"], list(report["rules"]["fired"].items())),
     ]
-    never = report["rules"]["never_fired"]
-    if never:
-        parts.append(f"<p class='warn'>Never fired: {html.escape(', '.join(never))}</p>")
+    for rule, seen in report["rules"]["shadowed"].items():
+        earlier = ", ".join(f"{r} ({n})" for r, n in seen["shadowed_by"].items())
+        reason = (
+            f"its condition held at {seen['condition_held']} decisions, where {earlier} fired first"
+            if seen["condition_held"]
+            else "its condition never held"
+        )
+        parts.append(f"<p class='warn'>Never fired: {html.escape(rule)}: {html.escape(reason)}</p>")
     parts += [
         "<h2>Delivered options</h2>",
         _table(["option", "deliveries"], list(report["deliveries"]["options"].items())),
