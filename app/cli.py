@@ -182,7 +182,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run the background worker (scheduling and push delivery) in the foreground."""
-    from app.worker.runner import worker_from_settings
+    from app.wiring import worker_from_settings
 
     settings = _settings()
     engine = engine_from_settings(settings)

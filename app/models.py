@@ -18,6 +18,7 @@ from app.participants.models import (
 from app.protocols.models import ProtocolVersion
 from app.scheduling.models import ScheduledItem, ScheduleHorizon
 from app.sensing.models import WearableSummary
+from app.simulation.models import SimulationJob
 from app.staff.models import ApiKey
 from app.studies.models import Study
 from app.worker.models import WorkerHeartbeat
@@ -44,6 +45,7 @@ __all__ = [
     "ProtocolVersion",
     "ScheduleHorizon",
     "ScheduledItem",
+    "SimulationJob",
     "SmartAssignment",
     "Study",
     "WearableSummary",

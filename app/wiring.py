@@ -7,14 +7,21 @@ outside the API app reaches scheduling's triggers once ``connect_listeners()`` h
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.webhook import WebhookConfig
+from app.core.clock import Clock
 from app.core.config import Settings
 from app.decision_rules.engine import decide_batch
+from app.listeners import connect_listeners
 from app.notifications.provider_setup import provider_from_settings
 from app.notifications.providers import PushProvider
+from app.notifications.sender import SendPolicy
 from app.scheduling.decision_hook import DecideBatch
-from app.scheduling.triggers import subscribe_all
+from app.simulation.jobs import run_next_simulation
+from app.worker.runner import BackgroundJob, Worker
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,8 @@ class Wiring:
     provider: PushProvider
     # None when no care-team webhook is configured (alerts are then only stored).
     alert_webhook: WebhookConfig | None
-
-
-def connect_listeners() -> None:
-    """Participant events (EMA answers, completed exercises …) reach scheduling's triggers.
-    Idempotent: connecting twice does not make a listener fire twice."""
-    subscribe_all()
+    # Long jobs the worker runs beside exports (protocol simulations).
+    background_jobs: tuple[BackgroundJob, ...] = ()
 
 
 def wire(settings: Settings) -> Wiring:
@@ -40,4 +43,39 @@ def wire(settings: Settings) -> Wiring:
         decider=decide_batch,
         provider=provider_from_settings(settings),
         alert_webhook=WebhookConfig.from_settings(settings),
+        background_jobs=(run_next_simulation,),
     )
+
+
+def worker_from_settings(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    settings: Settings,
+    *,
+    wiring: Wiring | None = None,
+    worker_id: str | None = None,
+) -> Worker:
+    """The worker the settings describe, with ``wire(settings)`` unless given a wiring."""
+    wiring = wiring or wire(settings)
+    lease = timedelta(seconds=settings.lease_seconds)
+    return Worker(
+        session_factory,
+        clock,
+        tick_seconds=settings.worker_tick_seconds,
+        worker_id=worker_id,
+        decider=wiring.decider,
+        provider=wiring.provider,
+        send_policy=SendPolicy(
+            max_attempts=settings.push_max_attempts,
+            lease=lease,
+            batch_size=settings.push_batch_size,
+        ),
+        schedule_batch_size=settings.schedule_batch_size,
+        lease=lease,
+        export_dir=settings.export_dir,
+        alert_webhook=wiring.alert_webhook,
+        background_jobs=wiring.background_jobs,
+    )
+
+
+__all__ = ["Wiring", "connect_listeners", "wire", "worker_from_settings"]

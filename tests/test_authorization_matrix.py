@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.export.jobs import run_next_job
 from app.monitoring.models import CareFlag
 from app.protocols.example_files import MINIMAL, example_text
+from app.simulation.jobs import run_next_simulation
 from app.staff.models import Role
 from tests.conftest import World, bearer
 
@@ -126,6 +127,16 @@ CASES = [
     ),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}", 200, "staff", RESEARCHERS),
     Case("GET", "/v1/studies/{study}/export-jobs/{job}/bundle", 200, "staff", RESEARCHERS),
+    Case(
+        "POST",
+        "/v1/studies/{study}/simulations",
+        202,
+        "staff",
+        WRITERS,
+        {"participants": 1, "days": 1},
+    ),
+    Case("GET", "/v1/studies/{study}/simulations/{simulation}", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/simulations/{simulation}/bundle", 200, "staff", ALL_STAFF),
     # The matrix's minimal protocol names no proximal outcome: an allowed caller gets 422.
     Case("POST", "/v1/studies/{study}/analyses/mrt", 422, "staff", RESEARCHERS, {"outcome": "x"}),
     Case("GET", "/v1/studies/{study}/flags", 200, "staff", ALL_STAFF),
@@ -206,6 +217,16 @@ def _finished_export_job(world: World, study_id: str, admin: dict[str, str]) -> 
     ).json()
     export_dir = world.client.app.state.settings.export_dir  # type: ignore[attr-defined]
     assert run_next_job(world.session_factory, world.clock, export_dir, "matrix")
+    job_id: str = job["id"]
+    return job_id
+
+
+def _finished_simulation(world: World, study_id: str, admin: dict[str, str]) -> str:
+    job = world.client.post(
+        f"/v1/studies/{study_id}/simulations", json={"participants": 1, "days": 1}, headers=admin
+    ).json()
+    export_dir = world.client.app.state.settings.export_dir  # type: ignore[attr-defined]
+    assert run_next_simulation(world.session_factory, world.clock, export_dir, "matrix")
     job_id: str = job["id"]
     return job_id
 
@@ -297,6 +318,7 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "draft_version": "2",
         "dataset": "participants",
         "job": _finished_export_job(world, study["id"], admin),
+        "simulation": _finished_simulation(world, study["id"], admin),
         "flag": _flag(world, owner),
     }
     headers = {
@@ -370,6 +392,7 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{flag_id}": "{}",
         "{alert_id}": "{}",
         "{alert}": "{}",
+        "{simulation}": "{}",
     }
 
     def norm(path: str) -> str:

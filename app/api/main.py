@@ -27,6 +27,7 @@ from app.api.routes import (
     participant_data,
     participants,
     protocols,
+    simulations,
     staff_devices,
     studies,
 )
@@ -39,8 +40,7 @@ from app.core.metrics import exposition_registry
 from app.core.migrations import ensure_schema_current, upgrade_to_head
 from app.observability.state import DatabaseState
 from app.participants.throttle import EnrollmentThrottle
-from app.wiring import connect_listeners
-from app.worker.runner import worker_from_settings
+from app.wiring import connect_listeners, worker_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         protocols.router,
         participants.router,
         staff_devices.router,
+        simulations.router,
         decisions.router,
         me.enroll_router,
         me.router,

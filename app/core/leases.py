@@ -9,15 +9,21 @@ that lost its lease to another one settles nothing twice. On PostgreSQL the clai
 rows another worker is locking; SQLite runs one writer at a time anyway.
 """
 
+import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
+
+from app.core.clock import Clock
+from app.core.db import is_database_unavailable, session_scope
+
+logger = logging.getLogger(__name__)
 
 Condition = Callable[[datetime], ColumnElement[bool]]
 
@@ -130,3 +136,41 @@ def retake(
         .returning(m.id, *returning)
         .execution_options(synchronize_session=False)
     ).all()
+
+
+def run_one(
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    table: LeasedTable,
+    worker_id: str,
+    lease: timedelta,
+    work: Callable[[uuid.UUID], Mapping[str, Any]],
+    *,
+    done: str,
+    failed: str,
+) -> bool:
+    """Claim the oldest waiting job of ``table`` and run ``work(job_id)`` outside any
+    transaction; then settle it as ``done`` with the columns ``work`` returns, or as
+    ``failed`` with the error. False when there was no job. A database outage leaves the
+    job held: its lease lapses and it runs again."""
+    with session_scope(session_factory) as session:
+        ids = claim(session, table, clock.now(), worker_id, lease, 1)
+    if not ids:
+        return False
+    (job_id,) = ids
+    try:
+        values: dict[str, Any] = {table.status.key: done, **work(job_id)}
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise
+        logger.exception("%s %s failed", table.model.__tablename__, job_id)
+        values = {table.status.key: failed, "error": str(exc)}
+    values |= {"finished_at": clock.now(), table.owner.key: None}
+    with session_scope(session_factory) as session:
+        session.execute(
+            sa.update(table.model)
+            .where(table.model.id == job_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return True

@@ -16,9 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor, ActorKind
 from app.core.clock import Clock
-from app.core.db import is_database_unavailable, session_scope
 from app.core.errors import ConflictError, NotFoundError
-from app.core.leases import LeasedTable, claim
+from app.core.leases import LeasedTable, run_one
 from app.export.columns import Filters
 from app.export.formats import ExportFormat
 from app.export.models import ExportJob, ExportStatus
@@ -83,11 +82,6 @@ JOBS = LeasedTable(
 )
 
 
-def _claim(session: Session, clock: Clock, worker_id: str) -> ExportJob | None:
-    ids = claim(session, JOBS, clock.now(), worker_id, LEASE, limit=1)
-    return session.get(ExportJob, ids[0]) if ids else None
-
-
 def _filters(raw: dict[str, Any]) -> Filters:
     def when(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
@@ -104,30 +98,21 @@ def run_next_job(
     session_factory: sessionmaker[Session], clock: Clock, export_dir: str, worker_id: str
 ) -> bool:
     """Claim and run one pending export job; False when there was none."""
-    with session_scope(session_factory) as session:
-        job = _claim(session, clock, worker_id)
-        if job is None:
-            return False
-        job_id = job.id
-    try:
+
+    def work(job_id: uuid.UUID) -> dict[str, Any]:
         file_name, size = _write_bundle(session_factory, clock, export_dir, job_id)
-    except Exception as exc:
-        if is_database_unavailable(exc):
-            raise  # the job stays claimed until its lease expires, then runs again
-        logger.exception("export job %s failed", job_id)
-        with session_scope(session_factory) as session:
-            failed = session.get_one(ExportJob, job_id)
-            failed.status, failed.error, failed.finished_at = (
-                ExportStatus.failed,
-                str(exc),
-                clock.now(),
-            )
-        return True
-    with session_scope(session_factory) as session:
-        done = session.get_one(ExportJob, job_id)
-        done.status, done.file_name, done.size_bytes = ExportStatus.done, file_name, size
-        done.finished_at, done.lease_owner = clock.now(), None
-    return True
+        return {"file_name": file_name, "size_bytes": size}
+
+    return run_one(
+        session_factory,
+        clock,
+        JOBS,
+        worker_id,
+        LEASE,
+        work,
+        done=ExportStatus.done,
+        failed=ExportStatus.failed,
+    )
 
 
 def _write_bundle(

@@ -35,6 +35,7 @@ from app.decision_rules.engine import decide_batch
 from app.ema.ingest import EmaSubmission, submit_responses
 from app.engagement.ingest import EventInput, record_events
 from app.engagement.models import EngagementKind
+from app.listeners import connect_listeners
 from app.notifications.devices import register_device
 from app.notifications.models import (
     AttemptOutcome,
@@ -55,7 +56,6 @@ from app.studies.models import Study, StudyStatus
 from app.studies.service import create_study
 from app.study_operations import participants as operations
 from app.study_operations.protocol_versions import upload_version, validate_document
-from app.wiring import connect_listeners
 from app.worker.runner import Worker
 
 logger = logging.getLogger(__name__)

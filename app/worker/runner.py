@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
-from app.core.config import Settings
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
 from app.core.metrics import observe_due_work, observe_pushes
 from app.export.jobs import run_next_job
@@ -32,7 +32,6 @@ from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import Settled, expire_unanswered, run_due_batch
 from app.scheduling.fired_prompts import closed_prompts
 from app.scheduling.planning import extend_horizon, participants_needing_plans
-from app.wiring import Wiring, wire
 from app.worker.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -69,6 +68,10 @@ def default_worker_id() -> str:
 # Participants whose horizons are extended per transaction.
 PLAN_BATCH = 200
 
+# Long work a worker runs apart from its tick, one item at a time, like exports: called
+# with (session factory, clock, export directory, worker id); False when there was none.
+BackgroundJob = Callable[[sessionmaker[Session], Clock, str, str], bool]
+
 # How long the sender waits for the first decisions of a tick to commit.
 SENDER_POLL_SECONDS = 0.02
 
@@ -96,6 +99,7 @@ class Worker:
         send_policy: SendPolicy | None = None,
         schedule_batch_size: int = 500,
         lease: timedelta = timedelta(seconds=120),
+        background_jobs: Sequence[BackgroundJob] = (),
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
@@ -109,6 +113,7 @@ class Worker:
         self.send_policy = send_policy or SendPolicy(lease=lease)
         self.schedule_batch_size = schedule_batch_size
         self.lease = lease
+        self.background_jobs = tuple(background_jobs)
         self._scheduler: BackgroundScheduler | BlockingScheduler | None = None
 
     def tick(self) -> None:
@@ -135,7 +140,9 @@ class Worker:
         if self.export_dir is None:
             return
         try:
-            while run_next_job(self.session_factory, self.clock, self.export_dir, self.worker_id):
+            jobs = (run_next_job, *self.background_jobs)
+            args = (self.session_factory, self.clock, self.export_dir, self.worker_id)
+            while any(job(*args) for job in jobs):
                 pass
         except Exception as exc:
             log_failure("export run failed", exc)
@@ -316,33 +323,3 @@ class Worker:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         self._scheduler = None
-
-
-def worker_from_settings(
-    session_factory: sessionmaker[Session],
-    clock: Clock,
-    settings: Settings,
-    *,
-    wiring: Wiring | None = None,
-    worker_id: str | None = None,
-) -> Worker:
-    """The worker the settings describe, with ``wire(settings)`` unless given a wiring."""
-    wiring = wiring or wire(settings)
-    lease = timedelta(seconds=settings.lease_seconds)
-    return Worker(
-        session_factory,
-        clock,
-        tick_seconds=settings.worker_tick_seconds,
-        worker_id=worker_id,
-        decider=wiring.decider,
-        provider=wiring.provider,
-        send_policy=SendPolicy(
-            max_attempts=settings.push_max_attempts,
-            lease=lease,
-            batch_size=settings.push_batch_size,
-        ),
-        schedule_batch_size=settings.schedule_batch_size,
-        lease=lease,
-        export_dir=settings.export_dir,
-        alert_webhook=wiring.alert_webhook,
-    )

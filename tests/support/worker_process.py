@@ -19,8 +19,7 @@ from app.core.config import load_settings
 from app.core.db import create_db_engine, make_session_factory
 from app.notifications.delivery import Delivery
 from app.scheduling.models import ScheduledItem
-from app.wiring import wire
-from app.worker.runner import worker_from_settings
+from app.wiring import wire, worker_from_settings
 
 
 def deliver_always(
