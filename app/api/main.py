@@ -99,8 +99,14 @@ TAGS = [
     },
     {
         "name": "participant data",
-        "description": "Staff review of a participant's EMA responses, wearable summaries and "
-        "engagement events (audited).",
+        "description": "Staff review of a participant's EMA responses, wearable summaries, "
+        "engagement events and planned schedule (audited), and a test push to their phones.",
+    },
+    {
+        "name": "simulations",
+        "description": "A stored protocol version run for synthetic participants on a "
+        "virtual clock, in the background, before any patient gets it. See "
+        "docs/simulation.md.",
     },
     {
         "name": "alerts",
