@@ -7,7 +7,6 @@ like every other piece of work here: a row, claimed with a lease, retried after 
 import json
 import logging
 import uuid
-import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -15,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.service import Actor, ActorKind
+from app.core.bundles import zip_bundle
 from app.core.clock import Clock
 from app.core.errors import ConflictError, NotFoundError
 from app.core.leases import LeasedTable, run_one
@@ -134,15 +134,11 @@ def _write_bundle(
         )
         session.commit()  # the audit record: the export happens now
         directory = Path(export_dir)
-        directory.mkdir(parents=True, exist_ok=True)
         file_name = f"{study.slug}-{job.dataset}-{job.id}.zip"
-        partial = directory / f"{file_name}.partial"
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        with zip_bundle(directory, file_name) as bundle:
             with bundle.open(prepared.filename, "w", force_zip64=True) as data:
                 for chunk in stream_export(session, study, prepared):
                     data.write(chunk)
             bundle.writestr("data_dictionary.json", json.dumps(prepared.dictionary, indent=2))
             bundle.writestr("provenance.json", json.dumps(prepared.provenance, indent=2))
-        # A download never sees a half-written bundle.
-        partial.rename(directory / file_name)
         return file_name, (directory / file_name).stat().st_size

@@ -5,13 +5,13 @@ report.json, report.html and decisions.csv."""
 import tempfile
 import time
 import uuid
-import zipfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.bundles import zip_bundle
 from app.core.clock import Clock
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.core.leases import LeasedTable, run_one
@@ -128,7 +128,9 @@ def run_next_simulation(
             finally:
                 sim.close()
             file_name = f"{slug}-simulation-{job_id}.zip"
-            _bundle(out, Path(export_dir), file_name)
+            with zip_bundle(Path(export_dir), file_name) as bundle:
+                for name in OUTPUTS:
+                    bundle.write(out / name, name)
         return {"report": report, "file_name": file_name}
 
     return run_one(
@@ -141,13 +143,3 @@ def run_next_simulation(
         done=SimulationStatus.done,
         failed=SimulationStatus.failed,
     )
-
-
-def _bundle(out: Path, directory: Path, file_name: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{file_name}.partial"
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for name in OUTPUTS:
-            bundle.write(out / name, name)
-    # A download never sees a half-written bundle.
-    partial.rename(directory / file_name)
