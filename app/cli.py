@@ -2,6 +2,7 @@
 
 import atexit
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -222,14 +223,44 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve after seeding.")
     ] = True,
+    history_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=84,
+            help="Days of simulated history before now (0: none): simulated participants' "
+            "answers, wearable data, decisions, pushes and flags.",
+        ),
+    ] = 21,
+    history_participants: Annotated[
+        int, typer.Option(min=1, max=200, help="Simulated participants in the history.")
+    ] = 12,
 ) -> None:
-    """Create a fresh demo database (study, participants, keys), print how to use it, serve."""
-    from app.demo import seed_demo
+    """Create a fresh demo database (study, simulated history, participants, keys), print
+    how to use it, serve."""
+    import time
+
+    from app.demo import seed_demo, simulate_history
 
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     os.environ["KAIROS_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
     settings = _settings()
+    if history_days:
+        typer.echo(
+            f"Simulating {history_days} days of {history_participants} participants "
+            "(the real scheduling, decisions, pushes and ingestion; docs/simulation.md) …"
+        )
+        started = time.perf_counter()
+        logging.getLogger("app").setLevel(logging.ERROR)
+        pushes = simulate_history(
+            database.resolve(),
+            now=SystemClock().now(),
+            days=history_days,
+            participants=history_participants,
+        )
+        logging.getLogger("app").setLevel(logging.NOTSET)
+        typer.echo(f"… {pushes:,} pushes in {time.perf_counter() - started:.0f} s.")
     engine = engine_from_settings(settings)
     try:
         upgrade_to_head(engine)

@@ -1,21 +1,31 @@
-"""Demo data: a study with enrolled and invited participants, for trying Kairos locally."""
+"""Demo data: a study with enrolled and invited participants, for trying Kairos locally,
+and weeks of simulated participants before them, so that trends, flags, decision histories
+and exports have data in them from the start."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.audit.service import CLI_ACTOR
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
+from app.protocols.example_files import (
+    CHRONIC_PAIN_JITAI,
+    example_behaviour_text,
+    example_text,
+)
 from app.staff.models import Role
 from app.staff.service import create_api_key
-from app.studies.models import StudyStatus
+from app.studies.models import Study, StudyStatus
 from app.studies.service import create_study
 from app.study_operations import participants as operations
 from app.study_operations.protocol_versions import upload_version
 
 DEMO_STUDY_SLUG = "demo-chronic-pain-jitai"
+DEMO_STUDY_NAME = "Demo: JITAI for chronic low back pain"
 
 
 @dataclass
@@ -38,19 +48,45 @@ def _attributes(
     }
 
 
-def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredentials:
-    study = create_study(
-        session,
-        clock,
-        CLI_ACTOR,
-        slug=DEMO_STUDY_SLUG,
-        name="Demo: JITAI for chronic low back pain",
-        description="A demo study: pain-acceptance and activity prompts for adults with "
-        "chronic low back pain, with five decision points a day.",
-        status=StudyStatus.active,
+def simulate_history(database: Path, *, now: datetime, days: int, participants: int) -> int:
+    """Create the demo study in a new database with ``participants`` simulated people who
+    enrolled ``days`` ago and have lived the shipped example protocol until ``now``,
+    through the simulator (the real scheduling, decisions, pushes, ingestion and flags).
+    Returns how many pushes they got."""
+    from app.simulation.behaviour import parse_behaviour
+    from app.simulation.runner import simulate
+
+    sim = simulate(
+        example_text(CHRONIC_PAIN_JITAI),
+        participants=participants,
+        days=days,
+        seed=1,
+        behaviour=parse_behaviour(example_behaviour_text()),
+        start=now - timedelta(days=days),
+        database=database,
+        study=(DEMO_STUDY_SLUG, DEMO_STUDY_NAME),
     )
-    # The shipped 12-week example: version 1, active, so every demo participant follows it.
-    upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
+    sim.close()
+    return sim.pushes_accepted
+
+
+def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredentials:
+    study = session.scalar(sa.select(Study).where(Study.slug == DEMO_STUDY_SLUG))
+    if study is None:
+        study = create_study(
+            session,
+            clock,
+            CLI_ACTOR,
+            slug=DEMO_STUDY_SLUG,
+            name=DEMO_STUDY_NAME,
+            status=StudyStatus.active,
+        )
+        # The shipped 12-week example: version 1, active, so every participant follows it.
+        upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
+    study.description = (
+        "A demo study: pain-acceptance and activity prompts for adults with chronic low back "
+        "pain, with five decision points a day."
+    )
     creds = DemoCredentials(study_id=str(study.id))
     for role in Role:
         _, key = create_api_key(session, clock, CLI_ACTOR, name=f"demo {role}", role=role)

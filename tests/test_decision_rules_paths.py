@@ -8,7 +8,7 @@ import pytest
 
 from app.decision_rules.models import SmartAssignment
 from tests.conftest import World
-from tests.support.decisions import ATTRIBUTES, Trial
+from tests.support.decisions import ATTRIBUTES, Trial, example_document
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # Sunday, 13:00 in Berlin (UTC+1)
 DAY2 = datetime(2026, 3, 3, tzinfo=UTC)  # a Tuesday
@@ -151,7 +151,12 @@ def test_otherwise_nothing(trial: Trial) -> None:
     assert set(decision.tailoring_defaulted) >= {"interference_today", "steps_3h"}
 
 
-def test_unavailable_on_the_enrollment_day(trial: Trial) -> None:
+def test_unavailable_on_the_enrollment_day(world: World) -> None:
+    # The shipped example dropped this condition (its simulation showed the cost).
+    document = example_document()
+    document["policy"]["availability"]["conditions"] = ["days_enrolled >= 1"]
+    world.clock.set(ENROLLED)
+    trial = Trial(world, document)
     participant = trial.participant(enrolled_at=ENROLLED)
     trial.ema(participant, "checkin", {"pain": 4}, ENROLLED + timedelta(minutes=5))
     decision, delivery = trial.decide_one(participant, "evening", at(ENROLLED, 19, 30))
@@ -162,7 +167,13 @@ def test_unavailable_on_the_enrollment_day(trial: Trial) -> None:
     assert decision.probabilities == {}
 
 
-def test_unavailable_without_data_for_a_variable_without_default(trial: Trial) -> None:
+def test_unavailable_without_data_for_a_variable_without_default(world: World) -> None:
+    document = example_document()
+    for variable in document["tailoring_variables"]:
+        if variable["name"] == "pain_mean_7d":
+            del variable["default"]
+    world.clock.set(ENROLLED)
+    trial = Trial(world, document)
     participant = trial.participant(enrolled_at=ENROLLED)
     decision, _ = trial.decide_one(participant, "afternoon", at(DAY2, 14))
     assert not decision.available

@@ -77,8 +77,14 @@ def test_stage_end_rerandomizes_by_response(
 
 
 def test_responder_criterion_without_data_means_non_responder(world: World) -> None:
+    # Without defaults for its variables (as the example first shipped), the criterion
+    # cannot be evaluated: an error, and a non-responder.
+    document = example_document()
+    for variable in document["tailoring_variables"]:
+        if variable["name"] in ("pain_mean_7d", "pain_baseline"):
+            del variable["default"]
     world.clock.set(ENROLLED)
-    trial = Trial(world)
+    trial = Trial(world, document)
     participant = trial.participant(enrolled_at=ENROLLED)
     for day in range(1, 7):
         trial.ema(participant, "morning", {"pain": 8}, ENROLLED + timedelta(days=day))
@@ -91,6 +97,21 @@ def test_responder_criterion_without_data_means_non_responder(world: World) -> N
     # The decision itself is unavailable: pain_mean_7d has no default.
     assert not decision.available
     assert decision.track == row.track
+
+
+def test_the_examples_responder_criterion_reads_no_data_as_non_responder(world: World) -> None:
+    # The shipped example's defaults (-1: no data) make the same case a plain "no".
+    world.clock.set(ENROLLED)
+    trial = Trial(world)
+    participant = trial.participant(enrolled_at=ENROLLED)
+    for day in range(1, 7):
+        trial.ema(participant, "morning", {"pain": 8}, ENROLLED + timedelta(days=day))
+    decision, _ = trial.decide_one(participant, "afternoon", DAY28)
+    [row] = assignments(trial, participant)
+    assert (row.responder, row.responder_error) == (False, None)
+    assert row.probabilities == {"intensify": 0.5, "maintain": 0.5}
+    assert decision.available
+    assert decision.tailoring["pain_mean_7d"] == -1
 
 
 def test_initial_track_is_assigned_at_the_first_decision(world: World) -> None:

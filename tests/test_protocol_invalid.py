@@ -191,7 +191,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, Any]], Mutation, str, str]] = {
     ),
     "availability condition": (
         full,
-        at("policy.availability.conditions[0]", "days_enroled >= 1"),
+        at("policy.availability.conditions", ["days_enroled >= 1"]),
         "policy.availability.conditions[0]",
         "did you mean 'days_enrolled'?",
     ),
@@ -316,7 +316,7 @@ CASES: dict[str, tuple[Callable[[], dict[str, Any]], Mutation, str, str]] = {
     "bounds impossible for a rule": (
         full,
         at("policy.probability_bounds", {"min": 0.4, "max": 0.9}),
-        "policy.rules[3].randomize",
+        "policy.rules[4].randomize",
         "3 options cannot all get at least probability_bounds.min 0.4",
     ),
     "none option with a title": (

@@ -20,13 +20,37 @@ def _warnings(document: dict[str, Any]) -> dict[str, str]:
     return {w.path: w.message for w in protocol_warnings(protocol)}
 
 
-def test_the_example_gets_the_warnings_the_simulator_confirms() -> None:
-    found = {w.path: w.message for w in protocol_warnings(parse_protocol(EXAMPLE))}
+def _as_first_shipped() -> dict[str, Any]:
+    """The example as it was before its simulation fixed it (docs/protocols.md, "What the
+    simulation found")."""
+    document = example_document()
+    availability = document["policy"]["availability"]
+    availability["conditions"] = ["days_enrolled >= 1"]
+    del availability["max_pushes_per_day"]
+    for schedule in document["ema_schedules"]:
+        if "reminders" in schedule:
+            schedule["reminders"]["count"] = 2
+    for variable in document["tailoring_variables"]:
+        if variable["name"] in ("pain_mean_7d", "pain_baseline"):
+            del variable["default"]
+    return document
+
+
+FIRST_SHIPPED = yaml.safe_dump(_as_first_shipped(), sort_keys=False)
+
+
+def test_the_shipped_example_has_no_warnings() -> None:
+    assert protocol_warnings(parse_protocol(EXAMPLE)) == []
+
+
+def test_the_example_as_first_shipped_gets_the_warnings_the_simulator_confirmed() -> None:
+    found = _warnings(_as_first_shipped())
     expected = {
         "tailoring_variables[6].default": "'pain_mean_7d' has no default",
         "tailoring_variables[7].default": "'pain_baseline' has no default",
         "policy.availability.conditions[0]": "enrollment day",
-        "policy.availability.max_prompts_per_day": "14 pushes a day",
+        # 3 EMA prompts, 6 reminders and 3 interventions (the cap), as issue 14 counted.
+        "policy.availability.max_prompts_per_day": "12 pushes a day",
     }
     assert set(found) == set(expected)
     assert all(expected[path] in message for path, message in found.items())
@@ -73,13 +97,13 @@ def test_defaults_silence_the_missing_data_warning() -> None:
 
 def test_the_api_returns_warnings_without_blocking(world: World) -> None:
     staff = {**world.staff(Role.admin), "Content-Type": "application/yaml"}
-    checked = world.client.post("/v1/protocols/validate", content=EXAMPLE, headers=staff)
+    checked = world.client.post("/v1/protocols/validate", content=FIRST_SHIPPED, headers=staff)
     assert checked.status_code == 200, checked.text
     paths = {w["path"] for w in checked.json()["warnings"]}
     assert "policy.availability.conditions[0]" in paths
     study = world.study()
     stored = world.client.post(
-        f"/v1/studies/{study['id']}/protocols", content=EXAMPLE, headers=staff
+        f"/v1/studies/{study['id']}/protocols", content=FIRST_SHIPPED, headers=staff
     )
     assert stored.status_code == 201, stored.text
     assert {w["path"] for w in stored.json()["warnings"]} == paths
@@ -91,7 +115,7 @@ def test_the_api_returns_warnings_without_blocking(world: World) -> None:
 
 def test_kairos_protocol_validate_prints_warnings_and_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "protocol.yaml"
-    path.write_text(EXAMPLE)
+    path.write_text(FIRST_SHIPPED)
     result = CliRunner().invoke(cli, ["protocol", "validate", str(path)])
     assert result.exit_code == 0, result.output
     assert "4 warning(s)" in result.output

@@ -29,36 +29,12 @@ from tests.support.scheduling import (
     enrolled,
     fire_due,
     items,
+    run_until,
     upload,
     worker,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def run_until(world: World, w: Worker, until: datetime) -> None:
-    """Jump the simulated clock from due time to due time, running the worker at each."""
-    while True:
-        with world.session_factory() as session:
-            next_due = session.scalar(
-                sa.select(sa.func.min(ScheduledItem.due_at)).where(
-                    ScheduledItem.status == ItemStatus.planned,
-                    ScheduledItem.due_at > world.clock.now(),
-                )
-            )
-            next_send = session.scalar(
-                sa.select(sa.func.min(Notification.send_at)).where(
-                    Notification.status == NotificationStatus.pending,
-                    Notification.send_at > world.clock.now(),
-                )
-            )
-        candidates = [t for t in (next_due, next_send) if t is not None and t <= until]
-        if not candidates:
-            world.clock.set(until)
-            w.run_pending()
-            return
-        world.clock.set(min(candidates))
-        w.run_pending()
 
 
 def test_enrollment_materializes_two_days_idempotently(world: World) -> None:

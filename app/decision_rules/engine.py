@@ -25,6 +25,7 @@ from app.decision_rules.evaluation import Evaluation, burden_reason, evaluate, f
 from app.decision_rules.models import Decision, SmartAssignment
 from app.decision_rules.moment import Moment
 from app.decision_rules.onboarding import latest_recommendations, score
+from app.decision_rules.push_budget import pushes_today
 from app.decision_rules.record import DecisionRecord
 from app.decision_rules.seeding import choose, derive_seed, uniform
 from app.decision_rules.smart import SmartState, advance
@@ -63,6 +64,7 @@ def merge_note(item: ScheduledItem) -> str | None:
 @dataclass
 class _Burden:
     prompts_today: int = 0
+    pushes_today: int = 0
     last_prompt_at: datetime | None = None
     # The protocol's automatic response to an unresolved fatigue flag (1.0: none).
     budget_factor: float = 1.0
@@ -231,6 +233,7 @@ def _decide(
         pai_recommendation=facts.pai_recommendation or "",
         prompts_today=burden.prompts_today,
         last_prompt_at=burden.last_prompt_at,
+        pushes_today=burden.pushes_today,
         prompt_budget_factor=burden.budget_factor,
     )
     # A failure before the rules (SMART, PAI) still never overrides the participant's
@@ -249,6 +252,7 @@ def _decide(
     if delivery is not None:
         # Counted against the participant's burden for the rest of the batch.
         burden.prompts_today += 1
+        burden.pushes_today += 1
         burden.last_prompt_at = now
     return _log(decision_id, now, decided, facts, evaluation, drawn), delivery, smart.new
 
@@ -474,12 +478,17 @@ def _burden(
     protocols: Mapping[VersionKey, Protocol],
 ) -> dict[uuid.UUID, _Burden]:
     """Intervention prompts created today (local day) and the last one, per participant:
-    one query over a bounded set (today, or the minimum gap if that reaches further)."""
+    one query over a bounded set (today, or the minimum gap if that reaches further); and
+    all pushes today where the protocol has a push budget."""
     gaps: dict[uuid.UUID, int] = {}
+    budgeted: set[uuid.UUID] = set()
     for item in items:
         protocol = protocols.get((item.study_id, item.protocol_version))
-        gap = protocol.policy.availability.min_minutes_between_prompts if protocol else None
+        limits = protocol.policy.availability if protocol else None
+        gap = limits.min_minutes_between_prompts if limits else None
         gaps[item.participant_id] = max(gaps.get(item.participant_id, 0), gap or 0)
+        if limits is not None and limits.max_pushes_per_day is not None:
+            budgeted.add(item.participant_id)
     today = {pid: start_of_local_day(now, zones[pid]) for pid in participants}
     bounds = [
         Bound(index, pid, min(today[pid], now - timedelta(minutes=gaps.get(pid, 0))), now)
@@ -495,6 +504,9 @@ def _burden(
             entry.prompts_today += 1
         if entry.last_prompt_at is None or created_at > entry.last_prompt_at:
             entry.last_prompt_at = created_at
+    counts = pushes_today(session, {pid: zones[pid] for pid in budgeted}, now)
+    for pid, count in counts.items():
+        result[pid].pushes_today = count
     _fatigue_responses(session, items, protocols, result)
     return result
 

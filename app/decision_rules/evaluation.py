@@ -65,6 +65,17 @@ def is_contraindicated(protocol: Protocol, option: InterventionOption, attribute
         raise ExpressionError(f"intervention_options[{index}].contraindicated_when", exc) from exc
 
 
+def budget_reason(pushes_today: int, budget: int | None) -> str | None:
+    """Why the daily push budget forbids another push, or None (``pushes_today`` counts
+    the day's pushes so far and its scheduled EMA prompts still to come)."""
+    if budget is not None and pushes_today >= budget:
+        return (
+            f"daily push budget reached ({pushes_today} pushes today, counting the scheduled "
+            f"EMA prompts still to come; the budget is {budget})"
+        )
+    return None
+
+
 def burden_reason(protocol: Protocol, moment: Moment) -> str | None:
     """Why the burden limits forbid a prompt now, or None."""
     limits = protocol.policy.availability
@@ -81,6 +92,9 @@ def burden_reason(protocol: Protocol, moment: Moment) -> str | None:
         cap = math.floor(cap * moment.prompt_budget_factor)
     if cap is not None and moment.prompts_today >= cap:
         return f"daily cap reached ({moment.prompts_today} prompts today, the cap is {cap})"
+    over_budget = budget_reason(moment.pushes_today, limits.max_pushes_per_day)
+    if over_budget is not None:
+        return over_budget
     gap = limits.min_minutes_between_prompts
     if gap is not None and moment.last_prompt_at is not None:
         minutes = (moment.local - moment.last_prompt_at).total_seconds() / 60

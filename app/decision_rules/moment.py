@@ -20,5 +20,8 @@ class Moment:
     # Burden: intervention prompts created today (local day) and the last one's time.
     prompts_today: int = 0
     last_prompt_at: datetime | None = None
+    # Every push due today (local day) so far, EMA prompts, reminders and interventions,
+    # and the scheduled EMA prompts still to come today.
+    pushes_today: int = 0
     # Scales the daily cap (the protocol's automatic response to treatment fatigue).
     prompt_budget_factor: float = 1.0

@@ -30,6 +30,7 @@ class PreviewInput:
     study_day: int = 1
     track: str | None = None
     prompts_today: int = 0
+    pushes_today: int = 0
     minutes_since_last_prompt: int | None = None
 
 
@@ -171,6 +172,7 @@ def preview(protocol: Protocol, request: PreviewInput) -> PreviewResult:
         track=request.track or "",
         pai_recommendation=recommendation,
         prompts_today=request.prompts_today,
+        pushes_today=request.pushes_today,
         last_prompt_at=last,
     )
     evaluation = evaluate(protocol, moment, tailoring)

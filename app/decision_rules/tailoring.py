@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound
-from app.decision_rules.calendar import baseline_end
+from app.decision_rules.calendar import baseline_end, start_of_local_day
 from app.decision_rules.sources import SourceReader, Subject, reader_for
 from app.protocols.document import Protocol, TailoringVariable, ValueType
 from app.protocols.tailoring import window_span
@@ -100,7 +100,10 @@ def _window(subject: Subject, planned: _Planned) -> tuple[datetime, datetime] | 
         if subject.enrolled_at is None:
             return None
         end = min(at, baseline_end(subject.enrolled_at, planned.baseline_days, subject.zone))
-        return subject.enrolled_at, end
+        # From the local midnight of the enrollment day, not the enrollment instant: a first
+        # answer from a phone whose clock is a little slow (accepted inside the clock-skew
+        # allowance) is stamped seconds before enrolling and still belongs to the baseline.
+        return start_of_local_day(subject.enrolled_at, subject.zone), end
     if planned.span is None:
         return subject.today_start, at
     return at - planned.span, at

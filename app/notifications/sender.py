@@ -57,6 +57,21 @@ ClosedPrompts = Callable[[Session, Collection[uuid.UUID]], set[uuid.UUID]]
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """A notification of a batch about to be pushed, as a budget filter needs it."""
+
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    kind: str
+    scheduled_item_id: uuid.UUID | None
+
+
+# Of a batch (in send order), the pushes not to send, with the reason (the daily push
+# budget: app.decision_rules.push_budget.pushes_over_budget).
+OverBudget = Callable[[Session, Sequence[Outgoing], datetime], dict[uuid.UUID, str]]
+
+
+@dataclass(frozen=True)
 class SendPolicy:
     max_attempts: int = 6
     base_backoff: timedelta = timedelta(seconds=30)
@@ -128,6 +143,7 @@ def _prepare(
     owner: str,
     now: datetime,
     closed_prompts: ClosedPrompts,
+    over_budget: OverBudget | None,
 ) -> _Plan:
     plan = _Plan()
     # Plain rows, not ORM objects: this runs for every push of a burst.
@@ -143,7 +159,9 @@ def _prepare(
             n_.deep_link,
             n_.data,
             n_.expires_at,
-        ).where(n_.id.in_(ids), n_.lease_owner == owner)
+        )
+        .where(n_.id.in_(ids), n_.lease_owner == owner)
+        .order_by(n_.send_at, n_.id)
     ).all()
     statuses: dict[uuid.UUID, str] = {}
     devices: dict[uuid.UUID, list[tuple[uuid.UUID, str, str]]] = defaultdict(list)
@@ -166,6 +184,14 @@ def _prepare(
             if n.kind == NotificationKind.reminder and n.scheduled_item_id is not None
         },
     )
+    live = [
+        Outgoing(n.id, n.participant_id, n.kind, n.scheduled_item_id)
+        for n in rows
+        if (n.expires_at is None or n.expires_at > now)
+        and statuses.get(n.participant_id) == ParticipantStatus.active
+        and n.scheduled_item_id not in closed
+    ]
+    dropped = over_budget(session, live, now) if over_budget else {}
     for n in rows:
         if n.expires_at is not None and n.expires_at <= now:
             plan.settled[n.id] = (NotificationStatus.expired, "expired before it could be sent")
@@ -178,6 +204,9 @@ def _prepare(
             continue
         if n.scheduled_item_id in closed:
             plan.settled[n.id] = (NotificationStatus.cancelled, "prompt answered or closed")
+            continue
+        if n.id in dropped:
+            plan.settled[n.id] = (NotificationStatus.cancelled, dropped[n.id])
             continue
         targets = devices.get(n.participant_id, [])
         if not targets:
@@ -418,6 +447,7 @@ def send_batch(
     rng: random.Random | None = None,
     *,
     closed_prompts: ClosedPrompts,
+    over_budget: OverBudget | None = None,
 ) -> SendReport:
     """Claim, push and settle one batch of due notifications."""
     rng = rng or random.Random()  # noqa: S311 (jitter, not security)
@@ -427,7 +457,7 @@ def send_batch(
     if not ids:
         return SendReport()
     with session_scope(session_factory) as session:
-        plan = _prepare(session, ids, owner, clock.now(), closed_prompts)
+        plan = _prepare(session, ids, owner, clock.now(), closed_prompts, over_budget)
     started_at = clock.now()
     results = provider.send(plan.messages) if plan.messages else []
     if len(results) != len(plan.messages):

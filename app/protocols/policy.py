@@ -55,7 +55,12 @@ class Availability(ProtocolModel):
     quiet_hours: QuietHours | None = None
     """Local hours without pushes."""
     max_prompts_per_day: PositiveInt | None = None
-    """Daily cap on delivered prompts (options of category none do not count)."""
+    """Daily cap on delivered intervention prompts (options of category none do not
+    count)."""
+    max_pushes_per_day: PositiveInt | None = None
+    """Daily budget of all pushes in the participant's local day: EMA prompts, reminders
+    and interventions. Once reached, interventions are unavailable and reminders are not
+    sent; scheduled EMA prompts (the study's measurements) are always sent."""
     min_minutes_between_prompts: PositiveInt | None = None
     """Minimum time since the last delivered prompt."""
 

@@ -129,12 +129,23 @@ def _rules_that_cannot_fire(protocol: Protocol, scope: Scope) -> list[ProtocolWa
 
 
 def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
-    cap = protocol.policy.availability.max_prompts_per_day
+    limits = protocol.policy.availability
+    cap, budget = limits.max_prompts_per_day, limits.max_pushes_per_day
+    prompts = sum(_per_day(s) for s in protocol.ema_schedules)
+    if budget is not None:
+        if prompts <= budget:
+            return []
+        return [
+            ProtocolWarning(
+                "policy.availability.max_pushes_per_day",
+                f"the scheduled EMA prompts alone ({prompts} a day) exceed max_pushes_per_day "
+                f"({budget}): they are always sent, so every day goes over the budget",
+            )
+        ]
     if cap is None:
         return []
-    prompts = sum(_per_day(s) for s in protocol.ema_schedules)
     reminders = sum(_per_day(s) * s.reminders.count for s in protocol.ema_schedules)
-    interventions = sum(_per_day(d) for d in protocol.decision_points)
+    interventions = min(cap, sum(_per_day(d) for d in protocol.decision_points))
     total = prompts + reminders + interventions
     if total <= cap:
         return []
@@ -143,7 +154,8 @@ def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
             "policy.availability.max_prompts_per_day",
             f"a participant can get {total} pushes a day ({prompts} EMA prompts, {reminders} "
             f"reminders, {interventions} interventions, besides triggered ones), but "
-            f"max_prompts_per_day ({cap}) caps interventions only",
+            f"max_prompts_per_day ({cap}) caps interventions only; max_pushes_per_day "
+            "budgets all pushes",
         )
     ]
 

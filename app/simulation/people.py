@@ -26,7 +26,17 @@ from app.protocols.questionnaires import (
     SingleChoiceItem,
     YesNoItem,
 )
-from app.simulation.behaviour import Behaviour
+from app.simulation.behaviour import AttributeDraw, Behaviour, Effect
+
+
+@dataclass(frozen=True)
+class Received:
+    """An intervention that reached the phone, with what moderates its effects: the
+    tailoring values logged with its decision and the person's attributes."""
+
+    option: str
+    at: datetime
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,19 +47,28 @@ class Person:
     attributes: dict[str, Any]
     # Mean daily steps of this person.
     steps_mean: float
-    # Each numeric item's usual level, as a fraction of its scale (drawn once).
+    # This person's mean answer latency is the model's times this.
+    latency_factor: float = 1.0
+    # How far this phone's clock is ahead of true time.
+    clock_skew: timedelta = timedelta(0)
+    # Each numeric item's usual level in the first week, as a fraction of its scale, and
+    # its weekly change (items with a declared trajectory).
     levels: dict[str, float] = field(default_factory=dict)
-    # (option, delivered at) of every intervention that reached the phone.
-    received: list[tuple[str, datetime]] = field(default_factory=list)
+    slopes: dict[str, float] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
     participant_id: uuid.UUID | None = None
+    enrolled_at: datetime | None = None
 
     def answers_prompt(self, behaviour: Behaviour, study_week: int) -> bool:
-        a = behaviour.answering
-        chance = max(a.floor, min(1.0, a.probability + a.weekly_change * study_week))
-        return self.rng.random() < chance
+        return self.rng.random() < behaviour.answering.chance(study_week)
 
     def latency(self, behaviour: Behaviour) -> timedelta:
-        return timedelta(minutes=self.rng.expovariate(1 / behaviour.answering.latency_minutes))
+        mean = behaviour.answering.latency_minutes * self.latency_factor
+        return timedelta(minutes=self.rng.expovariate(1 / mean))
+
+    def phone_time(self, at: datetime) -> datetime:
+        """What this phone's clock shows at the true time ``at``."""
+        return at + self.clock_skew
 
     def answer(
         self, behaviour: Behaviour, questionnaire: Questionnaire, at: datetime
@@ -64,9 +83,21 @@ class Person:
     def _answer(self, behaviour: Behaviour, item: Item, at: datetime) -> Any:
         rng = self.rng
         if isinstance(item, NumericRatingItem):
-            level = self.levels.setdefault(item.id, rng.uniform(0.3, 0.7))
+            trajectory = behaviour.items.get(item.id)
+            if item.id not in self.levels:
+                if trajectory is None:
+                    self.levels[item.id] = rng.uniform(0.3, 0.7)
+                else:
+                    level = rng.gauss(trajectory.level, trajectory.between_sd)
+                    self.levels[item.id] = min(1.0, max(0.0, level))
+                    slope = trajectory.weekly_change
+                    self.slopes[item.id] = rng.gauss(slope, trajectory.weekly_change_sd)
+            level, noise = self.levels[item.id], 0.1
+            if trajectory is not None:
+                level += self.slopes[item.id] * self._week(at)
+                noise = trajectory.daily_sd
             span = float(item.max - item.min)
-            value = item.min + span * level + rng.gauss(0, 0.1 * span)
+            value = item.min + span * level + rng.gauss(0, noise * span)
             value += self._shift(behaviour, item.id, at)
             steps = round((min(max(value, item.min), item.max) - item.min) / item.step)
             number = item.min + steps * item.step
@@ -82,14 +113,19 @@ class Person:
         assert isinstance(item, FreeTextItem)  # noqa: S101 - exhaustive union
         return None if item.optional else "ok"
 
+    def _week(self, at: datetime) -> float:
+        return (at - self.enrolled_at).days / 7 if self.enrolled_at is not None else 0.0
+
     def _shift(self, behaviour: Behaviour, item_id: str, at: datetime) -> float:
         total = 0.0
         for effect in behaviour.effects:
             if effect.item != item_id:
                 continue
             window = timedelta(hours=effect.hours)
-            if any(o == effect.option and at - window <= t <= at for o, t in self.received):
-                total += effect.shift
+            for got in self.received:
+                if got.option == effect.option and at - window <= got.at <= at:
+                    total += _moderated(effect, got.values)
+                    break  # one delivery in the window is the effect; more do not add up
         return total
 
     def steps_in_hour(self, behaviour: Behaviour, start: datetime, local_hour: int) -> int:
@@ -97,9 +133,9 @@ class Person:
         if not 7 <= local_hour < 23:
             return 0
         mean = self.steps_mean / 16
-        for option, at in self.received:
-            factor = behaviour.steps.effects.get(option)
-            if factor is not None and timedelta(0) <= start - at < timedelta(hours=2):
+        for got in self.received:
+            factor = behaviour.steps.effects.get(got.option)
+            if factor is not None and timedelta(0) <= start - got.at < timedelta(hours=2):
                 mean *= factor
         return max(0, round(self.rng.gauss(mean, math.sqrt(mean + 1))))
 
@@ -112,22 +148,43 @@ def people(protocol: Protocol, behaviour: Behaviour, count: int, seed: int) -> l
         rng = random.Random(f"{seed}:person:{index}")  # noqa: S311 - a simulation, not security
         steps = behaviour.steps
         spread = steps.between_sd * steps.daily_mean
-        made.append(
-            Person(
-                index=index,
-                rng=rng,
-                timezone=rng.choices(zones, weights)[0],
-                attributes={
-                    name: _attribute(spec, rng)
-                    for name, spec in sorted(protocol.participant_attributes.items())
-                },
-                steps_mean=max(0.0, rng.gauss(steps.daily_mean, spread)),
-            )
+        person = Person(
+            index=index,
+            rng=rng,
+            timezone=rng.choices(zones, weights)[0],
+            attributes={
+                name: _attribute(spec, behaviour.attributes.get(name), rng)
+                for name, spec in sorted(protocol.participant_attributes.items())
+            },
+            steps_mean=max(0.0, rng.gauss(steps.daily_mean, spread)),
         )
+        # Drawn from a stream of their own, so that the model's defaults (no spread, no
+        # skew) leave every other draw as it was.
+        extra = random.Random(f"{seed}:person-extra:{index}")  # noqa: S311 - a simulation
+        answering, skew = behaviour.answering, behaviour.clock_skew
+        if answering.latency_between_sd > 0:
+            person.latency_factor = extra.lognormvariate(0, answering.latency_between_sd)
+        if skew.mean_seconds or skew.sd_seconds:
+            person.clock_skew = timedelta(seconds=extra.gauss(skew.mean_seconds, skew.sd_seconds))
+        made.append(person)
     return made
 
 
-def _attribute(spec: AttributeSpec, rng: random.Random) -> Any:
+def _moderated(effect: Effect, values: dict[str, Any]) -> float:
+    moderator = effect.moderator
+    if moderator is None:
+        return effect.shift
+    value = values.get(moderator.variable)
+    if isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, int | float):
+        return effect.shift  # no value logged (e.g. a fallback decision): the plain effect
+    return effect.shift + moderator.per_unit * (float(value) - moderator.centre)
+
+
+def _attribute(spec: AttributeSpec, draw: AttributeDraw | None, rng: random.Random) -> Any:
+    if draw is not None:
+        return _drawn(spec, draw, rng)
     if isinstance(spec, BooleanAttribute):
         return rng.random() < 0.5
     if isinstance(spec, NumberAttribute):
@@ -139,3 +196,24 @@ def _attribute(spec: AttributeSpec, rng: random.Random) -> Any:
     if isinstance(spec, MultiChoiceAttribute):
         return [c for c in spec.choices if rng.random() < 0.3]
     return ""
+
+
+def _drawn(spec: AttributeSpec, draw: AttributeDraw, rng: random.Random) -> Any:
+    """An attribute drawn as the behaviour model declares (checked against the protocol
+    beforehand by ``check_against_protocol``)."""
+    if draw.value is not None:
+        return draw.value
+    if draw.probability is not None:
+        return rng.random() < draw.probability
+    if draw.weights is not None and isinstance(spec, ChoiceAttribute):
+        weights = [draw.weights.get(c, 0.0) for c in spec.choices]
+        return rng.choices(list(spec.choices), weights)[0]
+    if draw.weights is not None and isinstance(spec, MultiChoiceAttribute):
+        return [c for c in spec.choices if rng.random() < draw.weights.get(c, 0.0)]
+    assert isinstance(spec, NumberAttribute)  # noqa: S101
+    value = round(rng.gauss(draw.mean or 0.0, draw.sd or 0.0), 1)
+    if spec.min is not None:
+        value = max(value, spec.min)
+    if spec.max is not None:
+        value = min(value, spec.max)
+    return value

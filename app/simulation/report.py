@@ -55,6 +55,8 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
         ).all()
         decisions = session.execute(
             sa.select(
+                Decision.participant_id,
+                Decision.decided_at,
                 Decision.decision_point_id,
                 Decision.study_day,
                 Decision.available,
@@ -63,6 +65,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
                 Decision.option_id,
                 Decision.randomized,
                 Decision.probability,
+                Decision.track,
             )
         ).all()
         prompts = Counter(
@@ -94,7 +97,6 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
             .join(Participant, Participant.id == Decision.participant_id)
             .where(Decision.rule_id.is_not(None))
         ).all()
-    cap = protocol.policy.availability.max_prompts_per_day
     fired = Counter(d.rule_id for d in decisions if d.rule_id is not None)
     never = [rule for rule in protocol.policy.rules if rule.id not in fired]
     return {
@@ -107,7 +109,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
             "clock_steps": sim.steps_taken,
             **({"seconds": round(seconds, 1)} if seconds is not None else {}),
         },
-        "burden": _burden(pushes, zones, cap),
+        "burden": _burden(protocol, pushes, decisions, zones),
         "ema": {
             "prompts_fired": prompts.get(ItemStatus.done, 0),
             "prompts_missed": prompts.get(ItemStatus.missed, 0),
@@ -123,17 +125,37 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
         "smart": dict(sorted(tracks.items())),
         "flags": dict(sorted(flags.items())),
         "alerts": dict(sorted(alerts.items())),
+        "rejected_uploads": sim.rejections,
     }
 
 
 def _burden(
-    pushes: Iterable[Any], zones: dict[uuid.UUID, ZoneInfo], cap: int | None
+    protocol: Protocol,
+    pushes: Iterable[Any],
+    decisions: Iterable[Any],
+    zones: dict[uuid.UUID, ZoneInfo],
 ) -> dict[str, Any]:
+    """Pushes per participant-day by kind, against the limits: interventions against
+    max_prompts_per_day (or the participant's SMART track's cap that day), all pushes
+    against max_pushes_per_day (against max_prompts_per_day when there is no budget)."""
+    limits = protocol.policy.availability
     per_day: dict[tuple[uuid.UUID, str], Counter[str]] = defaultdict(Counter)
     for participant_id, kind, sent_at in pushes:
         day = sent_at.astimezone(zones[participant_id]).date().isoformat()
         per_day[(participant_id, day)][kind] += 1
-    days = list(per_day.values())
+    tracks = {
+        (d.participant_id, d.decided_at.astimezone(zones[d.participant_id]).date().isoformat()): (
+            d.track
+        )
+        for d in sorted(decisions, key=lambda d: d.decided_at)
+    }
+
+    def cap_on(key: tuple[uuid.UUID, str]) -> int | None:
+        smart = protocol.smart
+        track = smart.tracks.get(tracks.get(key) or "") if smart else None
+        if track is not None and track.max_prompts_per_day is not None:
+            return track.max_prompts_per_day
+        return limits.max_prompts_per_day
 
     def stats(values: list[int]) -> dict[str, float]:
         return {
@@ -141,16 +163,23 @@ def _burden(
             "max": max(values, default=0),
         }
 
+    days = list(per_day.values())
     by_kind = {kind: stats([d[kind] for d in days]) for kind in PUSH_KINDS}
     totals = [sum(d.values()) for d in days]
+    budget = limits.max_pushes_per_day or limits.max_prompts_per_day
+    over_cap = 0
+    for key, counts in per_day.items():
+        cap = cap_on(key)
+        over_cap += cap is not None and counts["intervention"] > cap
     return {
         "participant_days": len(days),
         "pushes": {kind: sum(d[kind] for d in days) for kind in PUSH_KINDS},
         "pushes_per_participant_day": {**by_kind, "total": stats(totals)},
-        "max_prompts_per_day": cap,
+        "max_prompts_per_day": limits.max_prompts_per_day,
+        "max_pushes_per_day": limits.max_pushes_per_day,
         "participant_days_over_cap": {
-            "interventions": sum(d["intervention"] > cap for d in days) if cap else 0,
-            "all_pushes": sum(t > cap for t in totals) if cap else 0,
+            "interventions": over_cap,
+            "all_pushes": sum(t > budget for t in totals) if budget else 0,
         },
     }
 
@@ -295,8 +324,10 @@ def render_html(report: dict[str, Any]) -> str:
             ["kind", "mean", "max"],
             [[k, v["mean"], v["max"]] for k, v in burden["pushes_per_participant_day"].items()],
         ),
-        f"<p>Cap (max_prompts_per_day): {burden['max_prompts_per_day']}; participant-days over "
-        f"it: interventions {burden['participant_days_over_cap']['interventions']}, all pushes "
+        f"<p>Cap on interventions (max_prompts_per_day, or the SMART track's): "
+        f"{burden['max_prompts_per_day']}; budget of all pushes (max_pushes_per_day): "
+        f"{burden['max_pushes_per_day']}. Participant-days over them: interventions "
+        f"{burden['participant_days_over_cap']['interventions']}, all pushes "
         f"{burden['participant_days_over_cap']['all_pushes']}.</p>",
         "<h2>Availability by study day</h2>",
         _bars({f"day {d['study_day']}": d["rate"] for d in report["availability"]["by_study_day"]}),

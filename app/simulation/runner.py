@@ -14,12 +14,15 @@ import heapq
 import logging
 import math
 import random
+import re
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,9 +32,11 @@ from app.audit.service import CLI_ACTOR
 from app.core.batches import ItemResult
 from app.core.batches import ItemStatus as BatchItemStatus
 from app.core.clock import SimulatedClock
+from app.core.config import Settings
 from app.core.db import create_db_engine, make_session_factory, session_scope
 from app.core.migrations import upgrade_to_head
 from app.decision_rules.engine import decide_batch
+from app.decision_rules.models import Decision
 from app.ema.ingest import EmaSubmission, submit_responses
 from app.engagement.ingest import EventInput, record_events
 from app.engagement.models import EngagementKind
@@ -50,8 +55,8 @@ from app.protocols.document import Protocol
 from app.protocols.tailoring import WearableMetric
 from app.scheduling.models import ItemStatus, ScheduledItem
 from app.sensing.ingest import SummaryInput, submit_summaries
-from app.simulation.behaviour import Behaviour
-from app.simulation.people import Person, people
+from app.simulation.behaviour import Behaviour, check_against_protocol
+from app.simulation.people import Person, Received, people
 from app.studies.models import Study, StudyStatus
 from app.studies.service import create_study
 from app.study_operations import participants as operations
@@ -67,7 +72,8 @@ SECRET = "simulation-secret-key-of-a-scratch-database-0123456789"  # noqa: S105 
 ACTION_GRID = timedelta(minutes=5)
 # Wearable summaries are uploaded every this often, one summary an hour.
 UPLOAD_EVERY = timedelta(hours=3)
-SKEW = timedelta(minutes=5)
+# The service's own allowance for phone clocks, so that skewed phones fare as in life.
+SKEW = timedelta(minutes=Settings.model_fields["clock_skew_minutes"].default)
 
 
 class RecordingChannel:
@@ -108,6 +114,9 @@ class Simulation:
     seed: int
     pushes_accepted: int
     steps_taken: int
+    # Simulated uploads the service rejected, by kind ("ema", "events", "wearable") and
+    # reason (with the numbers folded), e.g. from phones whose clocks are off.
+    rejections: dict[str, dict[str, int]]
     workdir: Path
     _cleanup: Callable[[], None] = field(repr=False, default=lambda: None)
 
@@ -131,12 +140,16 @@ def simulate(
     behaviour: Behaviour,
     start: datetime | None = None,
     workdir: Path | None = None,
+    database: Path | None = None,
+    study: tuple[str, str] = ("simulation", "Simulation"),
 ) -> Simulation:
-    """Run the protocol; the caller reads the result and closes it."""
+    """Run the protocol; the caller reads the result and closes it. ``database`` keeps the
+    SQLite file (a new one) instead of a scratch one; ``study`` is its (slug, name)."""
     protocol = validate_document(protocol_source)  # 422-style problems before any work
+    check_against_protocol(behaviour, protocol)
     owned = tempfile.TemporaryDirectory(prefix="kairos-simulation-") if workdir is None else None
     directory = Path(owned.name) if owned is not None else Path(workdir or ".")
-    engine = create_db_engine(f"sqlite:///{directory / 'simulation.db'}")
+    engine = create_db_engine(f"sqlite:///{database or directory / 'simulation.db'}")
     upgrade_to_head(engine)
     factory = make_session_factory(engine)
     connect_listeners()
@@ -145,7 +158,7 @@ def simulate(
     rng = random.Random(f"{seed}:channel")  # noqa: S311 - a simulation
     channel = RecordingChannel(behaviour.push_loss, rng)
     cohort = people(protocol, behaviour, participants, seed)
-    study_id = _set_up(factory, clock, protocol_source, cohort, seed)
+    study_id = _set_up(factory, clock, protocol_source, cohort, seed, study)
     clock.set(begin)
     worker = Worker(
         factory,
@@ -174,6 +187,7 @@ def simulate(
         seed,
         channel.accepted,
         steps,
+        {kind: dict(sorted(found.items())) for kind, found in sorted(run.rejections.items())},
         directory,
         cleanup,
     )
@@ -185,14 +199,15 @@ def _set_up(
     source: str,
     cohort: list[Person],
     seed: int,
+    names: tuple[str, str],
 ) -> uuid.UUID:
     with session_scope(factory) as session:
         study = create_study(
             session,
             clock,
             CLI_ACTOR,
-            slug="simulation",
-            name="Simulation",
+            slug=names[0],
+            name=names[1],
             status=StudyStatus.active,
         )
         upload_version(session, clock, CLI_ACTOR, study, source)
@@ -226,6 +241,7 @@ def _set_up(
                 app_version="simulation",
             )
             person.participant_id = participant.id
+            person.enrolled_at = participant.enrolled_at
     return study_id
 
 
@@ -248,6 +264,8 @@ class _Run:
         self.answered: set[uuid.UUID] = set()
         self.next_upload = clock.now() + UPLOAD_EVERY
         self.next_flags = clock.now() + timedelta(days=1)
+        self.rejections: dict[str, Counter[str]] = defaultdict(Counter)
+        self.moderated = any(effect.moderator is not None for effect in behaviour.effects)
 
     def until(self, end: datetime) -> int:
         steps = 0
@@ -330,11 +348,14 @@ class _Run:
                     )
                 ).all()
             )
+            logged = self._logged_tailoring(session, rows.values())
         for message in sorted(arrived, key=lambda m: str(m.notification_id)):
             n = rows[message.notification_id]
             person = self.by_id[n.participant_id]
             if n.kind == NotificationKind.intervention and n.option_id is not None:
-                person.received.append((n.option_id, now))
+                values = {f"attributes.{k}": v for k, v in person.attributes.items()}
+                values |= logged.get(n.decision_id, {}) if n.decision_id else {}
+                person.received.append(Received(n.option_id, now, values))
                 if person.rng.random() < self.behaviour.engagement:
                     self._schedule(now + person.latency(self.behaviour), self._exercise(person, n))
             elif n.scheduled_item_id is not None and n.scheduled_item_id not in self.answered:
@@ -344,6 +365,19 @@ class _Run:
                     if n.expires_at is None or at < n.expires_at:
                         self.answered.add(n.scheduled_item_id)
                         self._schedule(at, self._answer(person, n))
+
+    def _logged_tailoring(
+        self, session: Session, notifications: Iterable[Notification]
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        """The tailoring values logged with the decisions behind these pushes, where an
+        effect is moderated by one."""
+        ids = {n.decision_id for n in notifications if n.decision_id is not None}
+        if not self.moderated or not ids:
+            return {}
+        rows = session.execute(
+            sa.select(Decision.id, Decision.tailoring).where(Decision.id.in_(ids))
+        )
+        return {decision_id: dict(values or {}) for decision_id, values in rows}
 
     def _answer(self, person: Person, n: Notification) -> Callable[[Session], None]:
         questionnaire_id = str(n.data.get("questionnaire_id", ""))
@@ -359,14 +393,14 @@ class _Run:
                 prompt_id=prompt_id,
                 questionnaire_id=questionnaire_id,
                 questionnaire_version=questionnaire.version,
-                answered_at=at.astimezone(zone),
+                answered_at=person.phone_time(at).astimezone(zone),
                 answers=person.answer(self.behaviour, questionnaire, at),
             )
             participant = session.get_one(Participant, person.participant_id)
             outcome = submit_responses(
                 session, self.clock, participant, [submission], skew=SKEW, webhook_configured=False
             )
-            _log_rejections(person, outcome.results)
+            self._note_rejections(person, "ema", outcome.results)
 
         return run
 
@@ -375,7 +409,7 @@ class _Run:
 
         def run(session: Session) -> None:
             participant = session.get_one(Participant, person.participant_id)
-            at = self.clock.now().astimezone(ZoneInfo(person.timezone))
+            at = person.phone_time(self.clock.now()).astimezone(ZoneInfo(person.timezone))
             events = [
                 EventInput(0, f"sim-open-{n.id}", EngagementKind.prompt_opened, at, n.id),
                 EventInput(
@@ -389,9 +423,18 @@ class _Run:
                 ),
             ]
             results = record_events(session, self.clock, participant, events, skew=SKEW)
-            _log_rejections(person, results)
+            self._note_rejections(person, "events", results)
 
         return run
+
+    def _note_rejections(self, person: Person, kind: str, results: Sequence[ItemResult]) -> None:
+        """A rejection is a simulated phone's mistake (a skewed clock) or the simulator's
+        own: counted for the report and logged, never hidden."""
+        for result in results:
+            if result.status == BatchItemStatus.rejected:
+                logger.warning("simulated participant %d: rejected %s", person.index, result.errors)
+                for error in result.errors:
+                    self.rejections[kind][_folded(f"{error.field}: {error.message}")] += 1
 
     def _upload_steps(self, start: datetime, end: datetime) -> None:
         with session_scope(self.factory) as session:
@@ -407,8 +450,8 @@ class _Run:
                             client_id=f"sim-steps-{hour.isoformat()}",
                             metric=WearableMetric.steps,
                             unit="count",
-                            start_at=hour,
-                            end_at=hour + timedelta(hours=1),
+                            start_at=person.phone_time(hour),
+                            end_at=person.phone_time(hour + timedelta(hours=1)),
                             value=person.steps_in_hour(
                                 self.behaviour, hour, hour.astimezone(zone).hour
                             ),
@@ -417,7 +460,7 @@ class _Run:
                     )
                     hour += timedelta(hours=1)
                 results = submit_summaries(session, self.clock, participant, inputs, skew=SKEW)
-                _log_rejections(person, results)
+                self._note_rejections(person, "wearable", results)
 
 
 def _on_grid(at: datetime) -> datetime:
@@ -426,9 +469,6 @@ def _on_grid(at: datetime) -> datetime:
     return datetime.fromtimestamp(math.ceil(at.timestamp() / grid) * grid, UTC)
 
 
-def _log_rejections(person: Person, results: Sequence[ItemResult]) -> None:
-    """A rejection is the simulator's own mistake (or a protocol it cannot answer): said,
-    never hidden."""
-    for result in results:
-        if result.status == BatchItemStatus.rejected:
-            logger.warning("simulated participant %d: rejected %s", person.index, result.errors)
+def _folded(text: str) -> str:
+    """A reason with its times and numbers folded, so that alike rejections count as one."""
+    return re.sub(r"\d[\d:.+\-T]*", "#", text)

@@ -24,6 +24,7 @@ from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
 from app.core.metrics import observe_due_work, observe_pushes
+from app.decision_rules.push_budget import pushes_over_budget
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
 from app.notifications.providers import PushProvider
@@ -194,6 +195,7 @@ class Worker:
             self.provider,
             self.send_policy,
             closed_prompts=closed_prompts,
+            over_budget=pushes_over_budget,
         )
         observe_pushes(
             self.provider.name,

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.core.clock import Clock
 from app.notifications.delivery import Delivery
+from app.notifications.models import Notification, NotificationStatus
 from app.notifications.providers import LoggingProvider, PushProvider
 from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.dispatch import Settled, run_due_batch
-from app.scheduling.models import ScheduledItem
+from app.scheduling.models import ItemStatus, ScheduledItem
 from app.staff.models import Role
 from app.worker.runner import Worker
 from tests.conftest import World, bearer
@@ -130,3 +131,28 @@ def fire_due(world: World, owner: str = "w", lease: timedelta = timedelta(minute
     return run_due_batch(
         world.session_factory, world.clock, owner, RecordingDecider(), lease=lease, batch_size=10
     )
+
+
+def run_until(world: World, w: Worker, until: datetime) -> None:
+    """Jump the simulated clock from due time to due time, running the worker at each."""
+    while True:
+        with world.session_factory() as session:
+            next_due = session.scalar(
+                sa.select(sa.func.min(ScheduledItem.due_at)).where(
+                    ScheduledItem.status == ItemStatus.planned,
+                    ScheduledItem.due_at > world.clock.now(),
+                )
+            )
+            next_send = session.scalar(
+                sa.select(sa.func.min(Notification.send_at)).where(
+                    Notification.status == NotificationStatus.pending,
+                    Notification.send_at > world.clock.now(),
+                )
+            )
+        candidates = [t for t in (next_due, next_send) if t is not None and t <= until]
+        if not candidates:
+            world.clock.set(until)
+            w.run_pending()
+            return
+        world.clock.set(min(candidates))
+        w.run_pending()

@@ -146,6 +146,7 @@ def preview_decision(
             study_day=body.study_day,
             track=body.track,
             prompts_today=body.prompts_today,
+            pushes_today=body.pushes_today,
             minutes_since_last_prompt=body.minutes_since_last_prompt,
         ),
     )

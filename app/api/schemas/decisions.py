@@ -146,7 +146,15 @@ class PreviewRequest(Schema):
     )
     study_day: DbInt = Field(1, ge=0, description="Study day, for the SMART stage.")
     track: Text | None = Field(None, description="SMART track (default: none yet).")
-    prompts_today: DbInt = Field(0, ge=0, description="Prompts already delivered today.")
+    prompts_today: DbInt = Field(
+        0, ge=0, description="Intervention prompts already delivered today."
+    )
+    pushes_today: DbInt = Field(
+        0,
+        ge=0,
+        description="All pushes so far today (EMA prompts, reminders, interventions), for "
+        "the protocol's max_pushes_per_day.",
+    )
     minutes_since_last_prompt: DbInt | None = Field(
         None, ge=0, description="Minutes since the last delivered prompt (null: none)."
     )
