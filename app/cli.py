@@ -444,7 +444,10 @@ def simulate_protocol(
         Path, typer.Option(help="Directory for report.json, report.html, decisions.csv.")
     ],
     participants: Annotated[int, typer.Option(min=1, max=5000)] = 50,
-    days: Annotated[int, typer.Option(min=1, max=366)] = 28,
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, max=366, help="Days to simulate (default: the study's duration)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="The same seed gives the same output.")] = 1,
     behaviour: Annotated[
         Path | None,
@@ -460,6 +463,7 @@ def simulate_protocol(
     from app.simulation.behaviour import BehaviourInvalidError, load_behaviour
     from app.simulation.report import write_outputs
     from app.simulation.runner import simulate
+    from app.study_operations.protocol_versions import validate_document
 
     logging.getLogger("app").setLevel(logging.ERROR)  # a simulated day misses nothing worth a line
     try:
@@ -467,16 +471,15 @@ def simulate_protocol(
     except BehaviourInvalidError as exc:
         _fail(behaviour, exc.problems, exc)
     started = time.perf_counter()
+    source = file.read_text("utf-8")
     try:
-        sim = simulate(
-            file.read_text("utf-8"),
-            participants=participants,
-            days=days,
-            seed=seed,
-            behaviour=model,
-        )
+        if days is None:
+            days = min(366, validate_document(source).study.duration_days)
+        sim = simulate(source, participants=participants, days=days, seed=seed, behaviour=model)
     except InvalidInputError as exc:
         _fail(file, exc.field_errors, exc)
+    except BehaviourInvalidError as exc:  # a model that does not fit this protocol
+        _fail(behaviour or "the default behaviour model", exc.problems, exc)
     try:
         report = write_outputs(sim, out, seconds=time.perf_counter() - started)
     finally:

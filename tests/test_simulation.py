@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import re
+import xml.dom.minidom
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +137,16 @@ def test_kairos_simulate_writes_the_report_files(tmp_path: Path) -> None:
     assert "rules that never fired" in result.output
     report = json.loads((out / "report.json").read_text())
     assert report["simulation"]["participants"] == 2
-    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>")
+    # Charts a coordinator reads at a glance, inline: no script, nothing fetched.
+    charts = re.findall(r"<svg.*?</svg>", page, re.S)
+    assert len(charts) >= 5  # a chart for every figure that has data (2 days: no SMART yet)
+    for chart in charts:
+        xml.dom.minidom.parseString(chart)  # noqa: S318 - our own output
+    assert "<script" not in page
+    assert not re.search(r"(src|href)=", page)
+    assert "push budget 6" in charts[0]  # the limits drawn against the pushes
     assert (out / "decisions.csv").read_text().startswith("decision_id,")
 
 

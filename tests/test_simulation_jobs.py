@@ -61,6 +61,14 @@ def test_a_bad_simulation_request_names_the_field(world: World) -> None:
     )
     assert bad_model.status_code == 422
     assert bad_model.json()["errors"][0]["field"] == "body.behaviour.answering.probability"
+    misfit = world.client.post(
+        url,
+        json={"behaviour": "effects: [{option: yoga, item: pain, shift: -1}]"},
+        headers=coordinator,
+    )
+    assert misfit.status_code == 422, misfit.text
+    assert misfit.json()["errors"][0]["field"] == "body.behaviour.effects.0.option"
+    assert "no option 'yoga'" in misfit.json()["errors"][0]["message"]
     too_many = world.client.post(url, json={"participants": 100_000}, headers=coordinator)
     assert too_many.status_code == 422
     assert "participants" in too_many.text

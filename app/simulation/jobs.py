@@ -15,8 +15,8 @@ from app.core.bundles import zip_bundle
 from app.core.clock import Clock
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.core.leases import LeasedTable, run_one
-from app.protocols.store import get_version
-from app.simulation.behaviour import BehaviourInvalidError, parse_behaviour
+from app.protocols.store import get_version, load_protocol
+from app.simulation.behaviour import BehaviourInvalidError, check_against_protocol, parse_behaviour
 from app.simulation.models import SimulationJob, SimulationStatus
 from app.simulation.report import write_outputs
 from app.simulation.runner import simulate
@@ -54,9 +54,9 @@ def request_simulation(
             "the study has no protocol version to simulate; upload one first",
             code="no_protocol_version",
         )
-    get_version(session, study.id, version)  # 404 naming the version
+    stored = get_version(session, study.id, version)  # 404 naming the version
     try:
-        parse_behaviour(behaviour)
+        check_against_protocol(parse_behaviour(behaviour), load_protocol(stored))
     except BehaviourInvalidError as exc:
         raise InvalidInputError(
             f"the behaviour model has {len(exc.problems)} problem(s)",

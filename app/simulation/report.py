@@ -34,6 +34,7 @@ from app.protocols.cel_rules import compile_condition, evaluate_condition
 from app.protocols.document import Protocol
 from app.protocols.policy import Rule
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
+from app.simulation import charts
 from app.simulation.runner import Simulation
 from app.studies.models import Study
 
@@ -44,10 +45,11 @@ _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, Any]:
     protocol = sim.protocol
     with sim.session_factory() as session:
-        zones = {
-            pid: ZoneInfo(tz)
-            for pid, tz in session.execute(sa.select(Participant.id, Participant.timezone))
-        }
+        people = session.execute(
+            sa.select(Participant.id, Participant.timezone, Participant.enrolled_at)
+        ).all()
+        zones = {p.id: ZoneInfo(p.timezone) for p in people}
+        enrolled = {p.id: p.enrolled_at for p in people if p.enrolled_at is not None}
         pushes = session.execute(
             sa.select(Notification.participant_id, Notification.kind, Notification.sent_at).where(
                 Notification.status == NotificationStatus.sent
@@ -109,7 +111,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
             "clock_steps": sim.steps_taken,
             **({"seconds": round(seconds, 1)} if seconds is not None else {}),
         },
-        "burden": _burden(protocol, pushes, decisions, zones),
+        "burden": _burden(protocol, pushes, decisions, zones, enrolled),
         "ema": {
             "prompts_fired": prompts.get(ItemStatus.done, 0),
             "prompts_missed": prompts.get(ItemStatus.missed, 0),
@@ -134,15 +136,21 @@ def _burden(
     pushes: Iterable[Any],
     decisions: Iterable[Any],
     zones: dict[uuid.UUID, ZoneInfo],
+    enrolled: dict[uuid.UUID, datetime],
 ) -> dict[str, Any]:
     """Pushes per participant-day by kind, against the limits: interventions against
     max_prompts_per_day (or the participant's SMART track's cap that day), all pushes
     against max_pushes_per_day (against max_prompts_per_day when there is no budget)."""
     limits = protocol.policy.availability
     per_day: dict[tuple[uuid.UUID, str], Counter[str]] = defaultdict(Counter)
+    by_study_day: dict[int, Counter[str]] = defaultdict(Counter)
     for participant_id, kind, sent_at in pushes:
-        day = sent_at.astimezone(zones[participant_id]).date().isoformat()
-        per_day[(participant_id, day)][kind] += 1
+        zone = zones[participant_id]
+        day = sent_at.astimezone(zone).date()
+        per_day[(participant_id, day.isoformat())][kind] += 1
+        if participant_id in enrolled:
+            by_study_day[(day - enrolled[participant_id].astimezone(zone).date()).days][kind] += 1
+    participants = len(zones) or 1
     tracks = {
         (d.participant_id, d.decided_at.astimezone(zones[d.participant_id]).date().isoformat()): (
             d.track
@@ -175,6 +183,11 @@ def _burden(
         "participant_days": len(days),
         "pushes": {kind: sum(d[kind] for d in days) for kind in PUSH_KINDS},
         "pushes_per_participant_day": {**by_kind, "total": stats(totals)},
+        # Mean pushes per participant on each study day, by kind.
+        "by_study_day": [
+            {"study_day": d, **{k: round(by_study_day[d][k] / participants, 3) for k in PUSH_KINDS}}
+            for d in sorted(by_study_day)
+        ],
         "max_prompts_per_day": limits.max_prompts_per_day,
         "max_pushes_per_day": limits.max_pushes_per_day,
         "participant_days_over_cap": {
@@ -223,6 +236,7 @@ def _availability(decisions: Sequence[Any]) -> dict[str, Any]:
     by_point: dict[str, Counter[str]] = defaultdict(Counter)
     by_day: dict[int, Counter[str]] = defaultdict(Counter)
     reasons: Counter[str] = Counter()
+    day_reasons: dict[int, Counter[str]] = defaultdict(Counter)
     for d in decisions:
         state = "available" if d.available else "unavailable"
         by_point[d.decision_point_id][state] += 1
@@ -230,6 +244,8 @@ def _availability(decisions: Sequence[Any]) -> dict[str, Any]:
             by_day[d.study_day][state] += 1
         if not d.available:
             reasons[_reason(d.unavailable_reason)] += 1
+            if d.study_day is not None:
+                day_reasons[d.study_day][_reason(d.unavailable_reason)] += 1
 
     def rate(counts: Counter[str]) -> dict[str, Any]:
         total = counts["available"] + counts["unavailable"]
@@ -237,7 +253,10 @@ def _availability(decisions: Sequence[Any]) -> dict[str, Any]:
 
     return {
         "by_decision_point": {k: rate(v) for k, v in sorted(by_point.items())},
-        "by_study_day": [{"study_day": k, **rate(v)} for k, v in sorted(by_day.items())],
+        "by_study_day": [
+            {"study_day": k, **rate(v), "unavailable_reasons": dict(sorted(day_reasons[k].items()))}
+            for k, v in sorted(by_day.items())
+        ],
         "unavailable_reasons": dict(reasons.most_common()),
     }
 
@@ -308,20 +327,33 @@ def write_outputs(sim: Simulation, out: Path, *, seconds: float | None = None) -
 
 
 def render_html(report: dict[str, Any]) -> str:
-    """A self-contained page (no scripts, no external files)."""
+    """A self-contained page (no scripts, no external files): charts, then the figures."""
     sim = report["simulation"]
     burden = report["burden"]
+    availability = report["availability"]
+    deliveries = report["deliveries"]
+    days = burden["by_study_day"]
+    reasons = list(availability["unavailable_reasons"])[:7]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Kairos simulation</title>",
-        "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:60em}"
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:62em}"
         "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;"
-        "padding:.2em .6em;text-align:left}.bar{background:#4a7;height:.8em;display:inline-block}"
-        ".warn{color:#b00}</style></head><body>",
+        "padding:.2em .6em;text-align:left}.warn{color:#b00}svg{display:block;margin:.5em 0}"
+        "</style></head><body>",
         f"<h1>Simulation: {sim['participants']} participants, {sim['days']} days, "
         f"seed {sim['seed']}</h1>",
-        "<h2>Pushes per participant-day</h2>",
+        "<h2>Pushes per participant per day, by kind, against the limits</h2>",
+        charts.stacked_columns(
+            [(str(d["study_day"]), d) for d in days],
+            list(PUSH_KINDS),
+            y_label="mean pushes per participant (by study day)",
+            lines={
+                "intervention cap": burden["max_prompts_per_day"],
+                "push budget": burden["max_pushes_per_day"],
+            },
+        ),
         _table(
-            ["kind", "mean", "max"],
+            ["kind", "mean per participant-day", "max"],
             [[k, v["mean"], v["max"]] for k, v in burden["pushes_per_participant_day"].items()],
         ),
         f"<p>Cap on interventions (max_prompts_per_day, or the SMART track's): "
@@ -329,14 +361,31 @@ def render_html(report: dict[str, Any]) -> str:
         f"{burden['max_pushes_per_day']}. Participant-days over them: interventions "
         f"{burden['participant_days_over_cap']['interventions']}, all pushes "
         f"{burden['participant_days_over_cap']['all_pushes']}.</p>",
-        "<h2>Availability by study day</h2>",
-        _bars({f"day {d['study_day']}": d["rate"] for d in report["availability"]["by_study_day"]}),
-        "<h2>Why decisions were unavailable</h2>",
-        _table(
-            ["reason", "decisions"], list(report["availability"]["unavailable_reasons"].items())
+        "<h2>Availability and its reasons, by study day</h2>",
+        charts.stacked_columns(
+            [
+                (
+                    str(d["study_day"]),
+                    {
+                        "available": d["rate"],
+                        **{
+                            r: n / d["decisions"]
+                            for r, n in d["unavailable_reasons"].items()
+                            if r in reasons and d["decisions"]
+                        },
+                    },
+                )
+                for d in availability["by_study_day"]
+            ],
+            ["available", *reasons],
+            y_label="share of decisions",
+            y_max=1.0,
         ),
-        "<h2>Rules</h2>",
-        _table(["rule", "fired"], list(report["rules"]["fired"].items())),
+        _table(
+            ["reason unavailable", "decisions"], list(availability["unavailable_reasons"].items())
+        ),
+        "<h2>Rules: how often each fired</h2>",
+        charts.bars(report["rules"]["fired"]),
     ]
     for rule, seen in report["rules"]["shadowed"].items():
         earlier = ", ".join(f"{r} ({n})" for r, n in seen["shadowed_by"].items())
@@ -348,14 +397,32 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(f"<p class='warn'>Never fired: {html.escape(rule)}: {html.escape(reason)}</p>")
     parts += [
         "<h2>Delivered options</h2>",
-        _table(["option", "deliveries"], list(report["deliveries"]["options"].items())),
+        charts.bars(deliveries["options"]),
+        f"<p>{deliveries['randomized_decisions']} decisions were micro-randomized; the mean "
+        "probability of each option where it was:</p>",
+        charts.bars(deliveries["mean_probability"], number="{:.2f}"),
         "<h2>SMART stage/track</h2>",
-        _table(["stage/track", "assignments"], list(report["smart"].items())),
-        "<h2>Flags and alerts</h2>",
-        _table(["flag", "raised"], list(report["flags"].items())),
-        _table(["alert severity", "raised"], list(report["alerts"].items())),
-        "</body></html>",
+        charts.bars(report["smart"]),
+        "<h2>Flags and alerts raised</h2>",
+        charts.bars(
+            {
+                **{f"flag: {k}": v for k, v in report["flags"].items()},
+                **{f"alert: {k}": v for k, v in report["alerts"].items()},
+            }
+        ),
+        "<h2>EMA</h2>",
+        _table(["", "count"], list(report["ema"].items())),
     ]
+    rejected = report.get("rejected_uploads") or {}
+    if rejected:
+        parts += [
+            "<h2 class='warn'>Uploads the service rejected</h2>",
+            _table(
+                ["kind", "reason", "items"],
+                [[k, r, n] for k, found in rejected.items() for r, n in found.items()],
+            ),
+        ]
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
@@ -365,12 +432,3 @@ def _table(header: list[str], rows: list[Any]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _bars(rates: dict[str, float]) -> str:
-    rows = [
-        [label, f"<span class='bar' style='width:{rate * 20:.1f}em'></span> {rate:.0%}"]
-        for label, rate in rates.items()
-    ]
-    body = "".join(f"<tr><td>{html.escape(label)}</td><td>{bar}</td></tr>" for label, bar in rows)
-    return f"<table>{body}</table>"
