@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import uvicorn
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from app.protocols.document import Protocol
+    from app.simulation.behaviour import Behaviour
     from app.studies.models import Study
 
 cli = typer.Typer(
@@ -453,6 +454,34 @@ def simulate_protocol(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Behaviour model (YAML); default built in."),
     ] = None,
+    power: Annotated[
+        bool,
+        typer.Option(
+            "--power",
+            help="Also report the power of the WCLS test of the fully marginal effect, and the "
+            "participants needed for 80%, by the formula of Liao et al. (2016) and by "
+            "repeated simulation (slow: see --power-replicates).",
+        ),
+    ] = False,
+    power_replicates: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="Simulated trials at each number of participants (this run counts as one).",
+        ),
+    ] = 20,
+    power_outcome: Annotated[
+        str | None,
+        typer.Option(help="Proximal outcome to power for (default: the protocol's first)."),
+    ] = None,
+    power_check: Annotated[
+        bool,
+        typer.Option(
+            help="Simulate at the number of participants the formula needs, to see 80% "
+            "come out (another --power-replicates trials of that size).",
+        ),
+    ] = True,
 ) -> None:
     """Run a protocol for synthetic participants on a virtual clock (the real scheduling,
     decision engine, outbox and ingestion, over a scratch database) and report what it did."""
@@ -480,6 +509,16 @@ def simulate_protocol(
         _fail(file, exc.field_errors, exc)
     except BehaviourInvalidError as exc:  # a model that does not fit this protocol
         _fail(behaviour or "the default behaviour model", exc.problems, exc)
+    outcome_column = None
+    if power:
+        from app.simulation.power_study import outcome_column_for
+
+        try:
+            outcome_column = outcome_column_for(sim.protocol, power_outcome)
+        except ValueError as exc:
+            sim.close()
+            typer.secho(f"--power: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
     try:
         report = write_outputs(sim, out, seconds=time.perf_counter() - started)
     finally:
@@ -490,6 +529,68 @@ def simulate_protocol(
         f"wrote {out}/report.json, report.html, decisions.csv"
         + (f"; rules that never fired: {', '.join(never)}" if never else "")
     )
+    if outcome_column is not None:
+        _simulate_power(
+            file.read_text("utf-8"),
+            sim.protocol,
+            model,
+            out,
+            report,
+            participants=participants,
+            days=days,
+            seed=seed,
+            replicates=power_replicates,
+            outcome=power_outcome,
+            outcome_column=outcome_column,
+            check=power_check,
+        )
+
+
+def _simulate_power(
+    source: str,
+    protocol: "Protocol",
+    behaviour: "Behaviour",
+    out: Path,
+    report: dict[str, Any],
+    *,
+    participants: int,
+    days: int,
+    seed: int,
+    replicates: int,
+    outcome: str | None,
+    outcome_column: str,
+    check: bool,
+) -> None:
+    """The report's power section, from this run and further simulated trials."""
+    from app.simulation.power_study import analyse_export, power_section, summary_line
+    from app.simulation.report import write_report
+
+    first = analyse_export(
+        out / "decisions.csv",
+        outcome_column=outcome_column,
+        seed=seed,
+        participants=participants,
+    )
+    try:
+        section = power_section(
+            source,
+            protocol,
+            behaviour,
+            participants=participants,
+            days=days,
+            seed=seed,
+            replicates=replicates,
+            outcome=outcome,
+            check=check,
+            first=first,
+            progress=lambda message: typer.echo(message, err=True),
+        )
+    except ValueError as exc:
+        typer.secho(f"--power: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    report["power"] = section
+    write_report(report, out)
+    typer.echo(summary_line(section))
 
 
 def _print_warnings(protocol: "Protocol") -> None:

@@ -320,10 +320,15 @@ def write_decisions_csv(sim: Simulation, path: Path) -> None:
 def write_outputs(sim: Simulation, out: Path, *, seconds: float | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     report = build_report(sim, seconds=seconds)
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "report.html").write_text(render_html(report))
+    write_report(report, out)
     write_decisions_csv(sim, out / "decisions.csv")
     return report
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """report.json and report.html (again, when a section such as ``power`` was added)."""
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "report.html").write_text(render_html(report))
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -422,7 +427,49 @@ def render_html(report: dict[str, Any]) -> str:
                 [[k, r, n] for k, found in rejected.items() for r, n in found.items()],
             ),
         ]
+    if "power" in report:
+        parts.append(render_power_html(report["power"]))
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def render_power_html(power: dict[str, Any]) -> str:
+    """The power section (``kairos simulate --power``): the formula of Liao et al. (2016)
+    beside the share of significant tests in repeated simulations."""
+    inputs, at, needed = power["inputs"], power["at_simulated_n"], power["needed"]
+
+    def simulated(section: dict[str, Any] | None) -> str:
+        if section is None:
+            return "not simulated"
+        return f"{section['power']:.2f} ± {section['mc_se']:.2f} ({section['analysed']} runs)"
+
+    rows = [
+        [
+            f"{at['participants']} (simulated)",
+            f"{at['formula']:.2f}",
+            simulated(at["simulation"]),
+        ]
+    ]
+    if needed["participants"] is not None:
+        rows.append(
+            [
+                f"{needed['participants']} (for {power['target_power']:.0%}, formula)",
+                f"{needed['formula']:.2f}",
+                simulated(needed.get("simulation")),
+            ]
+        )
+    parts = [
+        f"<h2>Power: {html.escape(power['outcome'])}</h2>",
+        f"<p>{html.escape(power['test'])}, alpha {power['alpha']}. Formula inputs from "
+        f"{inputs['from_replicates']} simulated trials: standardized effect "
+        f"{inputs['standardized_effect']} (estimate {inputs['estimate']} over residual SD "
+        f"{inputs['residual_sd']}), mean availability {inputs['mean_availability']:.0%} of "
+        f"{inputs['decision_points_per_day']} decision point(s) a day over {inputs['days']} "
+        f"days, mean randomization probability {inputs['mean_probability']}.</p>",
+        _table(["participants", "power (formula)", "power (simulation)"], rows),
+    ]
+    if needed["participants"] is None:
+        parts.append(f"<p class='warn'>{html.escape(needed['reason'])}</p>")
     return "\n".join(parts)
 
 
