@@ -267,7 +267,7 @@ def declared_effects(protocol: Protocol, behaviour: Behaviour, column: str) -> l
     if not isinstance(outcome, EmaOutcome):
         return []
     item = outcome.item.split(".", 1)[1]
-    return [e.model_dump() for e in behaviour.effects if e.item == item]
+    return [e.model_dump(exclude_none=True) for e in behaviour.effects if e.item == item]
 
 
 def power_section(
