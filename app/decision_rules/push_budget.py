@@ -14,6 +14,7 @@ Protocol warnings say when the scheduled prompts alone exceed it.
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -53,46 +54,46 @@ def pushes_today(
     )
     n = Notification
     statuses = (NotificationStatus.sent,) if sent_only else _OUT
-    so_far = session.execute(
-        sa.select(b.c.k, sa.func.count())
-        .select_from(
-            b.join(
-                n,
-                sa.and_(
-                    n.participant_id == b.c.pid,
-                    n.send_at >= b.c.s,
-                    n.send_at <= b.c.e,
-                    n.status.in_(statuses),
-                ),
-            )
-        )
-        .group_by(b.c.k)
-    ).all()
+    so_far = _count_per_bound(
+        session,
+        b,
+        n,
+        n.participant_id == b.c.pid,
+        n.send_at >= b.c.s,
+        n.send_at <= b.c.e,
+        n.status.in_(statuses),
+    )
     later = bounds_table(
         session, [Bound(k, pid, now, _next_midnight(now, zones[pid])) for k, pid in keys.items()]
     )
     s = ScheduledItem
-    to_come = session.execute(
-        sa.select(later.c.k, sa.func.count())
-        .select_from(
-            later.join(
-                s,
-                sa.and_(
-                    s.participant_id == later.c.pid,
-                    s.due_at > later.c.s,
-                    s.due_at < later.c.e,
-                    s.kind == ItemKind.ema_prompt,
-                    s.status == ItemStatus.planned,
-                    s.slot_key.not_like(f"%{TRIGGER_MARK}%"),
-                ),
-            )
-        )
-        .group_by(later.c.k)
-    ).all()
+    to_come = _count_per_bound(
+        session,
+        later,
+        s,
+        s.participant_id == later.c.pid,
+        s.due_at > later.c.s,
+        s.due_at < later.c.e,
+        s.kind == ItemKind.ema_prompt,
+        s.status == ItemStatus.planned,
+        s.slot_key.not_like(f"%{TRIGGER_MARK}%"),
+    )
     counts = dict.fromkeys(zones, 0)
     for k, count in [*so_far, *to_come]:
         counts[keys[k]] += count
     return counts
+
+
+def _count_per_bound(
+    session: Session, bounds: sa.Subquery, table: type[Any], *on: sa.ColumnElement[bool]
+) -> list[tuple[int, int]]:
+    """(bound key, matching rows) for every bound with at least one row."""
+    rows = session.execute(
+        sa.select(bounds.c.k, sa.func.count())
+        .select_from(bounds.join(table, sa.and_(*on)))
+        .group_by(bounds.c.k)
+    ).all()
+    return [(k, count) for k, count in rows]
 
 
 def _next_midnight(now: datetime, zone: ZoneInfo) -> datetime:
