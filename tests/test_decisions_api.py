@@ -14,7 +14,7 @@ from app.engagement.models import EngagementEvent
 from app.notifications.models import Notification
 from app.staff.models import Role
 from tests.conftest import World
-from tests.support.decisions import ATTRIBUTES, Trial
+from tests.support.decisions import ATTRIBUTES, Trial, example_document
 
 ENROLLED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TAILORING: dict[str, Any] = {
@@ -95,7 +95,16 @@ def test_preview_burden_and_quiet_hours(world: World) -> None:
     assert quiet["unavailable_reason"] == "quiet hours (21:30-07:30)"
     capped = preview(trial, prompts_today=3).json()
     assert capped["unavailable_reason"] == "daily cap reached (3 prompts today, the cap is 3)"
-    missing = preview(trial, tailoring={**TAILORING, "pain_mean_7d": None}).json()
+    spent = preview(trial, pushes_today=6).json()
+    assert spent["unavailable_reason"].startswith("daily push budget reached (6 pushes today")
+    # With a default (-1, as the example has), no data is a value; without one, unavailable.
+    assert preview(trial, tailoring={**TAILORING, "pain_mean_7d": None}).json()["available"]
+    document = example_document()
+    for variable in document["tailoring_variables"]:
+        if variable["name"] == "pain_mean_7d":
+            del variable["default"]
+    strict = Trial(world, document)
+    missing = preview(strict, tailoring={**TAILORING, "pain_mean_7d": None}).json()
     assert missing["available"] is False
     assert "pain_mean_7d" in missing["unavailable_reason"]
 
