@@ -58,6 +58,7 @@ def _out(item: DecisionRecord) -> DecisionOut:
         note=d.note,
         fallback=d.fallback,
         error=d.error,
+        learning=d.learning,
         notification_id=item.notification_id,
         delivery_status=item.delivery_status,
         sent_at=item.sent_at,

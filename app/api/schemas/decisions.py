@@ -87,6 +87,12 @@ class DecisionOut(Schema):
     note: str | None
     fallback: bool
     error: str | None
+    learning: dict[str, Any] | None = Field(
+        default=None,
+        description="What a learning policy did (null for rule-table decisions): "
+        "posterior_id, features, effect_mean, effect_variance, probability_unclipped, "
+        "probability_clipped, fallback, fallback_reason (docs/learning-policies.md).",
+    )
     notification_id: uuid.UUID | None = Field(description="The push created, if any.")
     delivery_status: str | None
     sent_at: datetime | None
