@@ -16,6 +16,7 @@ later) never changes a stored posterior.
 """
 
 import logging
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -151,7 +152,12 @@ def learning_row(
         return None
     if isinstance(outcome, bool):
         outcome = 1.0 if outcome else 0.0
-    if not isinstance(outcome, int | float):
+    if not isinstance(outcome, int | float) or not math.isfinite(outcome):
+        return None
+    try:
+        # A feature without data (or not a number) leaves the row out of the model.
+        learning.feature_vector(config, decision["tailoring"] or {})
+    except ValueError:
         return None
     return LearningRow(
         features=dict(decision["tailoring"] or {}),
@@ -201,6 +207,8 @@ def update_posterior(
         [u.row.outcome for u in used],
         config.noise_variance,
     )
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
+        raise ValueError("the updated posterior is not finite; the previous one stays in use")
     row = PolicyPosterior(
         id=new_id(),
         study_id=study_id,

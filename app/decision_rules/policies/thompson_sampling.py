@@ -7,6 +7,7 @@ data, a missing feature, a numerical error) gives the declared fallback probabil
 says why in the log: a learning policy must never stop a study.
 """
 
+import math
 from typing import Any, ClassVar
 
 import cel
@@ -68,11 +69,15 @@ def learned_probability(
     try:
         x = learning.feature_vector(config, values)
         mean, variance = learning.effect(config, posterior, x)
+        # A degenerate posterior (NaN, a negative variance) must not reach the draw, nor
+        # the JSON log (PostgreSQL's JSONB refuses NaN).
+        if not (math.isfinite(mean) and math.isfinite(variance) and variance >= 0):
+            raise ValueError(f"effect mean {mean} and variance {variance} are not usable")
         raw = learning.probability_beyond(config, mean, variance)
+        if not 0.0 <= raw <= 1.0:
+            raise ValueError(f"probability {raw} is not in [0, 1]")
         bounds = config.probability_bounds or protocol.policy.probability_bounds
         clipped = learning.clip(raw, bounds.min, bounds.max)
-        if not 0.0 <= clipped <= 1.0:  # NaN from a degenerate posterior fails here too
-            raise ValueError(f"probability {clipped} is not in [0, 1]")
     except Exception as exc:
         return {**record, "fallback_reason": f"{type(exc).__name__}: {exc}"}
     return {
