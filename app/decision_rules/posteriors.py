@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.clock import Clock
 from app.core.db import session_scope
+from app.core.errors import NotFoundError
 from app.core.ids import new_id
 from app.decision_rules import learning
 from app.decision_rules.learning import LearningRow, Posterior
@@ -269,3 +270,56 @@ def update_due_posteriors(factory: sessionmaker[Session], clock: Clock) -> int:
         except Exception:
             logger.exception("posterior update of study %s version %s failed", study_id, version)
     return written
+
+
+def posterior_history(
+    session: Session,
+    study_id: uuid.UUID,
+    *,
+    version: int | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> tuple[list[PolicyPosterior], uuid.UUID | None]:
+    """A study's posteriors, newest first (of one protocol version, or all), a page after
+    the posterior ``after``; and the cursor of the next page (None on the last)."""
+    p = PolicyPosterior
+    query = sa.select(p).where(p.study_id == study_id)
+    if version is not None:
+        query = query.where(p.protocol_version == version)
+    if after is not None:
+        cursor = get_posterior(session, study_id, after)
+        query = query.where(
+            sa.or_(
+                p.scheduled_for < cursor.scheduled_for,
+                sa.and_(p.scheduled_for == cursor.scheduled_for, p.id < cursor.id),
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(p.scheduled_for.desc(), p.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].id if more else None
+
+
+def get_posterior(
+    session: Session, study_id: uuid.UUID, posterior_id: uuid.UUID
+) -> PolicyPosterior:
+    row = session.get(PolicyPosterior, posterior_id)
+    if row is None or row.study_id != study_id:
+        raise NotFoundError(
+            f"study {study_id} has no posterior {posterior_id}", code="posterior_not_found"
+        )
+    return row
+
+
+def current_posterior(session: Session, study_id: uuid.UUID, version: int) -> PolicyPosterior:
+    """The posterior decisions under this version use now; NotFoundError before the first."""
+    row = latest_rows(session, [(study_id, version)]).get((study_id, version))
+    if row is None:
+        raise NotFoundError(
+            f"protocol version {version} of study {study_id} has no posterior yet (the "
+            "learning policy uses its fallback probability until the first update)",
+            code="posterior_not_found",
+        )
+    return row
