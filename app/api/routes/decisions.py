@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from app.api.auth import AnyStaff
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
+from app.api.schemas.common import Version
 from app.api.schemas.decisions import (
     DecisionOut,
     DecisionPage,
@@ -223,8 +224,7 @@ def _detail(session: SessionDep, row: PolicyPosterior) -> PosteriorDetail:
 
 
 VersionQuery = Annotated[
-    int | None,
-    Query(ge=1, le=2**31 - 1, description="Only this protocol version (default: all)."),
+    Version | None, Query(description="Only this protocol version (default: all).")
 ]
 
 
