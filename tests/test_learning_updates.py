@@ -21,11 +21,14 @@ import sqlalchemy as sa
 import yaml
 
 from app.decision_rules import learning
+from app.decision_rules.engine import decide_batch
 from app.decision_rules.models import Decision, PolicyPosterior
 from app.decision_rules.posteriors import update_due_posteriors
 from app.decision_rules.seeding import choose, derive_seed, uniform
+from app.notifications.providers import LoggingProvider
 from app.protocols.example_files import CHRONIC_PAIN_ADAPTIVE, example_text
 from app.staff.models import Role
+from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.decisions import Trial
 
@@ -250,3 +253,24 @@ def test_a_failing_update_is_logged_and_decisions_go_on(
     monkeypatch.undo()
     assert _update_at(world, _local(2, 3)) == 1
     assert _posteriors(world, trial)[0].rows_used == 2
+
+
+def test_the_worker_runs_the_due_update_in_its_tick(world: World) -> None:
+    world.clock.set(_local(0, 7))
+    trial = Trial(world, adaptive_document())
+    pid = trial.participant()
+    _day(trial, pid, 0, np.random.default_rng(9))
+    worker = Worker(
+        world.session_factory,
+        world.clock,
+        tick_seconds=1,
+        worker_id="learning-worker",
+        decider=decide_batch,
+        provider=LoggingProvider(),
+    )
+    world.clock.set(_local(1, 2, 59))
+    assert worker.run_pending().posterior_updates == 0  # not due yet
+    world.clock.set(_local(1, 3))
+    assert worker.run_pending().posterior_updates == 1
+    assert worker.run_pending().posterior_updates == 0
+    assert [p.rows_used for p in _posteriors(world, trial)] == [1]

@@ -40,7 +40,7 @@ from app.decision_rules.outcomes import proximal_outcomes
 from app.protocols.document import Protocol
 from app.protocols.learning import ThompsonSampling
 from app.protocols.models import ProtocolVersion
-from app.protocols.store import VersionKey, load_protocol
+from app.protocols.store import VersionKey, protocols_of_versions
 
 logger = logging.getLogger(__name__)
 
@@ -234,15 +234,22 @@ def update_posterior(
 def learning_versions(session: Session) -> dict[VersionKey, tuple[Protocol, datetime]]:
     """Every protocol version in use (assigned to a participant) with a learning policy,
     and when it was first used."""
-    rows = session.scalars(
-        sa.select(ProtocolVersion).where(ProtocolVersion.locked_at.is_not(None))
-    ).all()
-    found = {}
-    for row in rows:
-        protocol = load_protocol(row)
-        if protocol.policy.thompson_sampling is not None and row.locked_at is not None:
-            found[(row.study_id, row.version)] = (protocol, row.locked_at)
-    return found
+    # Runs every tick: the documents come from the store's cache of locked versions, so
+    # only the keys are read here.
+    v = ProtocolVersion
+    locked: dict[VersionKey, datetime] = {
+        (study_id, version): locked_at
+        for study_id, version, locked_at in session.execute(
+            sa.select(v.study_id, v.version, v.locked_at).where(v.locked_at.is_not(None))
+        )
+        if locked_at is not None
+    }
+    protocols = protocols_of_versions(session, locked)
+    return {
+        key: (protocol, locked[key])
+        for key, protocol in protocols.items()
+        if protocol.policy.thompson_sampling is not None
+    }
 
 
 def update_due_posteriors(factory: sessionmaker[Session], clock: Clock) -> int:
