@@ -111,7 +111,6 @@ class UsedRow:
 
 def learning_rows(
     config: ThompsonSampling,
-    protocol: Protocol,
     decisions: Sequence[Decision],
     outcomes: Sequence[Mapping[str, Any]],
 ) -> list[UsedRow]:
@@ -195,7 +194,7 @@ def update_posterior(
         query = query.where(Decision.decided_at > since)
     decisions = session.scalars(query).all()
     outcomes = proximal_outcomes(session, decisions, now=clock.now())
-    used = learning_rows(config, protocol, decisions, outcomes)
+    used = learning_rows(config, decisions, outcomes)
     if previous is None:
         mean, covariance = learning.prior(config)
     else:
