@@ -3,7 +3,7 @@
 from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.core.db import Base
-from app.decision_rules.models import Decision, PaiScore, SmartAssignment
+from app.decision_rules.models import Decision, PaiScore, PolicyPosterior, SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
 from app.export.models import ExportJob
@@ -42,6 +42,7 @@ __all__ = [
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
+    "PolicyPosterior",
     "ProtocolVersion",
     "ScheduleHorizon",
     "ScheduledItem",

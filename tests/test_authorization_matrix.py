@@ -14,6 +14,7 @@ import pytest
 from app.alerts.models import Alert, WebhookStatus
 from app.api.main import create_app
 from app.core.config import Settings
+from app.decision_rules.models import PolicyPosterior
 from app.export.jobs import run_next_job
 from app.monitoring.models import CareFlag
 from app.protocols.example_files import MINIMAL, example_text
@@ -98,6 +99,9 @@ CASES = [
     Case("GET", P + "/{participant}/schedule", 200, "staff", ALL_STAFF),
     Case("POST", P + "/{participant}/test-push", 200, "staff", WRITERS),
     Case("GET", P + "/{participant}/decisions", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/posteriors", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/posteriors/current", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/posteriors/{posterior}", 200, "staff", ALL_STAFF),
     Case(
         "POST",
         "/v1/studies/{study}/decisions/preview",
@@ -245,6 +249,27 @@ def _flag(world: World, participant: dict[str, Any]) -> str:
         return str(flag.id)
 
 
+def _posterior(world: World, study_id: str) -> str:
+    now = world.clock.now()
+    with world.session_factory() as session:
+        posterior = PolicyPosterior(
+            study_id=uuid.UUID(study_id),
+            protocol_version=1,
+            scheduled_for=now,
+            computed_at=now,
+            inputs_to=now,
+            rows_used=0,
+            rows_total=0,
+            noise_variance=1.0,
+            mean=[0.0, 0.0],
+            covariance=[[1.0, 0.0], [0.0, 1.0]],
+            inputs=[],
+        )
+        session.add(posterior)
+        session.commit()
+        return str(posterior.id)
+
+
 def _alert(world: World, study_id: str, participant_id: str) -> str:
     now = world.clock.now()
     with world.session_factory() as session:
@@ -320,6 +345,7 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "job": _finished_export_job(world, study["id"], admin),
         "simulation": _finished_simulation(world, study["id"], admin),
         "flag": _flag(world, owner),
+        "posterior": _posterior(world, study["id"]),
     }
     headers = {
         "none": {},
@@ -393,6 +419,8 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{alert_id}": "{}",
         "{alert}": "{}",
         "{simulation}": "{}",
+        "{posterior_id}": "{}",
+        "{posterior}": "{}",
     }
 
     def norm(path: str) -> str:

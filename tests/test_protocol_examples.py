@@ -10,7 +10,7 @@ from app.protocols.document import NumericRatingItem, Weekday
 from app.protocols.schema import protocol_json_schema
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "protocols"
-NAMES = ["minimal.yaml", "chronic_pain_jitai.yaml"]
+NAMES = ["minimal.yaml", "chronic_pain_jitai.yaml", "chronic_pain_adaptive.yaml"]
 
 
 def load(name: str) -> Protocol:

@@ -22,9 +22,11 @@ from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, among, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
 from app.decision_rules.evaluation import Evaluation, burden_reason, evaluate, fallback
+from app.decision_rules.learning import Posterior
 from app.decision_rules.models import Decision, SmartAssignment
 from app.decision_rules.moment import Moment
 from app.decision_rules.onboarding import latest_recommendations, score
+from app.decision_rules.posteriors import current_posteriors
 from app.decision_rules.push_budget import pushes_today
 from app.decision_rules.record import DecisionRecord
 from app.decision_rules.seeding import choose, derive_seed, uniform
@@ -101,6 +103,8 @@ class _Batch:
     now: datetime
     # (participant, protocol version) -> stored PAI recommendation; filled while deciding.
     pai_rows: dict[tuple[uuid.UUID, int], str]
+    # The current posterior of each learning protocol version of the batch.
+    posteriors: Mapping[VersionKey, Posterior]
 
 
 def decide_batch(
@@ -119,7 +123,7 @@ def decide_batch(
         if any(p.personalization.pai for p in protocols.values())
         else {}
     )
-    batch = _Batch(session, clock, now, pai_rows)
+    batch = _Batch(session, clock, now, pai_rows, current_posteriors(session, protocols))
     zones = {pid: ZoneInfo(p.timezone) for pid, p in participants.items()}
     burden = _burden(session, now, participants, zones, items, protocols)
 
@@ -235,6 +239,7 @@ def _decide(
         last_prompt_at=burden.last_prompt_at,
         pushes_today=burden.pushes_today,
         prompt_budget_factor=burden.budget_factor,
+        posterior=batch.posteriors.get((item.study_id, item.protocol_version or 0)),
     )
     # A failure before the rules (SMART, PAI) still never overrides the participant's
     # status or the burden limits: the fallback decides only when a prompt is allowed.
@@ -449,6 +454,7 @@ def _log(
         note="; ".join(n for n in notes if n) or None,
         fallback=evaluation.fallback,
         error=evaluation.error,
+        learning=evaluation.learning,
         created_at=now,
     )
 

@@ -34,6 +34,7 @@ class Evaluation:
     note: str | None = None
     fallback: bool = False
     error: str | None = None
+    learning: dict[str, Any] | None = None
 
     @property
     def deliberate(self) -> bool:
@@ -138,6 +139,7 @@ def evaluate(protocol: Protocol, moment: Moment, tailoring: Tailoring) -> Evalua
         probabilities=adjusted.probabilities,
         excluded=adjusted.excluded,
         randomized=adjusted.randomized,
+        learning=proposal.learning,
     )
 
 

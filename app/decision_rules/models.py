@@ -66,7 +66,45 @@ class Decision(IdMixin, Base):
     note: Mapped[str | None] = mapped_column(sa.Text)
     fallback: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # What a learning policy did (null for rule-table decisions): the posterior id, the
+    # features, the effect's posterior mean and variance, P(treat) before and after its
+    # clipping, and whether it fell back with the reason (docs/learning-policies.md).
+    learning: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime]
+
+
+class PolicyPosterior(IdMixin, Base):
+    """One stored posterior of a study's learning policy under one protocol version.
+
+    Immutable: each update writes a new row, the previous one updated with the decisions
+    new since (``inputs``: their ids and the outcome values used), so every posterior can be
+    recomputed from the prior and the exported decisions.
+    """
+
+    __tablename__ = "policy_posteriors"
+    __table_args__ = (
+        # One update per due time: a second worker doing the same update fails on insert.
+        sa.UniqueConstraint("study_id", "protocol_version", "scheduled_for"),
+    )
+
+    study_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("studies.id", ondelete="CASCADE"))
+    protocol_version: Mapped[int]
+    previous_id: Mapped[uuid.UUID | None]
+    # The update's due time (the cadence's local time, in UTC) and when it ran.
+    scheduled_for: Mapped[datetime]
+    computed_at: Mapped[datetime]
+    # The decided_at range of the new rows: after inputs_from (none: from the start), up to
+    # and including inputs_to.
+    inputs_from: Mapped[datetime | None]
+    inputs_to: Mapped[datetime]
+    rows_used: Mapped[int]
+    rows_total: Mapped[int]
+    noise_variance: Mapped[float]
+    # Coefficients (baseline intercept and features, then effect intercept and features).
+    mean: Mapped[list[Any]] = mapped_column(JSONType)
+    covariance: Mapped[list[Any]] = mapped_column(JSONType)
+    # [[decision id, outcome], ...] in the order used.
+    inputs: Mapped[list[Any]] = mapped_column(JSONType)
 
 
 class SmartAssignment(IdMixin, Base):

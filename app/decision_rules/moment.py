@@ -1,9 +1,11 @@
 """A decision's moment: everything about it besides the tailoring variables."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from app.decision_rules.learning import Posterior
 
 
 @dataclass(frozen=True)
@@ -25,3 +27,6 @@ class Moment:
     pushes_today: int = 0
     # Scales the daily cap (the protocol's automatic response to treatment fatigue).
     prompt_budget_factor: float = 1.0
+    # The current posterior of the study's learning policy (None: none yet, or no
+    # learning policy). Compared by identity: it holds numpy arrays.
+    posterior: Posterior | None = field(default=None, compare=False)

@@ -45,6 +45,7 @@ class DecisionRecord:
     note: str | None
     fallback: bool
     error: str | None
+    learning: dict[str, Any] | None
     created_at: datetime
 
     def row(self) -> dict[str, Any]:

@@ -87,6 +87,12 @@ FIXED_COLUMNS = [
     timestamp("sent_at", "When the push provider accepted it."),
     boolean("opened", "The participant opened the prompt."),
     boolean("exercise_completed", "The participant completed the prompt's exercise."),
+    json_text(
+        "learning",
+        "What a learning policy did (empty for rule-table decisions, JSON): posterior_id, "
+        "features, effect_mean, effect_variance, probability_unclipped, probability_clipped, "
+        "fallback, fallback_reason.",
+    ),
 ]
 
 _VALUE_TYPES = {
@@ -154,12 +160,13 @@ def decision_rows(
         for row in page:
             known = probabilities.known.get((row[9], row[17]))
             text, p_treated = known or probabilities.add(row[9], row[17])
-            tailoring = loads(row[32])[0]
+            tailoring = loads(row[33])[0]
             yield (
                 *row[:17],
                 text,
                 p_treated if row[13] else None,
                 *row[18:32],
+                _learning_text(row[32]),
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
@@ -240,7 +247,8 @@ def _page_statement(
 ) -> AnySelect:
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
-    P(treated) is computed from them), and the tailoring snapshot comes last."""
+    P(treated) is computed from them), the learning record as JSON text at 32, and the
+    tailoring snapshot comes last."""
     d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
@@ -279,6 +287,7 @@ def _page_statement(
             utc(n_sent_at),
             opened,
             completed,
+            sa.cast(d.learning, sa.Text),
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)
@@ -353,6 +362,14 @@ def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:
         ),
         else_=1,
     )
+
+
+def _learning_text(raw: str | None) -> str | None:
+    """The learning record as JSON text with sorted keys (PostgreSQL's JSONB and SQLite
+    give different text for the same document), or None for rule-table decisions."""
+    if raw is None or raw == "null":
+        return None
+    return json.dumps(json.loads(raw), sort_keys=True)
 
 
 class _Probabilities:

@@ -3,6 +3,7 @@
 from app.protocols.content_checks import check_content
 from app.protocols.document import Protocol
 from app.protocols.expression_checks import check_expressions
+from app.protocols.learning_checks import check_learning
 from app.protocols.problems import Problems, ProtocolProblem
 from app.protocols.timing_checks import check_timing
 
@@ -13,4 +14,5 @@ def check_protocol(protocol: Protocol) -> list[ProtocolProblem]:
     check_content(protocol, problems)
     check_timing(protocol, problems)
     check_expressions(protocol, problems)
+    check_learning(protocol, problems)
     return problems.items

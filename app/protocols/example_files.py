@@ -6,6 +6,7 @@ from pathlib import Path
 
 CHRONIC_PAIN_JITAI = "chronic_pain_jitai.yaml"
 MINIMAL = "minimal.yaml"
+CHRONIC_PAIN_ADAPTIVE = "chronic_pain_adaptive.yaml"
 CHRONIC_PAIN_BEHAVIOUR = "chronic_pain_behaviour.yaml"
 
 

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from app.protocols.learning import ThompsonSampling
 from app.protocols.primitives import (
     CelExpression,
     Identifier,
@@ -91,6 +92,8 @@ class Policy(ProtocolModel):
     fallback: Assignment
     """Used when deciding fails (an expression error, missing data bug, all options
     excluded). Must not be contraindicated for anyone."""
+    thompson_sampling: ThompsonSampling | None = None
+    """A learning policy for one rule's randomization (see docs/learning-policies.md)."""
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id; KeyError if there is none."""

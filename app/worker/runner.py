@@ -24,6 +24,7 @@ from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
 from app.core.metrics import observe_due_work, observe_pushes
+from app.decision_rules.posteriors import update_due_posteriors
 from app.decision_rules.push_budget import pushes_over_budget
 from app.export.jobs import run_next_job
 from app.monitoring.flags import evaluate_all
@@ -83,6 +84,7 @@ class TickReport:
     sent: SendReport = field(default_factory=SendReport)
     planned_participants: int = 0
     expired_prompts: int = 0
+    posterior_updates: int = 0
 
 
 class Worker:
@@ -168,7 +170,16 @@ class Worker:
         report.planned_participants = self.plan_horizons()
         with session_scope(self.session_factory) as session:
             report.expired_prompts = expire_unanswered(session, self.clock.now())
+        report.posterior_updates = self.update_posteriors()
         return report
+
+    def update_posteriors(self) -> int:
+        """Learning policies' posterior updates that are due (most ticks: none)."""
+        try:
+            return update_due_posteriors(self.session_factory, self.clock)
+        except Exception as exc:
+            log_failure("posterior updates failed", exc)
+            return 0
 
     def _sends_concurrently(self) -> bool:
         # SQLite has one writer at a time: a second thread would only wait for the lock.

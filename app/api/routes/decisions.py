@@ -6,11 +6,15 @@ from fastapi import APIRouter, Query
 from app.api.auth import AnyStaff
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
+from app.api.schemas.common import Version
 from app.api.schemas.decisions import (
     DecisionOut,
     DecisionPage,
     EngagementOut,
     OptionConsideredOut,
+    PosteriorDetail,
+    PosteriorOut,
+    PosteriorPage,
     PreviewRequest,
     PreviewResponse,
 )
@@ -18,6 +22,8 @@ from app.audit.service import record_participant_read
 from app.core.errors import ConflictError
 from app.decision_rules.evaluation import WEEKDAYS
 from app.decision_rules.history import DecisionRecord, decision_history
+from app.decision_rules.models import PolicyPosterior
+from app.decision_rules.posteriors import current_posterior, get_posterior, posterior_history
 from app.decision_rules.preview import PreviewInput, preview
 from app.participants.service import get_participant
 from app.protocols.store import get_version, load_protocol
@@ -58,6 +64,7 @@ def _out(item: DecisionRecord) -> DecisionOut:
         note=d.note,
         fallback=d.fallback,
         error=d.error,
+        learning=d.learning,
         notification_id=item.notification_id,
         delivery_status=item.delivery_status,
         sent_at=item.sent_at,
@@ -184,3 +191,111 @@ def preview_decision(
             for o in result.options
         ],
     )
+
+
+def _coefficients(session: SessionDep, row: PolicyPosterior) -> list[str]:
+    protocol = load_protocol(get_version(session, row.study_id, row.protocol_version))
+    learned = protocol.policy.thompson_sampling
+    names = ["intercept", *(learned.features if learned is not None else ())]
+    return [f"{block}:{name}" for block in ("baseline", "effect") for name in names]
+
+
+def _posterior(session: SessionDep, row: PolicyPosterior) -> PosteriorOut:
+    return PosteriorOut(
+        id=row.id,
+        study_id=row.study_id,
+        protocol_version=row.protocol_version,
+        previous_id=row.previous_id,
+        scheduled_for=row.scheduled_for,
+        computed_at=row.computed_at,
+        inputs_from=row.inputs_from,
+        inputs_to=row.inputs_to,
+        rows_used=row.rows_used,
+        rows_total=row.rows_total,
+        noise_variance=row.noise_variance,
+        coefficients=_coefficients(session, row),
+        mean=row.mean,
+        covariance=row.covariance,
+    )
+
+
+def _detail(session: SessionDep, row: PolicyPosterior) -> PosteriorDetail:
+    return PosteriorDetail(**_posterior(session, row).model_dump(), inputs=row.inputs)
+
+
+VersionQuery = Annotated[
+    Version | None, Query(description="Only this protocol version (default: all).")
+]
+
+
+@router.get(
+    "/v1/studies/{study_id}/posteriors",
+    response_model=PosteriorPage,
+    summary="The history of the study's learning-policy posteriors",
+)
+def list_posteriors(
+    study_id: uuid.UUID,
+    caller: AnyStaff,
+    session: SessionDep,
+    protocol_version: VersionQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: Annotated[
+        uuid.UUID | None, Query(description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PosteriorPage:
+    """Every stored posterior of the study's learning policy (policy.thompson_sampling),
+    newest first: its due time, the decision-time range and count of the rows it added,
+    the coefficients' mean and covariance. Pooled over participants (no participant's data
+    on its own). See docs/learning-policies.md for recomputing each from the export.
+
+    Roles: all staff (researchers, coordinators, admins).
+    """
+    study = get_study(session, study_id)
+    rows, next_cursor = posterior_history(
+        session, study.id, version=protocol_version, after=cursor, limit=limit
+    )
+    return PosteriorPage(items=[_posterior(session, r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/studies/{study_id}/posteriors/current",
+    response_model=PosteriorDetail,
+    summary="The posterior the study's decisions use now",
+)
+def read_current_posterior(
+    study_id: uuid.UUID,
+    caller: AnyStaff,
+    session: SessionDep,
+    protocol_version: VersionQuery = None,
+) -> PosteriorDetail:
+    """The latest posterior of the study's active protocol version (or `protocol_version`),
+    with the decisions it added and their outcomes. 404 before the first update (the
+    decisions then use the declared fallback probability) and 409 when the study has no
+    protocol.
+
+    Roles: all staff (researchers, coordinators, admins).
+    """
+    study = get_study(session, study_id)
+    version = protocol_version or study.active_protocol_version
+    if version is None:
+        raise ConflictError(
+            "the study has no protocol yet; upload one first", code="protocol_missing"
+        )
+    return _detail(session, current_posterior(session, study.id, version))
+
+
+@router.get(
+    "/v1/studies/{study_id}/posteriors/{posterior_id}",
+    response_model=PosteriorDetail,
+    summary="One stored posterior",
+)
+def read_posterior(
+    study_id: uuid.UUID, posterior_id: uuid.UUID, caller: AnyStaff, session: SessionDep
+) -> PosteriorDetail:
+    """One posterior of the study with the decisions it added ([decision id, outcome], in
+    the order used): what a researcher needs to check a recomputation.
+
+    Roles: all staff (researchers, coordinators, admins).
+    """
+    study = get_study(session, study_id)
+    return _detail(session, get_posterior(session, study.id, posterior_id))

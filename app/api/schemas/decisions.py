@@ -36,6 +36,7 @@ _DECISION_EXAMPLE: dict[str, Any] = {
     "note": None,
     "fallback": False,
     "error": None,
+    "learning": None,
     "notification_id": "019a8b5e-5e3c-7000-8000-7b8c9d0e1f2b",
     "delivery_status": "sent",
     "sent_at": "2026-11-05T13:00:05Z",
@@ -87,6 +88,12 @@ class DecisionOut(Schema):
     note: str | None
     fallback: bool
     error: str | None
+    learning: dict[str, Any] | None = Field(
+        default=None,
+        description="What a learning policy did (null for rule-table decisions): "
+        "posterior_id, features, effect_mean, effect_variance, probability_unclipped, "
+        "probability_clipped, fallback, fallback_reason (docs/learning-policies.md).",
+    )
     notification_id: uuid.UUID | None = Field(description="The push created, if any.")
     delivery_status: str | None
     sent_at: datetime | None
@@ -247,3 +254,84 @@ class PreviewResponse(Schema):
     fallback: bool
     error: str | None
     options: list[OptionConsideredOut] = Field(description="Every option of the protocol.")
+
+
+_POSTERIOR_EXAMPLE: dict[str, Any] = {
+    "id": "019a8b5e-6f00-7000-8000-7b8c9d0e1f3c",
+    "study_id": "019a8b5e-4d2a-7c3b-8e5f-6a7b8c9d0e10",
+    "protocol_version": 1,
+    "previous_id": "019a8b5e-6e00-7000-8000-7b8c9d0e1f3b",
+    "scheduled_for": "2026-11-06T02:00:00Z",
+    "computed_at": "2026-11-06T02:00:03Z",
+    "inputs_from": "2026-11-04T22:00:00Z",
+    "inputs_to": "2026-11-05T22:00:00Z",
+    "rows_used": 2,
+    "rows_total": 54,
+    "noise_variance": 2.25,
+    "coefficients": [
+        "baseline:intercept",
+        "baseline:interference_today",
+        "effect:intercept",
+        "effect:interference_today",
+    ],
+    "mean": [1.1, 0.78, -0.4, 0.02],
+    "covariance": [
+        [0.5, -0.06, 0.0, 0.0],
+        [-0.06, 0.01, 0.0, 0.0],
+        [0.0, 0.0, 0.3, -0.03],
+        [0.0, 0.0, -0.03, 0.004],
+    ],
+}
+
+
+class PosteriorOut(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(_POSTERIOR_EXAMPLE))
+
+    id: uuid.UUID
+    study_id: uuid.UUID
+    protocol_version: int
+    previous_id: uuid.UUID | None = Field(
+        description="The posterior this one updated (null: it updated the prior)."
+    )
+    scheduled_for: datetime = Field(description="The update's due time (the cadence).")
+    computed_at: datetime
+    inputs_from: datetime | None = Field(
+        description="The new rows were decided after this (null: from the start) ..."
+    )
+    inputs_to: datetime = Field(description="... and up to and including this.")
+    rows_used: int = Field(description="Decisions with an outcome this update added.")
+    rows_total: int = Field(description="Decisions with an outcome over the whole chain.")
+    noise_variance: float
+    coefficients: list[str] = Field(description="The names of the mean's entries, in order.")
+    mean: list[float]
+    covariance: list[list[float]]
+
+
+class PosteriorDetail(PosteriorOut):
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                **_POSTERIOR_EXAMPLE,
+                "inputs": [
+                    ["019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f2a", 5.0],
+                    ["019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f2b", 3.0],
+                ],
+            }
+        )
+    )
+
+    inputs: list[list[Any]] = Field(
+        description="[decision id, outcome] of every decision this update added, in the "
+        "order used (docs/learning-policies.md: recomputing a posterior)."
+    )
+
+
+class PosteriorPage(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples({"items": [_POSTERIOR_EXAMPLE], "next_cursor": None})
+    )
+
+    items: list[PosteriorOut] = Field(description="Newest first.")
+    next_cursor: uuid.UUID | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )

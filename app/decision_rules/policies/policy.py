@@ -9,7 +9,7 @@ learning policy plugs in without touching the trial-grade logging.
 """
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 from typing import Protocol as Interface
 
 import cel
@@ -26,6 +26,8 @@ class Proposal:
     randomize: bool
     # What produced the proposal, logged in the decision's rule_id.
     rule_id: str | None = None
+    # What a learning policy did, logged in the decision's ``learning`` column.
+    learning: dict[str, Any] | None = None
 
 
 class Policy(Interface):

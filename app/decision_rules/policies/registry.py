@@ -2,12 +2,14 @@
 
 from app.decision_rules.policies.policy import Policy
 from app.decision_rules.policies.rule_table import RuleTable
+from app.decision_rules.policies.thompson_sampling import ThompsonSamplingPolicy
 from app.protocols.document import Protocol
 
-POLICIES: dict[str, Policy] = {policy.name: policy for policy in (RuleTable(),)}
+POLICIES: dict[str, Policy] = {
+    policy.name: policy for policy in (RuleTable(), ThompsonSamplingPolicy())
+}
 
-# What a protocol without a policy kind gets: today every protocol's policy is its rule
-# table (a protocol field naming another policy arrives with the first learning policy).
+# What a protocol without a learning policy gets: its rule table.
 DEFAULT_POLICY = RuleTable.name
 
 
@@ -26,5 +28,7 @@ def policy_named(name: str) -> Policy:
 
 
 def policy_for(protocol: Protocol) -> Policy:
-    """The study's policy under this protocol version."""
-    return policy_named(DEFAULT_POLICY)
+    """The study's policy under this protocol version: the learning policy it declares,
+    or the rule table."""
+    learning = protocol.policy.thompson_sampling
+    return policy_named(learning.kind if learning is not None else DEFAULT_POLICY)

@@ -1,0 +1,123 @@
+"""The Bayesian linear model behind Thompson sampling, without the database.
+
+Model (action-centred, as in HeartSteps V2): for a decision with features f, x = (1, f),
+
+    outcome = x·alpha + (A - pi) x·beta + noise,   noise ~ N(0, noise_variance)
+
+where A is 1 when the treat option was delivered and pi is the probability it had. Centring
+the action by pi keeps the effect estimate x·beta unbiased even where the baseline x·alpha
+is misspecified, because (A - pi) has mean zero given the features. The coefficients
+theta = (alpha, beta) have independent normal priors; with a known noise variance the
+posterior is normal, in closed form:
+
+    precision = prior_precision + Z'Z / noise_variance
+    mean      = precision^-1 (prior_precision prior_mean + Z'y / noise_variance)
+
+with Z the design rows (x, (A - pi) x). Updates are sequential: each stored posterior is
+the previous one (or the prior) updated with the rows new since, which equals updating the
+prior with all rows at once.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.protocols.learning import ThompsonSampling
+
+Vector = NDArray[np.float64]
+Matrix = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """A stored posterior as the policy uses it."""
+
+    id: str
+    mean: Vector
+    covariance: Matrix
+    # Rows with an outcome used so far, over the whole chain of updates.
+    rows_total: int
+
+
+@dataclass(frozen=True)
+class LearningRow:
+    """One decision as the update uses it."""
+
+    features: Mapping[str, Any]
+    # The probability of the treat option the draw used.
+    pi: float
+    treated: bool
+    outcome: float
+
+
+def prior(config: ThompsonSampling) -> tuple[Vector, Matrix]:
+    mean = np.array([*config.prior.baseline.mean, *config.prior.effect.mean], dtype=np.float64)
+    variance = [*config.prior.baseline.variance, *config.prior.effect.variance]
+    return mean, np.diag(np.array(variance, dtype=np.float64))
+
+
+def feature_vector(config: ThompsonSampling, values: Mapping[str, Any]) -> Vector:
+    """x = (1, features); ValueError naming the feature when one is missing or not a number."""
+    out = [1.0]
+    for name in config.features:
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"feature {name} is {value!r}, not a number")
+        if not math.isfinite(value):
+            raise ValueError(f"feature {name} is {value!r}")
+        out.append(float(value))
+    return np.array(out, dtype=np.float64)
+
+
+def design_row(config: ThompsonSampling, row: LearningRow) -> Vector:
+    x = feature_vector(config, row.features)
+    centred = (1.0 if row.treated else 0.0) - row.pi
+    return np.concatenate([x, centred * x])
+
+
+def update(
+    mean: Vector,
+    covariance: Matrix,
+    rows: Sequence[Vector],
+    outcomes: Sequence[float],
+    noise: float,
+) -> tuple[Vector, Matrix]:
+    """The posterior after the rows (the conjugate normal update with known noise)."""
+    if not rows:
+        return mean.copy(), covariance.copy()
+    z = np.vstack(rows)
+    y = np.array(outcomes, dtype=np.float64)
+    prior_precision = np.linalg.inv(covariance)
+    precision = prior_precision + z.T @ z / noise
+    new_covariance = np.linalg.inv(precision)
+    # Symmetrize: inv() leaves rounding asymmetry that would grow over many updates.
+    new_covariance = (new_covariance + new_covariance.T) / 2
+    new_mean = new_covariance @ (prior_precision @ mean + z.T @ y / noise)
+    return new_mean, new_covariance
+
+
+def effect(config: ThompsonSampling, posterior: Posterior, x: Vector) -> tuple[float, float]:
+    """Posterior mean and variance of the treatment effect x·beta at features x."""
+    d = len(x)
+    beta_mean = posterior.mean[d:]
+    beta_cov = posterior.covariance[d:, d:]
+    return float(x @ beta_mean), float(x @ beta_cov @ x)
+
+
+def probability_beyond(config: ThompsonSampling, mean: float, variance: float) -> float:
+    """P(effect beyond the threshold) for a normal effect: above it when higher is better,
+    below it when lower is better."""
+    if variance <= 0:
+        above = 1.0 if mean > config.threshold else 0.0
+    else:
+        z = (mean - config.threshold) / math.sqrt(variance)
+        above = 0.5 * math.erfc(-z / math.sqrt(2))
+    return above if config.better == "higher" else 1.0 - above
+
+
+def clip(p: float, low: float, high: float) -> float:
+    return min(high, max(low, p))

@@ -1,0 +1,90 @@
+"""Thompson sampling for one rule of the rule table (``policy.thompson_sampling``).
+
+The rule table still decides which rule applies; when it is the learned rule, P(treat) is
+the posterior probability that the treatment effect at the current features is beyond the
+declared threshold, clipped. Anything that goes wrong here (no posterior yet, too little
+data, a missing feature, a numerical error) gives the declared fallback probability and
+says why in the log: a learning policy must never stop a study.
+"""
+
+import math
+from typing import Any, ClassVar
+
+import cel
+
+from app.decision_rules import learning
+from app.decision_rules.moment import Moment
+from app.decision_rules.policies.policy import Proposal
+from app.decision_rules.policies.rule_table import RuleTable
+from app.protocols.document import Protocol
+from app.protocols.learning import ThompsonSampling
+
+NO_POSTERIOR = "no posterior yet (before the first update)"
+
+
+class ThompsonSamplingPolicy:
+    name: ClassVar[str] = "thompson_sampling"
+
+    def propose(self, protocol: Protocol, moment: Moment, context: cel.Context) -> Proposal | None:
+        proposal = RuleTable().propose(protocol, moment, context)
+        config = protocol.policy.thompson_sampling
+        if proposal is None or config is None or proposal.rule_id != config.rule:
+            return proposal
+        (nothing,) = (o for o in proposal.probabilities if o != config.treat)
+        record = learned_probability(protocol, config, moment, context.variables)
+        p = float(record["probability_clipped"])
+        return Proposal(
+            probabilities={config.treat: p, nothing: 1.0 - p},
+            randomize=True,
+            rule_id=proposal.rule_id,
+            learning=record,
+        )
+
+
+def learned_probability(
+    protocol: Protocol, config: ThompsonSampling, moment: Moment, values: dict[str, Any]
+) -> dict[str, Any]:
+    """The learning record of a decision: P(treat) and what it came from (never raises)."""
+    features = {name: values.get(name) for name in config.features}
+    posterior = moment.posterior
+    record: dict[str, Any] = {
+        "policy": ThompsonSamplingPolicy.name,
+        "posterior_id": posterior.id if posterior is not None else None,
+        "features": features,
+        "effect_mean": None,
+        "effect_variance": None,
+        "probability_unclipped": config.fallback_probability,
+        "probability_clipped": config.fallback_probability,
+        "fallback": True,
+        "fallback_reason": None,
+    }
+    if posterior is None:
+        return {**record, "fallback_reason": NO_POSTERIOR}
+    if posterior.rows_total < config.min_rows:
+        reason = (
+            f"too little data ({posterior.rows_total} rows with an outcome, "
+            f"the minimum is {config.min_rows})"
+        )
+        return {**record, "fallback_reason": reason}
+    try:
+        x = learning.feature_vector(config, values)
+        mean, variance = learning.effect(config, posterior, x)
+        # A degenerate posterior (NaN, a negative variance) must not reach the draw, nor
+        # the JSON log (PostgreSQL's JSONB refuses NaN).
+        if not (math.isfinite(mean) and math.isfinite(variance) and variance >= 0):
+            raise ValueError(f"effect mean {mean} and variance {variance} are not usable")
+        raw = learning.probability_beyond(config, mean, variance)
+        if not 0.0 <= raw <= 1.0:
+            raise ValueError(f"probability {raw} is not in [0, 1]")
+        bounds = config.probability_bounds or protocol.policy.probability_bounds
+        clipped = learning.clip(raw, bounds.min, bounds.max)
+    except Exception as exc:
+        return {**record, "fallback_reason": f"{type(exc).__name__}: {exc}"}
+    return {
+        **record,
+        "effect_mean": mean,
+        "effect_variance": variance,
+        "probability_unclipped": raw,
+        "probability_clipped": clipped,
+        "fallback": False,
+    }

@@ -1,0 +1,92 @@
+"""Learning policies in the protocol: Thompson sampling over a Bayesian linear model of a
+proximal outcome (see docs/learning-policies.md).
+
+The learning policy takes over one rule's randomization: when the rule table picks that
+rule, the probability of its "treat" option comes from the posterior instead of the
+rule's fixed numbers. Everything around it (availability, burden, contraindications,
+tracks, preferences, bounds) is the engine's, as for any rule.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from app.protocols.primitives import CelName, Identifier, LocalTime, ProtocolModel
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class NormalPrior(ProtocolModel):
+    """Independent normal priors, one per coefficient: the intercept first, then one per
+    feature in the order of `features`."""
+
+    mean: tuple[FiniteFloat, ...]
+    """Prior means."""
+    variance: tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...]
+    """Prior variances (positive)."""
+
+
+class LearningPrior(ProtocolModel):
+    """The prior of the model's two blocks of coefficients."""
+
+    baseline: NormalPrior
+    """The outcome without treatment (intercept, then the features)."""
+    effect: NormalPrior
+    """The treatment effect (intercept, then the features)."""
+
+
+class UpdateCadence(ProtocolModel):
+    """When the posterior is updated: daily at a local time of the study's
+    `default_timezone`."""
+
+    at: LocalTime
+    """Local time of the daily update, e.g. "03:00"."""
+
+
+class LearningBounds(ProtocolModel):
+    """The learning policy's own clipping of the probability of treating."""
+
+    min: float = Field(ge=0.0, le=1.0)
+    """Lowest probability of treating."""
+    max: float = Field(ge=0.0, le=1.0)
+    """Highest probability of treating."""
+
+
+class ThompsonSampling(ProtocolModel):
+    """Posterior-probability (Thompson) sampling for one rule choosing between a "treat"
+    option and an option of category none.
+
+    Model: outcome = x·alpha + (A - pi)·x·beta + noise, with x = (1, features), A = 1 when
+    the treat option was delivered, pi its probability, and noise normal with a known
+    variance. P(treat) = P(x·beta beyond `threshold` | data), clipped."""
+
+    kind: Literal["thompson_sampling"] = "thompson_sampling"
+    """The kind of learning policy (only thompson_sampling today)."""
+    rule: Identifier
+    """The rule whose randomization is learned; its `randomize` names exactly the treat
+    option and one option of category none."""
+    treat: Identifier
+    """The option whose probability is learned."""
+    outcome: CelName
+    """The proximal outcome modelled (a name of `proximal_outcomes`, numeric)."""
+    better: Literal["higher", "lower"] = "higher"
+    """Whether a higher or a lower outcome is an improvement (lower for pain interference)."""
+    threshold: FiniteFloat = 0.0
+    """Treat with the posterior probability that the effect is beyond this, in outcome
+    units (above it when `better` is higher, below it when lower)."""
+    features: tuple[CelName, ...] = ()
+    """Tailoring variables (numbers) the effect and the baseline depend on."""
+    prior: LearningPrior
+    """Normal prior of the coefficients."""
+    noise_variance: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    """Known variance of the outcome around the model."""
+    probability_bounds: LearningBounds | None = None
+    """Clipping of P(treat); default the policy's `probability_bounds`. The policy's
+    bounds apply afterwards as for every rule."""
+    fallback_probability: float = Field(ge=0.0, le=1.0)
+    """P(treat) before the first update, with too little data, or when computing the
+    probability fails."""
+    min_rows: Annotated[int, Field(ge=0)] = 20
+    """Rows with an outcome needed before the posterior is used."""
+    update: UpdateCadence
+    """When the posterior is updated."""

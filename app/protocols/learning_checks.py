@@ -1,0 +1,105 @@
+"""Upload checks of a learning policy (``policy.thompson_sampling``): every problem names
+its field, like the other checks."""
+
+from app.protocols.cel_rules import suggestion
+from app.protocols.document import Protocol
+from app.protocols.interventions import Category
+from app.protocols.problems import Problems, path_of
+from app.protocols.questionnaires import DurationItem, NumericRatingItem
+from app.protocols.tailoring import ValueType
+
+BASE = "policy.thompson_sampling"
+_NUMERIC = (ValueType.number, ValueType.integer)
+
+
+def check_learning(protocol: Protocol, problems: Problems) -> None:
+    learning = protocol.policy.thompson_sampling
+    if learning is None:
+        return
+    option_ids = [o.id for o in protocol.intervention_options]
+    if learning.treat not in option_ids:
+        problems.add(
+            path_of(BASE, "treat"),
+            f"unknown option '{learning.treat}'{suggestion(learning.treat, option_ids)}",
+        )
+    elif protocol.option(learning.treat).category is Category.none:
+        problems.add(path_of(BASE, "treat"), "the treat option must deliver something")
+    _check_rule(protocol, problems)
+    _check_outcome(protocol, problems)
+    names = [v.name for v in protocol.tailoring_variables]
+    for i, name in enumerate(learning.features):
+        if name not in names:
+            problems.add(
+                path_of(BASE, "features", i),
+                f"unknown tailoring variable '{name}'{suggestion(name, names)}",
+            )
+        elif protocol.variable(name).type not in _NUMERIC:
+            problems.add(path_of(BASE, "features", i), f"'{name}' is not a number")
+    size = 1 + len(learning.features)
+    for block in ("baseline", "effect"):
+        prior = getattr(learning.prior, block)
+        for field in ("mean", "variance"):
+            values = getattr(prior, field)
+            if len(values) != size:
+                problems.add(
+                    path_of(BASE, "prior", block, field),
+                    f"{len(values)} values given; the intercept and {len(learning.features)} "
+                    f"features need {size}",
+                )
+    bounds = learning.probability_bounds
+    if bounds is not None and bounds.min > bounds.max:
+        problems.add(
+            path_of(BASE, "probability_bounds"),
+            f"min {bounds.min} is greater than max {bounds.max}",
+        )
+
+
+def _check_rule(protocol: Protocol, problems: Problems) -> None:
+    learning = protocol.policy.thompson_sampling
+    assert learning is not None  # noqa: S101
+    rule_ids = [r.id for r in protocol.policy.rules]
+    if learning.rule not in rule_ids:
+        problems.add(
+            path_of(BASE, "rule"),
+            f"unknown rule '{learning.rule}'{suggestion(learning.rule, rule_ids)}",
+        )
+        return
+    rule = protocol.policy.rule(learning.rule)
+    options = list(rule.randomize or {})
+    others = [o for o in options if o != learning.treat]
+    nothing = [
+        o
+        for o in others
+        if o in {x.id for x in protocol.intervention_options}
+        and protocol.option(o).category is Category.none
+    ]
+    if learning.treat not in options or len(options) != 2 or len(nothing) != 1:
+        problems.add(
+            path_of(BASE, "rule"),
+            f"rule '{learning.rule}' must randomize between exactly '{learning.treat}' and "
+            "one option of category none",
+        )
+
+
+def _check_outcome(protocol: Protocol, problems: Problems) -> None:
+    learning = protocol.policy.thompson_sampling
+    assert learning is not None  # noqa: S101
+    outcomes = {o.name: o for o in protocol.proximal_outcomes}
+    outcome = outcomes.get(learning.outcome)
+    if outcome is None:
+        problems.add(
+            path_of(BASE, "outcome"),
+            f"unknown proximal outcome '{learning.outcome}'"
+            f"{suggestion(learning.outcome, list(outcomes))}",
+        )
+        return
+    if outcome.options is not None:
+        problems.add(
+            path_of(BASE, "outcome"),
+            f"'{learning.outcome}' is recorded only for some options; the model needs it "
+            "for both arms (remove its options)",
+        )
+    if outcome.source == "ema":
+        items = protocol.items(outcome.item)
+        if items and not all(isinstance(i, NumericRatingItem | DurationItem) for _, i in items):
+            problems.add(path_of(BASE, "outcome"), f"'{learning.outcome}' is not numeric")
