@@ -107,11 +107,30 @@ def submit_responses(
         if a.prompt is not None:
             a.prompt.answered_at = _utc(a.submission.answered_at)
             a.prompt.updated_at = now
+    candidates = _candidates(kept)
     alerts = raise_escalations(
-        session, clock, participant, _candidates(kept), webhook_configured=webhook_configured
+        session, clock, participant, candidates, webhook_configured=webhook_configured
     )
     publish_all(session, clock, [_submitted(participant, a) for a in kept])
-    return EmaBatchOutcome([verdict.results[s.index] for s in submissions], alerts)
+    results = [verdict.results[s.index] for s in submissions]
+    if alerts:
+        _attach_safety_responses(results, candidates, alerts)
+    return EmaBatchOutcome(results, alerts)
+
+
+def _attach_safety_responses(
+    results: list[ItemResult], candidates: list[EscalationCandidate], alerts: list[Alert]
+) -> None:
+    """The declared safety response of each raised alert, on its response's result: the
+    app shows it at once, without waiting for a push or for anybody to read the alert."""
+    raised = {(a.response_id, a.questionnaire_id, a.item_id) for a in alerts}
+    by_response = {r.id: r for r in results if r.id is not None}
+    for c in candidates:
+        response = c.escalation.safety_response
+        key = (c.response_id, c.questionnaire_id, c.item_id)
+        if response is None or key not in raised or c.response_id not in by_response:
+            continue
+        by_response[c.response_id].safety_response = {"text": response.text, "link": response.link}
 
 
 @dataclass
