@@ -16,6 +16,9 @@ class WebhookStatus(StrEnum):
     delivered = "delivered"  # the receiver answered 2xx
     failed = "failed"  # gave up after the configured number of attempts
     not_configured = "not_configured"  # no webhook URL was set when the alert was raised
+    # The study has care routes: they decide who is sent it (see the alert's sends), so the
+    # deployment-wide webhook is not posted it as well.
+    routed = "routed"
 
 
 class Alert(IdMixin, Base):

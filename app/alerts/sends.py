@@ -85,6 +85,10 @@ class CareSendConfig:
         return frozenset(names)
 
 
+def has_routes(session: Session, study_id: uuid.UUID) -> bool:
+    return bool(session.scalar(sa.select(sa.exists().where(CareRoute.study_id == study_id))))
+
+
 def _routes_at(session: Session, alert: Alert, level: int) -> list[CareRoute]:
     routes = session.scalars(
         sa.select(CareRoute)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.alerts.models import Alert, AlertSend, WebhookStatus
-from app.alerts.sends import route_alert
+from app.alerts.sends import has_routes, route_alert
 from app.audit.service import Actor, record
 from app.core.clock import Clock
 from app.core.errors import ConflictError, NotFoundError
@@ -33,8 +33,16 @@ def raise_alert(
     webhook_configured: bool,
     note: str | None = None,
 ) -> Alert:
-    """Store an alert; its webhook delivery is due at once when a webhook is configured."""
+    """Store an alert and its sends to the study's first level of care routes, due at once.
+
+    A study without routes keeps the deployment-wide webhook (when one is configured).
+    """
     now = clock.now()
+    if has_routes(session, participant.study_id):
+        webhook_configured = False
+        initial = WebhookStatus.routed
+    else:
+        initial = WebhookStatus.pending if webhook_configured else WebhookStatus.not_configured
     alert = Alert(
         study_id=participant.study_id,
         participant_id=participant.id,
@@ -46,9 +54,7 @@ def raise_alert(
         value=value,
         answered_at=answered_at,
         created_at=now,
-        webhook_status=WebhookStatus.pending
-        if webhook_configured
-        else WebhookStatus.not_configured,
+        webhook_status=initial,
         webhook_attempts=0,
         webhook_next_attempt_at=now if webhook_configured else None,
         escalation_level=0,

@@ -72,8 +72,9 @@ class AlertOut(Schema):
     acknowledged_by: str | None
     acknowledgement_note: str | None
     webhook_status: str = Field(
-        description="pending, sending (being posted now), delivered, failed (gave up) or "
-        "not_configured."
+        description="The deployment-wide webhook: pending, sending (being posted now), "
+        "delivered, failed (gave up), not_configured, or routed (the study has care routes, "
+        "which decide who is sent it: see `sends`)."
     )
     webhook_attempts: int
     webhook_last_error: str | None
