@@ -43,6 +43,8 @@ _ALERT_EXAMPLE = {
 
 
 class AlertSendOut(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(_ALERT_EXAMPLE["sends"][0]))  # type: ignore[index]
+
     id: uuid.UUID
     level: int = Field(description="The route level it was sent to (0: at once).")
     channel: str = Field(description="email or webhook.")

@@ -34,6 +34,8 @@ _ROUTES = [
 
 
 class RouteIn(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(*_ROUTES))
+
     level: int = Field(
         0,
         ge=0,
@@ -87,6 +89,12 @@ class CareTeamIn(Schema):
 
 
 class RouteOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            _ROUTES[0] | {"created_at": "2026-11-20T09:00:00Z", "created_by": "coordinator"}
+        )
+    )
+
     level: int
     label: str
     channel: str
