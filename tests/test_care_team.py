@@ -19,13 +19,14 @@ from app.alerts.models import AlertSend, SendStatus, WebhookStatus
 from app.alerts.sends import CareSendConfig
 from app.api.main import create_app
 from app.core.config import Settings
+from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.notifications.providers import LoggingProvider
 from app.staff.models import Role
 from app.wiring import Wiring, worker_from_settings
 from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.ingest import evening, pain_study, phone
-from tests.support.scheduling import decide_nothing
+from tests.support.scheduling import add_device, decide_nothing
 from tests.test_alerts import Receiver, receiver
 
 __all__ = ["receiver"]
@@ -135,12 +136,14 @@ def _worker(world: World, settings: Settings) -> Worker:
 
 def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
     care: World,
+    care_settings: Settings,
     inbox: Inbox,
     receiver: Receiver,
 ) -> None:
     study_id = pain_study(care)
     assert _routes(care, study_id, {"routes": [ON_CALL, PAGER]}).status_code == 200
     me = phone(care, study_id)
+    add_device(care, me)  # type: ignore[arg-type]
     result = me.post("ema-responses", [evening(care.clock.now(), self_harm=True)])
     [item] = result["items"]
     # The app is told at once what to show, in the batch result.
@@ -164,6 +167,14 @@ def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
         ("email", "delivered", 1),
         ("webhook", "delivered", 1),
     ]
+    # The safety response is pushed too, through the outbox, at the next tick.
+    with care.session_factory() as session:
+        [push] = session.query(Notification).filter_by(kind=NotificationKind.safety_response)
+        assert push.deep_link == "tel:988"
+        assert push.data == {"alert_id": alert["id"]}
+    _worker(care, care_settings).tick()
+    with care.session_factory() as session:
+        assert session.get_one(Notification, push.id).status == NotificationStatus.sent
     # An answer that raises nothing carries no safety response.
     calm = me.post("ema-responses", [evening(care.clock.now(), self_harm=False)])
     assert "safety_response" not in calm["items"][0]
