@@ -131,6 +131,22 @@ def replace_care_team(
     return care_team(session, study)
 
 
+def declare_poll_only(
+    session: Session, clock: Clock, actor: Actor, study: Study, reason: str
+) -> CareTeam:
+    """Declare (audited) that nobody is sent the study's alerts; they are only polled."""
+    return replace_care_team(
+        session,
+        clock,
+        actor,
+        study,
+        [],
+        poll_only=True,
+        poll_only_reason=reason,
+        configured_channels=frozenset(),
+    )
+
+
 def _describe(route: CareRoute) -> dict[str, object]:
     return {
         "level": route.level,
@@ -173,6 +189,7 @@ __all__ = [
     "CareTeam",
     "RouteSpec",
     "care_team",
+    "declare_poll_only",
     "ensure_routed",
     "escalation_items",
     "replace_care_team",

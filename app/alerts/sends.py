@@ -9,7 +9,9 @@ them to their channel (e-mail: ``app.alerts.email``; the signed webhook:
 another one that first retakes the lease: delivered, pending again after a backoff, or
 failed after the configured number of attempts. ``escalate_due`` moves an alert still
 unacknowledged at its ``escalation_due_at`` to the next level that has routes, in one
-transaction per batch, guarded by the level it read, so two workers never escalate twice.
+transaction per batch whose alerts are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+SQLite has one writer), and moves ``escalation_due_at`` on in that same transaction, so
+two workers never escalate one alert twice.
 Delivery is at least once: e-mails carry a stable Message-ID, webhook posts the alert id.
 """
 

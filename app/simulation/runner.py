@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.alerts.routing import replace_care_team
+from app.alerts.routing import declare_poll_only
 from app.audit.service import CLI_ACTOR
 from app.core.batches import ItemResult
 from app.core.batches import ItemStatus as BatchItemStatus
@@ -211,15 +211,12 @@ def _set_up(
             name=names[1],
             status=StudyStatus.active,
         )
-        replace_care_team(
+        declare_poll_only(
             session,
             clock,
             CLI_ACTOR,
             study,
-            [],
-            poll_only=True,
-            poll_only_reason="A simulation on a scratch database: nobody is sent its alerts.",
-            configured_channels=frozenset(),
+            "A simulation on a scratch database: nobody is sent its alerts.",
         )
         upload_version(session, clock, CLI_ACTOR, study, source)
         study_id = study.id
