@@ -4,15 +4,19 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from app.alerts.models import RouteChannel
-from app.api.schemas.common import Schema, examples
+from app.api.schemas.common import CheckText, Schema, examples
 from app.protocols.questionnaires import Severity
 
 # Deliberately plain (no email-validator dependency): one @, no spaces; the SMTP server
 # refuses what it cannot deliver, and that failure is on the alert's timeline.
 Address = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+    CheckText,
 ]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), CheckText
+]
 
 _ROUTES = [
     {
@@ -84,7 +88,7 @@ class CareTeamIn(Schema):
         "GET …/alerts). Needs no routes and a reason; recorded in the audit log.",
     )
     poll_only_reason: (
-        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), CheckText] | None
     ) = Field(None, description="Why, and who polls: required with poll_only.")
 
 
