@@ -27,7 +27,7 @@ from app.worker.runner import Worker
 from tests.conftest import World
 from tests.support.ingest import evening, pain_study, phone
 from tests.support.scheduling import add_device, decide_nothing
-from tests.test_alerts import Receiver
+from tests.support.webhook_receiver import Receiver
 
 
 def _free_port() -> int:
