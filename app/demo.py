@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.alerts.routing import declare_poll_only
 from app.audit.service import CLI_ACTOR
 from app.core.clock import Clock
 from app.core.config import Settings
@@ -80,6 +81,13 @@ def seed_demo(session: Session, clock: Clock, settings: Settings) -> DemoCredent
             slug=DEMO_STUDY_SLUG,
             name=DEMO_STUDY_NAME,
             status=StudyStatus.active,
+        )
+        declare_poll_only(
+            session,
+            clock,
+            CLI_ACTOR,
+            study,
+            "A demo study: its alerts are read in the API (GET …/alerts).",
         )
         # The shipped 12-week example: version 1, active, so every participant follows it.
         upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))

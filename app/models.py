@@ -1,6 +1,6 @@
 """Every model, imported in one place so Alembic and tests see the whole metadata."""
 
-from app.alerts.models import Alert
+from app.alerts.models import Alert, AlertSend, CareRoute, CareTeamSettings
 from app.audit.models import AuditEvent
 from app.core.db import Base
 from app.decision_rules.models import Decision, PaiScore, PolicyPosterior, SmartAssignment
@@ -25,10 +25,13 @@ from app.worker.models import WorkerHeartbeat
 
 __all__ = [
     "Alert",
+    "AlertSend",
     "ApiKey",
     "AuditEvent",
     "Base",
     "CareFlag",
+    "CareRoute",
+    "CareTeamSettings",
     "Decision",
     "DeliveryAttempt",
     "Device",

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.sends import CareSendConfig
 from app.alerts.webhook import WebhookConfig
 from app.core.clock import Clock
 from app.core.config import Settings
@@ -32,6 +33,8 @@ class Wiring:
     provider: PushProvider
     # None when no care-team webhook is configured (alerts are then only stored).
     alert_webhook: WebhookConfig | None
+    # The channels care routes are sent through (e-mail, the signed webhook).
+    care_sends: CareSendConfig | None = None
     # Long jobs the worker runs beside exports (protocol simulations).
     background_jobs: tuple[BackgroundJob, ...] = ()
 
@@ -43,6 +46,7 @@ def wire(settings: Settings) -> Wiring:
         decider=decide_batch,
         provider=provider_from_settings(settings),
         alert_webhook=WebhookConfig.from_settings(settings),
+        care_sends=CareSendConfig.from_settings(settings),
         background_jobs=(run_next_simulation,),
     )
 
@@ -74,6 +78,7 @@ def worker_from_settings(
         lease=lease,
         export_dir=settings.export_dir,
         alert_webhook=wiring.alert_webhook,
+        care_sends=wiring.care_sends,
         background_jobs=wiring.background_jobs,
     )
 

@@ -26,8 +26,9 @@ from app.models import Base
 from app.staff.models import Role
 from app.staff.service import create_api_key
 
-# Shared fixtures of their own modules: `fcm` (a provider talking to a fake FCM server).
-pytest_plugins = ["tests.support.push"]
+# Shared fixtures of their own modules: `fcm` (a provider talking to a fake FCM server),
+# `receiver` (a webhook receiver on 127.0.0.1).
+pytest_plugins = ["tests.support.push", "tests.support.webhook_receiver"]
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -182,6 +182,15 @@ CASES = [
         WRITERS,
         {"note": "called the participant"},
     ),
+    Case("GET", "/v1/studies/{study}/care-team", 200, "staff", ALL_STAFF),
+    Case(
+        "PUT",
+        "/v1/studies/{study}/care-team",
+        200,
+        "staff",
+        WRITERS,
+        {"routes": [], "poll_only": True, "poll_only_reason": "polled daily by the nurse"},
+    ),
     Case("GET", "/v1/me/prompts", 200, "me", other=200),
     Case(
         "POST",

@@ -16,6 +16,9 @@ class WebhookStatus(StrEnum):
     delivered = "delivered"  # the receiver answered 2xx
     failed = "failed"  # gave up after the configured number of attempts
     not_configured = "not_configured"  # no webhook URL was set when the alert was raised
+    # The study has care routes: they decide who is sent it (see the alert's sends), so the
+    # deployment-wide webhook is not posted it as well.
+    routed = "routed"
 
 
 class Alert(IdMixin, Base):
@@ -54,3 +57,83 @@ class Alert(IdMixin, Base):
     # Who is posting it now, and until when (a process that dies lets the lease lapse).
     webhook_lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
     webhook_lease_expires_at: Mapped[datetime | None]
+    # The highest route level the alert has been sent to (0: the first responders), and
+    # when it moves to the next level if nobody has acknowledged it (None: it never does).
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")
+    escalation_due_at: Mapped[datetime | None]
+    # The escalation's declared wait between levels (None: never escalated).
+    escalate_after_minutes: Mapped[int | None]
+
+
+class RouteChannel(StrEnum):
+    email = "email"
+    webhook = "webhook"
+
+
+class CareRoute(IdMixin, Base):
+    """Who in a study's care team receives which alerts: one address (or the deployment's
+    signed webhook) for the severities listed, at one escalation level."""
+
+    __tablename__ = "care_routes"
+    __table_args__ = (sa.Index("ix_care_routes_study_level", "study_id", "level"),)
+
+    study_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("studies.id", ondelete="CASCADE"))
+    # 0 receives an alert at once; level n when it is still unacknowledged after the
+    # escalation's declared time at level n - 1.
+    level: Mapped[int]
+    label: Mapped[str] = mapped_column(sa.String(120))
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    # The e-mail address; None for the webhook (its URL and secret are deployment settings).
+    address: Mapped[str | None] = mapped_column(sa.String(320))
+    # The alert severities this route receives (every one when empty).
+    severities: Mapped[list[str]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(sa.String(80))
+
+
+class CareTeamSettings(Base):
+    """A study's declaration that its alerts are only polled (no route), with the reason."""
+
+    __tablename__ = "care_team_settings"
+
+    study_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    poll_only: Mapped[bool]
+    poll_only_reason: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(80))
+
+
+class SendStatus(StrEnum):
+    pending = "pending"  # due at next_attempt_at
+    sending = "sending"  # leased to one process until lease_expires_at
+    delivered = "delivered"
+    failed = "failed"  # gave up after the configured number of attempts
+
+
+class AlertSend(IdMixin, Base):
+    """One alert to one route: durable, leased while sent, retried with backoff."""
+
+    __tablename__ = "alert_sends"
+    __table_args__ = (
+        sa.Index("ix_alert_sends_due", "status", "next_attempt_at"),
+        sa.Index("ix_alert_sends_alert", "alert_id", "created_at"),
+    )
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    # The route may be removed later; what was sent where stays on the alert's timeline.
+    route_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("care_routes.id", ondelete="SET NULL")
+    )
+    level: Mapped[int]
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    address: Mapped[str | None] = mapped_column(sa.String(320))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
+    lease_expires_at: Mapped[datetime | None]

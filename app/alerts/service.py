@@ -1,4 +1,4 @@
-"""Raising, listing and acknowledging escalation alerts."""
+"""Raising (and routing), listing and acknowledging escalation alerts."""
 
 import uuid
 from collections.abc import Sequence
@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.alerts.models import Alert, WebhookStatus
+from app.alerts.models import Alert, AlertSend, WebhookStatus
+from app.alerts.sends import has_routes, route_alert
 from app.audit.service import Actor, record
 from app.core.clock import Clock
 from app.core.errors import ConflictError, NotFoundError
@@ -32,8 +33,16 @@ def raise_alert(
     webhook_configured: bool,
     note: str | None = None,
 ) -> Alert:
-    """Store an alert; its webhook delivery is due at once when a webhook is configured."""
+    """Store an alert and its sends to the study's first level of care routes, due at once.
+
+    A study without routes keeps the deployment-wide webhook (when one is configured).
+    """
     now = clock.now()
+    if has_routes(session, participant.study_id):
+        webhook_configured = False
+        initial = WebhookStatus.routed
+    else:
+        initial = WebhookStatus.pending if webhook_configured else WebhookStatus.not_configured
     alert = Alert(
         study_id=participant.study_id,
         participant_id=participant.id,
@@ -45,13 +54,15 @@ def raise_alert(
         value=value,
         answered_at=answered_at,
         created_at=now,
-        webhook_status=WebhookStatus.pending
-        if webhook_configured
-        else WebhookStatus.not_configured,
+        webhook_status=initial,
         webhook_attempts=0,
         webhook_next_attempt_at=now if webhook_configured else None,
+        escalation_level=0,
+        escalate_after_minutes=escalation.escalate_after_minutes,
     )
     session.add(alert)
+    # In this transaction: an accepted answer never lacks the sends its alert needs.
+    route_alert(session, clock, alert)
     return alert
 
 
@@ -77,6 +88,20 @@ def list_alerts(
     return keyset_page(session, stmt, Alert.id, after=after, limit=limit)
 
 
+def sends_of(session: Session, alert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AlertSend]]:
+    """Each alert's sends, oldest first (one query for a page of alerts)."""
+    found: dict[uuid.UUID, list[AlertSend]] = {}
+    if not alert_ids:
+        return found
+    for send in session.scalars(
+        sa.select(AlertSend)
+        .where(AlertSend.alert_id.in_(list(alert_ids)))
+        .order_by(AlertSend.created_at, AlertSend.level, AlertSend.id)
+    ):
+        found.setdefault(send.alert_id, []).append(send)
+    return found
+
+
 def get_alert(session: Session, study: Study, alert_id: uuid.UUID) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None or alert.study_id != study.id:
@@ -95,6 +120,7 @@ def acknowledge(session: Session, clock: Clock, actor: Actor, alert: Alert, note
     alert.acknowledged_at = clock.now()
     alert.acknowledged_by = actor.label
     alert.acknowledgement_note = note
+    alert.escalation_due_at = None  # somebody has it: no further level is sent it
     record(
         session,
         clock,

@@ -17,6 +17,7 @@ from app.api.routes import (
     admin,
     alerts,
     analyses,
+    care_team,
     decisions,
     exports,
     health,
@@ -111,6 +112,12 @@ TAGS = [
     {
         "name": "alerts",
         "description": "Escalation alerts raised by EMA answers, for the care team.",
+    },
+    {
+        "name": "care-team",
+        "description": "Who in a study's care team is sent which alerts (e-mail, the signed "
+        "webhook), and when an unacknowledged alert goes to the next level. See "
+        "docs/care-team.md.",
     },
     {"name": "administration", "description": "Staff API keys and the audit log (admin)."},
 ]
@@ -209,6 +216,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         monitoring.me_router,
         participant_data.router,
         alerts.router,
+        care_team.router,
         admin.router,
     ):
         app.include_router(router)

@@ -44,6 +44,9 @@ class ItemResult:
     late: bool | None = None
     # Wearable summaries: an earlier value for the same period was replaced.
     replaced: bool | None = None
+    # EMA responses: an answer raised an alert whose escalation declares what the
+    # participant must be shown at once ({"text": …, "link": …}).
+    safety_response: dict[str, str | None] | None = None
 
 
 class Enrolled(Protocol):

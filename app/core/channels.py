@@ -5,7 +5,8 @@ in order, without raising for a failure of one message; retries, leases and the 
 every attempt stay with the sender that owns the rows (the push outbox, the alert webhook
 deliveries), so a channel is only the transport and tests or the simulator can swap it for
 a recording one. Channels: FCM and logging for pushes (``app.notifications.providers``),
-the signed HTTP webhook for alerts (``app.alerts.webhook``).
+the signed HTTP webhook and SMTP e-mail for alerts (``app.alerts.webhook``,
+``app.alerts.email``).
 """
 
 from collections.abc import Sequence

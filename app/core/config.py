@@ -283,6 +283,26 @@ class Settings(BaseSettings):
     alert_webhook_max_attempts: int = Field(
         10, ge=1, le=50, description="Give up on a webhook delivery after this many attempts."
     )
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server that care-team e-mails (alert routes with channel `email`) "
+        "are sent through. Unset: e-mail routes cannot be configured.",
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port (587 with STARTTLS).")
+    smtp_from: str = Field("kairos@localhost", description="The From address of care-team e-mails.")
+    smtp_starttls: bool = Field(
+        False, description="Upgrade the SMTP connection with STARTTLS before logging in."
+    )
+    smtp_user: str | None = Field(None, description="SMTP login; unset: no authentication.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password for smtp_user.")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    care_send_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="Give up on one care-team send (an e-mail or a route's webhook post) "
+        "after this many attempts.",
+    )
     fcm_credentials_file: str | None = Field(
         None,
         description="Path to the Firebase service-account JSON file. With neither this nor "

@@ -1,7 +1,8 @@
 """The daily push budget (``policy.availability.max_pushes_per_day``).
 
 Every push a participant gets in their local day counts against it: EMA prompts, reminders
-and interventions alike, because that is what the patient feels. Once it is reached the
+and interventions alike, because that is what the patient feels (a crisis answer's safety
+response is the one exception: it is never counted, never held back). Once it is reached the
 decision engine makes interventions unavailable (logged with the reason, so the MRT
 analysis sees an unavailable decision point, never a randomized push that was dropped),
 and the sender drops the pushes of reminders and of event-triggered prompts (the prompt
@@ -62,6 +63,9 @@ def pushes_today(
         n.send_at >= b.c.s,
         n.send_at <= b.c.e,
         n.status.in_(statuses),
+        # A crisis answer's safety response is not burden: it neither counts against the
+        # budget nor is ever held back by it.
+        n.kind != NotificationKind.safety_response,
     )
     later = bounds_table(
         session, [Bound(k, pid, now, _next_midnight(now, zones[pid])) for k, pid in keys.items()]

@@ -35,6 +35,7 @@ from app.ema.answers import check_answers, numeric_value, numeric_values
 from app.ema.escalation import EscalationCandidate, raise_escalations
 from app.ema.models import EmaAnswer, EmaResponse
 from app.ema.questionnaire_lookup import QuestionnaireLookup
+from app.notifications.outbox import safety_response_notification, write_outbox
 from app.participants.models import Participant
 from app.protocols.questionnaires import Questionnaire
 from app.protocols.timing import Event
@@ -107,11 +108,52 @@ def submit_responses(
         if a.prompt is not None:
             a.prompt.answered_at = _utc(a.submission.answered_at)
             a.prompt.updated_at = now
+    candidates = _candidates(kept)
     alerts = raise_escalations(
-        session, clock, participant, _candidates(kept), webhook_configured=webhook_configured
+        session, clock, participant, candidates, webhook_configured=webhook_configured
     )
     publish_all(session, clock, [_submitted(participant, a) for a in kept])
-    return EmaBatchOutcome([verdict.results[s.index] for s in submissions], alerts)
+    results = [verdict.results[s.index] for s in submissions]
+    if alerts:
+        _safety_responses(session, clock, participant, results, candidates, alerts)
+    return EmaBatchOutcome(results, alerts)
+
+
+def _safety_responses(
+    session: Session,
+    clock: Clock,
+    participant: Participant,
+    results: list[ItemResult],
+    candidates: list[EscalationCandidate],
+    alerts: list[Alert],
+) -> None:
+    """The declared safety response of each raised alert, on its response's result (the app
+    shows it at once, without waiting for anybody to read the alert) and as a push in the
+    outbox, in this transaction (for a phone that sent the answer and closed the app)."""
+    raised = {(a.response_id, a.questionnaire_id, a.item_id): a for a in alerts}
+    by_response = {r.id: r for r in results if r.id is not None}
+    pushes = []
+    for c in candidates:
+        response = c.escalation.safety_response
+        alert = raised.get((c.response_id, c.questionnaire_id, c.item_id))
+        if response is None or alert is None or c.response_id not in by_response:
+            continue
+        already = by_response[c.response_id].safety_response is not None
+        by_response[c.response_id].safety_response = {"text": response.text, "link": response.link}
+        if already:  # one push per answered questionnaire, however many items alerted
+            continue
+        pushes.append(
+            safety_response_notification(
+                participant_id=participant.id,
+                study_id=participant.study_id,
+                alert_id=alert.id,
+                text=response.text,
+                link=response.link,
+                now=clock.now(),
+            )
+        )
+    if pushes:
+        write_outbox(session, pushes)
 
 
 @dataclass

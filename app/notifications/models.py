@@ -41,6 +41,9 @@ class NotificationKind(StrEnum):
     ema_prompt = "ema_prompt"
     reminder = "reminder"
     intervention = "intervention"
+    # The protocol's safety response to a crisis answer (e.g. a crisis line), pushed as well
+    # as returned in the EMA batch result.
+    safety_response = "safety_response"
 
 
 class NotificationStatus(StrEnum):

@@ -137,6 +137,40 @@ def intervention_notification(
     )
 
 
+# A crisis line stays worth showing for a day; after that the care team has taken over.
+SAFETY_RESPONSE_VALIDITY = timedelta(hours=24)
+
+
+def safety_response_notification(
+    *,
+    participant_id: uuid.UUID,
+    study_id: uuid.UUID,
+    alert_id: uuid.UUID,
+    text: str,
+    link: str | None,
+    now: datetime,
+) -> NotificationValues:
+    """The push of an escalation's safety response, due at once."""
+    return {
+        "id": new_id(),
+        "participant_id": participant_id,
+        "study_id": study_id,
+        "scheduled_item_id": None,
+        "decision_id": None,
+        "option_id": None,
+        "status": NotificationStatus.pending,
+        "attempts": 0,
+        "kind": NotificationKind.safety_response,
+        "title": "Support is available now",
+        "body": text,
+        "deep_link": link,
+        "data": {"alert_id": str(alert_id)},
+        "created_at": now,
+        "send_at": now,
+        "expires_at": now + SAFETY_RESPONSE_VALIDITY,
+    }
+
+
 def _values(item: Origin, **values: Any) -> NotificationValues:
     # Every row has every column, so that one insert statement takes a whole batch.
     return {

@@ -27,6 +27,16 @@ class Severity(StrEnum):
     critical = "critical"
 
 
+class SafetyResponse(ProtocolModel):
+    """What the participant is shown, at once, when an answer raises this escalation (for
+    example a crisis line): in the EMA batch result and as a push."""
+
+    text: str = Field(min_length=1, max_length=500)
+    """Shown to the participant, e.g. "If you are in danger now, call 988 (24/7)."."""
+    link: str | None = Field(None, pattern=r"^(https://|tel:)\S+$", max_length=500)
+    """Where the app sends the participant: an https:// page or a tel: number."""
+
+
 class Escalation(ProtocolModel):
     """An answer that must alert the care team (for example a self-harm item answered yes)."""
 
@@ -38,6 +48,11 @@ class Escalation(ProtocolModel):
     """How urgent the alert is for the care team: low, medium, high or critical."""
     message: str = Field(min_length=1)
     """What the care team sees in the alert."""
+    safety_response: SafetyResponse | None = None
+    """Shown to the participant at once when the alert is raised (see SafetyResponse)."""
+    escalate_after_minutes: PositiveInt | None = Field(None, le=10080)
+    """When the alert is still unacknowledged this many minutes after it was sent to a
+    level of the study's care routes, it is sent to the next level (unset: never)."""
 
 
 class ItemBase(ProtocolModel):

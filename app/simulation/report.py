@@ -173,7 +173,8 @@ def _burden(
 
     days = list(per_day.values())
     by_kind = {kind: stats([d[kind] for d in days]) for kind in PUSH_KINDS}
-    totals = [sum(d.values()) for d in days]
+    # The burden kinds only: a safety response to a crisis answer is not burden.
+    totals = [sum(d[k] for k in PUSH_KINDS) for d in days]
     budget = limits.max_pushes_per_day or limits.max_prompts_per_day
     over_cap = 0
     for key, counts in per_day.items():

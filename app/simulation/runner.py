@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.routing import declare_poll_only
 from app.audit.service import CLI_ACTOR
 from app.core.batches import ItemResult
 from app.core.batches import ItemStatus as BatchItemStatus
@@ -209,6 +210,13 @@ def _set_up(
             slug=names[0],
             name=names[1],
             status=StudyStatus.active,
+        )
+        declare_poll_only(
+            session,
+            clock,
+            CLI_ACTOR,
+            study,
+            "A simulation on a scratch database: nobody is sent its alerts.",
         )
         upload_version(session, clock, CLI_ACTOR, study, source)
         study_id = study.id

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.alerts.routing import ensure_routed
 from app.audit.service import Actor, record
 from app.core.clock import Clock
 from app.core.errors import ConflictError, InvalidInputError
@@ -20,9 +21,9 @@ from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
 from app.protocols.loading import ProtocolInvalid, parse_protocol
 from app.protocols.models import ProtocolVersion
-from app.protocols.store import get_version
+from app.protocols.store import get_version, load_protocol
 from app.scheduling.planning import replan
-from app.studies.models import Study
+from app.studies.models import Study, StudyStatus
 
 # Participants who have left keep the version they finished on; the record must not move.
 _FINISHED = (ParticipantStatus.withdrawn, ParticipantStatus.completed)
@@ -178,6 +179,9 @@ def activate_version(
     With ``all_participants`` (a protocol amendment) every participant still in the study
     moves to it too; withdrawn and completed participants keep the version they had.
     """
+    if study.status == StudyStatus.active:
+        # A running study must not start raising alerts that nobody is sent.
+        ensure_routed(session, study, load_protocol(row))
     study.active_protocol_version = row.version
     study.updated_at = clock.now()
     moved = 0

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.alerts.sends import CareSendConfig, deliver_sends, escalate_due
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.core.clock import Clock
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
@@ -99,6 +100,7 @@ class Worker:
         decider: DecideBatch,
         provider: PushProvider,
         alert_webhook: WebhookConfig | None = None,
+        care_sends: CareSendConfig | None = None,
         send_policy: SendPolicy | None = None,
         schedule_batch_size: int = 500,
         lease: timedelta = timedelta(seconds=120),
@@ -111,6 +113,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.started_at = clock.now()
         self.alert_webhook = alert_webhook
+        self.care_sends = care_sends
         self.decider = decider
         self.provider = provider
         self.send_policy = send_policy or SendPolicy(lease=lease)
@@ -128,6 +131,19 @@ class Worker:
         except Exception as exc:
             log_failure("worker tick failed", exc)
         self._retry_alert_webhooks()
+        self.run_care_sends()
+
+    def run_care_sends(self) -> int:
+        """Escalate unacknowledged alerts that are due, then send (and retry) every due
+        alert send to the care routes; how many arrived."""
+        if self.care_sends is None:
+            return 0
+        try:
+            escalate_due(self.session_factory, self.clock)
+            return deliver_sends(self.session_factory, self.clock, self.care_sends)
+        except Exception as exc:
+            log_failure("care-team sends failed", exc)
+            return 0
 
     def _retry_alert_webhooks(self) -> None:
         if self.alert_webhook is None:

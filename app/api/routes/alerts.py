@@ -1,16 +1,17 @@
 """Escalation alerts for the care team."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.alerts import service
-from app.alerts.models import Alert
+from app.alerts.models import Alert, AlertSend
 from app.api.auth import AnyStaff, Coordinator
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
-from app.api.schemas.alerts import AlertAcknowledge, AlertOut, AlertPage
+from app.api.schemas.alerts import AlertAcknowledge, AlertOut, AlertPage, AlertSendOut
 from app.audit.service import record
 from app.protocols.questionnaires import Severity
 from app.studies.service import get_study
@@ -22,8 +23,13 @@ router = APIRouter(
 )
 
 
-def alert_out(alert: Alert) -> AlertOut:
-    return AlertOut.model_validate(alert)
+def alert_out(alert: Alert, sends: Sequence[AlertSend] = ()) -> AlertOut:
+    return AlertOut.model_validate(
+        {
+            **{c: getattr(alert, c) for c in AlertOut.model_fields if c != "sends"},
+            "sends": [AlertSendOut.model_validate(s) for s in sends],
+        }
+    )
 
 
 @router.get(
@@ -32,7 +38,9 @@ def alert_out(alert: Alert) -> AlertOut:
     summary="A study's escalation alerts",
     description="Alerts raised by EMA answers that matched an escalation of the protocol "
     "(e.g. a self-harm item answered yes), oldest first, a page at a time. Filter with "
-    "`acknowledged=false` for those still to be handled. The read is audited. Roles: all "
+    "`acknowledged=false` for those still to be handled. Each alert carries its timeline: "
+    "every send to a care route (e-mail, webhook) with its status and attempts, escalations "
+    "to later levels included. The read is audited. Roles: all "
     "staff.",
 )
 def list_alerts(
@@ -72,7 +80,10 @@ def list_alerts(
         detail={"count": len(items)},
     )
     session.commit()
-    return AlertPage(items=[alert_out(a) for a in items], next_cursor=next_cursor)
+    sends = service.sends_of(session, [a.id for a in items])
+    return AlertPage(
+        items=[alert_out(a, sends.get(a.id, [])) for a in items], next_cursor=next_cursor
+    )
 
 
 @router.post(
@@ -94,4 +105,4 @@ def acknowledge_alert(
     alert = service.get_alert(session, get_study(session, study_id), alert_id)
     service.acknowledge(session, clock, caller.actor, alert, body.note)
     session.commit()
-    return alert_out(alert)
+    return alert_out(alert, service.sends_of(session, [alert.id]).get(alert.id, []))

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from app.alerts.sends import CareSendConfig, deliver_sends, pending_sends
 from app.alerts.webhook import WebhookConfig, deliver_due
 from app.api.auth import Me, ParticipantCaller
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep, SettingsDep
@@ -162,7 +163,9 @@ def _merge(
     "answers off the item's scale, choices or length are rejected with the item's field. "
     "An answer to an expired prompt is kept and marked `late`; answering a prompt stops its "
     "reminders. Answers that match an escalation of the protocol raise an alert for the "
-    "care team at once (and call the alert webhook, after the response)." + _BATCH_RULES,
+    "care team at once (sent to the study's care routes and the alert webhook, after the "
+    "response); when the escalation declares a safety response, the item's result carries "
+    "it (`safety_response`) for the app to show now." + _BATCH_RULES,
     responses=problem_responses(413),
 )
 def post_ema_responses(
@@ -194,6 +197,15 @@ def post_ema_responses(
             clock,
             webhook,
             alert_ids=[a.id for a in outcome.alerts],
+        )
+    if send_ids := pending_sends(session, outcome.alerts):
+        # Crisis alerts reach the care routes within seconds, not at the next tick.
+        background.add_task(
+            deliver_sends,
+            request.app.state.session_factory,
+            clock,
+            CareSendConfig.from_settings(settings),
+            send_ids=send_ids,
         )
     return _serialized(batch_result(_merge(schema_rejections, outcome.results, len(body.items))))
 

@@ -81,11 +81,14 @@ def update_study(
 ) -> StudyOut:
     """Changes the fields given (name, description, slug, status); the others stay as they are.
 
-    Closing a study (`status: closed`) stops new participants and enrollments.
+    Closing a study (`status: closed`) stops new participants and enrollments. A study
+    whose protocol has escalation items becomes active (`status: active`) only once its
+    care team is configured (routes, or a poll-only declaration: PUT …/care-team); 409
+    `care_routes_required` otherwise.
     Roles: coordinator, admin.
     """
     study = service.get_study(session, study_id)
-    service.update_study(session, clock, caller.actor, study, body.changes())
+    operations.update_study(session, clock, caller.actor, study, body.changes())
     session.commit()
     return StudyOut.model_validate(study)
 

@@ -24,7 +24,36 @@ _ALERT_EXAMPLE = {
     "webhook_status": "delivered",
     "webhook_attempts": 1,
     "webhook_last_error": None,
+    "escalation_level": 0,
+    "escalation_due_at": "2026-11-20T19:17:01Z",
+    "sends": [
+        {
+            "id": "019a8b5e-be30-7a3b-8c4d-5e6f7a8b9c0e",
+            "level": 0,
+            "channel": "email",
+            "address": "on-call@clinic.example",
+            "status": "delivered",
+            "attempts": 1,
+            "last_error": None,
+            "created_at": "2026-11-20T19:02:01Z",
+            "delivered_at": "2026-11-20T19:02:02Z",
+        }
+    ],
 }
+
+
+class AlertSendOut(Schema):
+    model_config = ConfigDict(json_schema_extra=examples(_ALERT_EXAMPLE["sends"][0]))  # type: ignore[index]
+
+    id: uuid.UUID
+    level: int = Field(description="The route level it was sent to (0: at once).")
+    channel: str = Field(description="email or webhook.")
+    address: str | None = Field(description="The e-mail address; null for the webhook.")
+    status: str = Field(description="pending, sending, delivered or failed (gave up).")
+    attempts: int
+    last_error: str | None
+    created_at: datetime = Field(description="When it was due: raised, or escalated.")
+    delivered_at: datetime | None
 
 
 class AlertOut(Schema):
@@ -45,11 +74,19 @@ class AlertOut(Schema):
     acknowledged_by: str | None
     acknowledgement_note: str | None
     webhook_status: str = Field(
-        description="pending, sending (being posted now), delivered, failed (gave up) or "
-        "not_configured."
+        description="The deployment-wide webhook: pending, sending (being posted now), "
+        "delivered, failed (gave up), not_configured, or routed (the study has care routes, "
+        "which decide who is sent it: see `sends`)."
     )
     webhook_attempts: int
     webhook_last_error: str | None
+    escalation_level: int = Field(description="The highest route level sent the alert so far.")
+    escalation_due_at: datetime | None = Field(
+        description="When it goes to the next route level if still unacknowledged; null: never."
+    )
+    sends: list[AlertSendOut] = Field(
+        description="Its timeline: every send to a care route, escalations included, oldest first."
+    )
 
 
 class AlertPage(Schema):

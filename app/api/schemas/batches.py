@@ -79,6 +79,17 @@ class ItemErrorOut(Schema):
     message: str = Field(description="Why the item was rejected.")
 
 
+class SafetyResponseOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {"text": "If you are in danger now, call or text 988 (24/7).", "link": "tel:988"}
+        )
+    )
+
+    text: str = Field(description="What to show the participant.")
+    link: str | None = Field(None, description="An https:// page or tel: number to offer.")
+
+
 class ItemResultOut(Schema):
     model_config = ConfigDict(
         json_schema_extra=examples(
@@ -113,6 +124,11 @@ class ItemResultOut(Schema):
     )
     replaced: bool | None = Field(
         None, description="Wearable summaries: an earlier value for the same period was replaced."
+    )
+    safety_response: SafetyResponseOut | None = Field(
+        None,
+        description="EMA responses: an answer raised a crisis alert whose protocol declares a "
+        "safety response; show its text (and link) to the participant now.",
     )
 
 
@@ -153,6 +169,8 @@ def batch_result(results: list[ItemResult]) -> BatchResult:
             extra["late"] = result.late
         if result.replaced is not None:
             extra["replaced"] = result.replaced
+        if result.safety_response is not None:
+            extra["safety_response"] = SafetyResponseOut.model_validate(result.safety_response)
         items.append(
             ItemResultOut(
                 index=result.index, client_id=result.client_id, status=result.status, **extra
