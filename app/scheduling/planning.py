@@ -10,6 +10,7 @@ back); fired, missed and claimed rows, and anything due in the past, are never r
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -137,22 +138,40 @@ def upsert_slots(
     if not slots:
         return
     rows = sorted((item_row(participant, s, now) for s in slots), key=lambda r: str(r["slot_key"]))
-    insert = _insert(session)(ScheduledItem)
+    session.execute(_upsert_statement(session.get_bind().dialect.name), rows)
+
+
+# Built once per dialect and run with the rows as parameters: building the statement with
+# the rows in it, and its cache key, cost more than running it.
+_UPSERTS: dict[str, sa.Insert] = {}
+
+
+def _upsert_statement(dialect: str) -> sa.Insert:
+    stmt = _UPSERTS.get(dialect)
+    if stmt is not None:
+        return stmt
+    # The Core table: the ORM's bulk insert would split the rows by which values are None.
+    table = cast(sa.Table, ScheduledItem.__table__)
+    insert = (postgresql.Insert if dialect == "postgresql" else sqlite.Insert)(table)
+    excluded = insert.excluded
     refreshed = ("protocol_version", "source_id", "questionnaire_id", "due_at", "expires_at")
-    stmt = insert.values(rows).on_conflict_do_update(
-        index_elements=[ScheduledItem.participant_id, ScheduledItem.slot_key],
+    # Every row's updated_at is the time of planning (item_row), so ``excluded.updated_at``
+    # is "now" without a parameter outside the rows; an IN list would be one, too.
+    stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+        index_elements=["participant_id", "slot_key"],
         set_={
-            **{name: insert.excluded[name] for name in refreshed},
-            "draw": insert.excluded.draw,
-            "status": insert.excluded.status,
-            "status_reason": insert.excluded.status_reason,
-            "updated_at": now,
+            **{name: excluded[name] for name in refreshed},
+            "draw": excluded.draw,
+            "status": excluded.status,
+            "status_reason": excluded.status_reason,
+            "updated_at": excluded.updated_at,
         },
         where=sa.and_(
-            ScheduledItem.status.in_([str(s) for s in _REPLANNABLE]), ScheduledItem.due_at > now
+            sa.or_(*(table.c.status == str(s) for s in _REPLANNABLE)),
+            table.c.due_at > excluded.updated_at,
         ),
     )
-    session.execute(stmt)
+    return stmt
 
 
 def insert_items_once(session: Session, rows: Sequence[dict[str, object]]) -> None:
