@@ -173,6 +173,10 @@ def _stored(session: Session, participant: Participant, rows: list[_Row]) -> dic
             WearableSummary.participant_id == participant.id,
             WearableSummary.metric.in_({key[0] for key in keys}),
             WearableSummary.start_at >= min(key[1] for key in keys),
+            # Implied (a period never ends before it starts), and it bounds the range read
+            # through ix_wearable_summaries_participant_metric_end, which otherwise runs
+            # from the participant's first summary.
+            WearableSummary.end_at >= min(key[1] for key in keys),
             WearableSummary.end_at <= max(key[2] for key in keys),
         )
     )
