@@ -6,6 +6,7 @@ sending the same value again is a duplicate and changes nothing. Accepted summar
 publish one ``wearable_received`` event per batch, in the same transaction.
 """
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,29 +157,35 @@ def _judge(item: SummaryInput, bounds: TimeBounds) -> _Row | list[ItemProblem]:
     )
 
 
+@functools.cache
+def _stored_statement() -> sa.Select[Any]:
+    """Built once (every upload of every phone runs it), of the Core table: no ORM entities."""
+    c = sa_table(WearableSummary).c
+    return sa.select(c.metric, c.start_at, c.end_at, c.unit, c.value, c.id).where(
+        c.participant_id == sa.bindparam("participant_id"),
+        c.metric.in_(sa.bindparam("metrics", expanding=True)),
+        c.start_at >= sa.bindparam("first_start"),
+        # Implied (a period never ends before it starts), and it bounds the range read
+        # through ix_wearable_summaries_participant_metric_end, which otherwise runs from
+        # the participant's first summary.
+        c.end_at >= sa.bindparam("first_start"),
+        c.end_at <= sa.bindparam("last_end"),
+    )
+
+
 def _stored(session: Session, participant: Participant, rows: list[_Row]) -> dict[Key, _Row]:
     """Summaries already stored for the batch's periods (one range query)."""
     if not rows:
         return {}
     keys = {row.key for row in rows}
     found = session.execute(
-        sa.select(
-            WearableSummary.metric,
-            WearableSummary.start_at,
-            WearableSummary.end_at,
-            WearableSummary.unit,
-            WearableSummary.value,
-            WearableSummary.id,
-        ).where(
-            WearableSummary.participant_id == participant.id,
-            WearableSummary.metric.in_({key[0] for key in keys}),
-            WearableSummary.start_at >= min(key[1] for key in keys),
-            # Implied (a period never ends before it starts), and it bounds the range read
-            # through ix_wearable_summaries_participant_metric_end, which otherwise runs
-            # from the participant's first summary.
-            WearableSummary.end_at >= min(key[1] for key in keys),
-            WearableSummary.end_at <= max(key[2] for key in keys),
-        )
+        _stored_statement(),
+        {
+            "participant_id": participant.id,
+            "metrics": sorted({key[0] for key in keys}),
+            "first_start": min(key[1] for key in keys),
+            "last_end": max(key[2] for key in keys),
+        },
     )
     stored = {}
     for metric, start, end, unit, value, id_ in found:
