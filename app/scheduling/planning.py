@@ -7,6 +7,7 @@ still `planned`, or `cancelled` by an earlier re-plan (a resumed participant get
 back); fired, missed and claimed rows, and anything due in the past, are never rewritten.
 """
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -292,6 +293,15 @@ def participants_needing_plans(
 ) -> Sequence[Participant]:
     """Active participants whose horizon runs short, locked so other workers skip them."""
     return session.scalars(
+        _needing_plans_statement(),
+        {"horizon_before": now + EXTEND_WHEN_LESS_THAN, "plan_limit": limit},
+    ).all()
+
+
+@functools.cache
+def _needing_plans_statement() -> sa.Select[Participant]:
+    # Every worker tick asks, and most find no one: built once, with parameters.
+    return (
         sa.select(Participant)
         .outerjoin(ScheduleHorizon, ScheduleHorizon.participant_id == Participant.id)
         .where(
@@ -300,10 +310,10 @@ def participants_needing_plans(
             Participant.protocol_version.is_not(None),
             sa.or_(
                 ScheduleHorizon.planned_until.is_(None),
-                ScheduleHorizon.planned_until < now + EXTEND_WHEN_LESS_THAN,
+                ScheduleHorizon.planned_until < sa.bindparam("horizon_before"),
             ),
         )
         .order_by(Participant.id)
-        .limit(limit)
+        .limit(sa.bindparam("plan_limit", type_=sa.Integer()))
         .with_for_update(of=Participant, skip_locked=True)
-    ).all()
+    )
