@@ -436,7 +436,7 @@ def _scratch_pragmas(dbapi_connection: Any, _record: Any) -> None:
     nothing needs to reach the disk before then, and it may be cached in memory."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=OFF")
-    cursor.execute("PRAGMA cache_size=-262144")  # KiB: 256 MiB at most
+    cursor.execute("PRAGMA cache_size=-65536")  # KiB: 64 MiB at most
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
