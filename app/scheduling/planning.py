@@ -104,9 +104,9 @@ def desired_slots(
     return slots
 
 
-def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
+def _insert(dialect: str) -> type[postgresql.Insert] | type[sqlite.Insert]:
     # Both dialects speak INSERT … ON CONFLICT; SQLAlchemy has one construct per dialect.
-    return postgresql.Insert if session.get_bind().dialect.name == "postgresql" else sqlite.Insert
+    return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
 
 
 def item_row(participant: Participant, slot: Slot, now: datetime) -> dict[str, object]:
@@ -142,23 +142,18 @@ def upsert_slots(
     session.execute(_upsert_statement(session.get_bind().dialect.name), rows)
 
 
-# Built once per dialect and run with the rows as parameters: building the statement with
-# the rows in it, and its cache key, cost more than running it.
-_UPSERTS: dict[str, sa.Insert] = {}
-
-
+@functools.cache
 def _upsert_statement(dialect: str) -> sa.Insert:
-    stmt = _UPSERTS.get(dialect)
-    if stmt is not None:
-        return stmt
+    # Built once per dialect and run with the rows as parameters: building the statement
+    # with the rows in it, and its cache key, cost more than running it.
     # The Core table: the ORM's bulk insert would split the rows by which values are None.
     table = cast(sa.Table, ScheduledItem.__table__)
-    insert = (postgresql.Insert if dialect == "postgresql" else sqlite.Insert)(table)
+    insert = _insert(dialect)(table)
     excluded = insert.excluded
     refreshed = ("protocol_version", "source_id", "questionnaire_id", "due_at", "expires_at")
     # Every row's updated_at is the time of planning (item_row), so ``excluded.updated_at``
     # is "now" without a parameter outside the rows; an IN list would be one, too.
-    stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["participant_id", "slot_key"],
         set_={
             **{name: excluded[name] for name in refreshed},
@@ -172,34 +167,43 @@ def _upsert_statement(dialect: str) -> sa.Insert:
             table.c.due_at > excluded.updated_at,
         ),
     )
-    return stmt
 
 
 def insert_items_once(session: Session, rows: Sequence[dict[str, object]]) -> None:
     """Insert rows whose slot key may exist already (event replays): the first one wins."""
     if not rows:
         return
-    stmt = (
-        _insert(session)(ScheduledItem)
-        .values(list(rows))
-        .on_conflict_do_nothing(
-            index_elements=[ScheduledItem.participant_id, ScheduledItem.slot_key]
-        )
-    )
-    session.execute(stmt)
+    session.execute(_insert_once_statement(session.get_bind().dialect.name), list(rows))
+
+
+@functools.cache
+def _insert_once_statement(dialect: str) -> sa.Insert:
+    # Built once, of the Core table (see _upsert_statement); every triggering event runs it.
+    table = cast(sa.Table, ScheduledItem.__table__)
+    insert = _insert(dialect)(table)
+    return insert.on_conflict_do_nothing(index_elements=["participant_id", "slot_key"])
 
 
 def _set_horizon(
     session: Session, participant_id: uuid.UUID, until: datetime, now: datetime
 ) -> None:
-    insert = _insert(session)(ScheduleHorizon)
     session.execute(
-        insert.values(
-            participant_id=participant_id, planned_until=until, updated_at=now
-        ).on_conflict_do_update(
-            index_elements=[ScheduleHorizon.participant_id],
-            set_={"planned_until": until, "updated_at": now},
-        )
+        _horizon_statement(session.get_bind().dialect.name),
+        {"participant_id": participant_id, "planned_until": until, "updated_at": now},
+    )
+
+
+@functools.cache
+def _horizon_statement(dialect: str) -> sa.Insert:
+    # Built once: every participant's horizon is moved daily.
+    table = cast(sa.Table, ScheduleHorizon.__table__)
+    insert = _insert(dialect)(table)
+    return insert.on_conflict_do_update(
+        index_elements=["participant_id"],
+        set_={
+            "planned_until": insert.excluded.planned_until,
+            "updated_at": insert.excluded.updated_at,
+        },
     )
 
 
