@@ -118,13 +118,24 @@ def insert_new(
     """
     if not rows:
         return set()
+    return set(session.scalars(_insert_new_statement(session, model, tuple(unique)), rows))
+
+
+# Each phone's batch runs one: built once per table, key and backend.
+_INSERTS_NEW: dict[tuple[str, tuple[str, ...], str], Any] = {}
+
+
+def _insert_new_statement(session: Session, model: type[Any], unique: tuple[str, ...]) -> Any:
     table = sa_table(model)
-    stmt = (
-        dialect_insert(session, table)
-        .on_conflict_do_nothing(index_elements=unique)
-        .returning(table.c.id)
-    )
-    return set(session.scalars(stmt, rows))
+    key = (table.name, unique, session.get_bind().dialect.name)
+    stmt = _INSERTS_NEW.get(key)
+    if stmt is None:
+        stmt = _INSERTS_NEW[key] = (
+            dialect_insert(session, table)
+            .on_conflict_do_nothing(index_elements=list(unique))
+            .returning(table.c.id)
+        )
+    return stmt
 
 
 def sa_table(model: type[Any]) -> sa.Table:

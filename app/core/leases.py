@@ -21,11 +21,12 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.clock import Clock
-from app.core.db import is_database_unavailable, session_scope
+from app.core.db import UTCDateTime, is_database_unavailable, session_scope
 
 logger = logging.getLogger(__name__)
 
-Condition = Callable[[datetime], ColumnElement[bool]]
+# Called with "now" as a bound parameter: claim statements are built once and reused.
+Condition = Callable[[Any], ColumnElement[bool]]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,24 @@ def claim(
 ) -> list[uuid.UUID]:
     """Lease up to ``limit`` claimable rows (of ``only`` when given), the oldest, to
     ``owner``; their ids (in no particular order)."""
+    params = {"claim_now": now, "claim_owner": owner, "claim_until": now + lease}
+    if only is None:
+        # A worker claims on every tick, mostly finding nothing: the statement is built once.
+        stmt = _claims.get(id(table))
+        if stmt is None or stmt[0] is not table:
+            stmt = _claims[id(table)] = (table, _claim_statement(table, None))
+        return list(session.scalars(stmt[1], params | {"claim_limit": limit}).all())
+    return list(
+        session.scalars(_claim_statement(table, only), params | {"claim_limit": limit}).all()
+    )
+
+
+_claims: dict[int, tuple[LeasedTable, Any]] = {}
+
+
+def _claim_statement(table: LeasedTable, only: Sequence[uuid.UUID] | None) -> Any:
     m, status = table.model, table.status
+    now = sa.bindparam("claim_now", type_=UTCDateTime())
     waiting = status == table.waiting
     if table.ready is not None:
         waiting = sa.and_(waiting, table.ready(now))
@@ -97,23 +115,21 @@ def claim(
         sa.select(m.id)
         .where(*conditions)
         .order_by(table.order_by)
-        .limit(limit)
+        .limit(sa.bindparam("claim_limit", type_=sa.Integer()))
         .with_for_update(skip_locked=True)
     )
     values: dict[str, Any] = {
         table.status.key: table.held,
-        table.owner.key: owner,
-        table.expires.key: now + lease,
+        table.owner.key: sa.bindparam("claim_owner", type_=table.owner.type),
+        table.expires.key: sa.bindparam("claim_until", type_=UTCDateTime()),
     }
     values |= dict.fromkeys(table.stamps, now)
-    return list(
-        session.scalars(
-            sa.update(m)
-            .where(m.id.in_(claimable.scalar_subquery()))
-            .values(**values)
-            .returning(m.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+    return (
+        sa.update(m)
+        .where(m.id.in_(claimable.scalar_subquery()))
+        .values(**values)
+        .returning(m.id)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -7,6 +7,7 @@ expired prompt, and may raise escalation alerts. Accepted responses publish
 whatever the size of the batch (tests/test_ingest_statements.py holds it to that).
 """
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -338,12 +339,19 @@ def _prompts(
     prompts: dict[uuid.UUID, ScheduledItem] = {}
     for chunk in chunks(sorted(prompt_ids)):
         rows = session.scalars(
-            sa.select(ScheduledItem).where(
-                ScheduledItem.participant_id == participant.id, ScheduledItem.id.in_(chunk)
-            )
+            _prompts_statement(), {"participant_id": participant.id, "prompt_ids": chunk}
         )
         prompts.update({row.id: row for row in rows})
     return prompts
+
+
+@functools.cache
+def _prompts_statement() -> sa.Select[ScheduledItem]:
+    # Built once: every answer to a prompt runs it.
+    return sa.select(ScheduledItem).where(
+        ScheduledItem.participant_id == sa.bindparam("participant_id"),
+        ScheduledItem.id.in_(sa.bindparam("prompt_ids", expanding=True)),
+    )
 
 
 def _insert_responses(

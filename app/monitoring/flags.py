@@ -5,6 +5,7 @@ staff acknowledge it with a note meanwhile. One unresolved flag per participant 
 """
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,16 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.audit.service import Actor, record
+from app.core.batches import chunks
 from app.core.clock import Clock
 from app.core.errors import NotFoundError
 from app.ema.models import EmaResponse
 from app.engagement.models import EngagementEvent
 from app.monitoring.models import CareFlag, FlagKind
-from app.monitoring.trends import WeekFigures, weekly_figures
+from app.monitoring.trends import WeekFigures, weekly_figures_of
 from app.notifications.models import Device, Notification, NotificationStatus
 from app.participants.models import Participant, ParticipantStatus, ParticipantToken
 from app.protocols.document import Protocol
-from app.protocols.store import get_version, load_protocol
+from app.protocols.store import get_version, load_protocol, protocol_of_version
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
 
@@ -74,54 +76,97 @@ def _fatigue(protocol: Protocol, weeks: Sequence[WeekFigures]) -> dict[str, Any]
     return {"drops": drops, "drop_fraction": rule.drop_fraction}
 
 
-def _latest(session: Session, column: Any, owner: Any, participant_id: uuid.UUID) -> Any:
-    return session.scalar(sa.select(sa.func.max(column)).where(owner == participant_id))
-
-
-def _unreachable(
-    session: Session, protocol: Protocol, participant: Participant, now: datetime
-) -> dict[str, Any] | None:
-    days = protocol.monitoring.unreachable.days
-    since = now - timedelta(days=days)
-    if participant.enrolled_at is None or participant.enrolled_at > since:
-        return None
-    pid = participant.id
-    last_push = session.scalar(
-        sa.select(sa.func.max(Notification.sent_at)).where(
-            Notification.participant_id == pid, Notification.status == NotificationStatus.sent
-        )
+def _latest_of(
+    session: Session, column: Any, owner: Any, participant_ids: list[uuid.UUID], *where: Any
+) -> dict[uuid.UUID, Any]:
+    """The latest ``column`` of each participant (absent: none), one query for them all."""
+    return dict(
+        session.execute(
+            sa.select(owner, sa.func.max(column))
+            .where(owner.in_(participant_ids), *where)
+            .group_by(owner)
+        ).all()
     )
-    contacts = [
-        _latest(session, ParticipantToken.last_used_at, ParticipantToken.participant_id, pid),
-        _latest(session, Device.last_seen_at, Device.participant_id, pid),
-        _latest(session, EmaResponse.received_at, EmaResponse.participant_id, pid),
-        _latest(session, WearableSummary.received_at, WearableSummary.participant_id, pid),
-        _latest(session, EngagementEvent.received_at, EngagementEvent.participant_id, pid),
-    ]
-    last_contact = max((c for c in contacts if c is not None), default=None)
-    if (last_push is not None and last_push >= since) or (
-        last_contact is not None and last_contact >= since
-    ):
-        return None
-    return {
-        "days": days,
-        "last_delivered_push": last_push.isoformat() if last_push else None,
-        "last_app_contact": last_contact.isoformat() if last_contact else None,
-    }
+
+
+def _unreachable_of(
+    session: Session,
+    protocols: dict[uuid.UUID, Protocol],
+    participants: Sequence[Participant],
+    now: datetime,
+) -> dict[uuid.UUID, dict[str, Any] | None]:
+    """Who has had neither a delivered push nor contact from the app for the protocol's
+    number of days (only those enrolled at least that long)."""
+    found: dict[uuid.UUID, dict[str, Any] | None] = {p.id: None for p in participants}
+    since, days = {}, {}
+    for participant in participants:
+        days[participant.id] = protocols[participant.id].monitoring.unreachable.days
+        since[participant.id] = now - timedelta(days=days[participant.id])
+    due = [p.id for p in participants if p.enrolled_at is not None and p.enrolled_at <= since[p.id]]
+    for ids in chunks(due):
+        last_push = _latest_of(
+            session,
+            Notification.sent_at,
+            Notification.participant_id,
+            ids,
+            Notification.status == NotificationStatus.sent,
+        )
+        contacts = [
+            _latest_of(
+                session, ParticipantToken.last_used_at, ParticipantToken.participant_id, ids
+            ),
+            _latest_of(session, Device.last_seen_at, Device.participant_id, ids),
+            _latest_of(session, EmaResponse.received_at, EmaResponse.participant_id, ids),
+            _latest_of(session, WearableSummary.received_at, WearableSummary.participant_id, ids),
+            _latest_of(session, EngagementEvent.received_at, EngagementEvent.participant_id, ids),
+        ]
+        for pid in ids:
+            push = last_push.get(pid)
+            contact = max((c[pid] for c in contacts if c.get(pid) is not None), default=None)
+            if (push is not None and push >= since[pid]) or (
+                contact is not None and contact >= since[pid]
+            ):
+                continue
+            found[pid] = {
+                "days": days[pid],
+                "last_delivered_push": push.isoformat() if push else None,
+                "last_app_contact": contact.isoformat() if contact else None,
+            }
+    return found
 
 
 def evaluate_participant(
     session: Session, clock: Clock, participant: Participant, protocol: Protocol
 ) -> dict[FlagKind, dict[str, Any] | None]:
     """What each flag's condition finds for one participant now (None: not flagged)."""
-    now = clock.now()
-    rule = protocol.monitoring.non_response
-    references = [rule.item] if rule is not None else []
-    weeks = weekly_figures(session, participant, protocol, references, now)
+    return _evaluate(session, clock.now(), [participant], {participant.id: protocol})[
+        participant.id
+    ]
+
+
+def _evaluate(
+    session: Session,
+    now: datetime,
+    participants: Sequence[Participant],
+    protocols: dict[uuid.UUID, Protocol],
+) -> dict[uuid.UUID, dict[FlagKind, dict[str, Any] | None]]:
+    """``evaluate_participant`` of each participant, with a fixed number of queries for
+    those on one protocol (the daily evaluation reads the whole study)."""
+    weeks: dict[uuid.UUID, list[WeekFigures]] = {}
+    by_references: dict[tuple[str, ...], list[Participant]] = defaultdict(list)
+    for participant in participants:
+        rule = protocols[participant.id].monitoring.non_response
+        by_references[(rule.item,) if rule is not None else ()].append(participant)
+    for references, group in by_references.items():
+        weeks |= weekly_figures_of(session, group, references, now)
+    unreachable = _unreachable_of(session, protocols, participants, now)
     return {
-        FlagKind.non_response: _non_response(protocol, weeks),
-        FlagKind.fatigue: _fatigue(protocol, weeks),
-        FlagKind.unreachable: _unreachable(session, protocol, participant, now),
+        p.id: {
+            FlagKind.non_response: _non_response(protocols[p.id], weeks[p.id]),
+            FlagKind.fatigue: _fatigue(protocols[p.id], weeks[p.id]),
+            FlagKind.unreachable: unreachable[p.id],
+        }
+        for p in participants
     }
 
 
@@ -141,13 +186,19 @@ def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFla
             sa.select(CareFlag).where(CareFlag.study_id == study.id, CareFlag.resolved_at.is_(None))
         )
     }
-    raised = []
+    protocols: dict[uuid.UUID, Protocol] = {}
     for participant in participants:
         version = participant.protocol_version
         if version is None:  # filtered above; keeps the type checker informed
             continue
-        protocol = load_protocol(get_version(session, study.id, version))
-        for kind, detail in evaluate_participant(session, clock, participant, protocol).items():
+        protocols[participant.id] = protocol_of_version(
+            session, study.id, version
+        ) or load_protocol(get_version(session, study.id, version))
+    evaluated = [p for p in participants if p.id in protocols]
+    raised = []
+    findings = _evaluate(session, now, evaluated, protocols)
+    for participant in evaluated:
+        for kind, detail in findings[participant.id].items():
             existing = unresolved.get((participant.id, kind))
             if detail is None and existing is not None:
                 existing.resolved_at = now

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.core.batches import chunks
 from app.ema.models import EmaAnswer
 from app.engagement.models import EngagementEvent, EngagementKind
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
@@ -74,83 +75,109 @@ def weekly_figures(
     now: datetime,
 ) -> list[WeekFigures]:
     """Every completed or current study week up to ``now``, oldest first."""
-    if participant.enrolled_at is None or now < participant.enrolled_at:
-        return []
-    start = participant.enrolled_at
-    weeks = [
-        WeekFigures(week=w, start=start + w * WEEK, end=start + (w + 1) * WEEK)
-        for w in range(_week_of(start, now) + 1)
-    ]
-    _add_means(session, participant.id, start, now, references, weeks)
-    _add_prompts(session, participant.id, start, now, weeks)
-    _add_engagement(session, participant.id, start, now, weeks)
-    return weeks
+    return weekly_figures_of(session, [participant], references, now)[participant.id]
+
+
+def weekly_figures_of(
+    session: Session, participants: Sequence[Participant], references: Sequence[str], now: datetime
+) -> dict[uuid.UUID, list[WeekFigures]]:
+    """``weekly_figures`` of each participant, with three queries for all of them (the daily
+    flags read every participant's figures)."""
+    starts = {
+        p.id: p.enrolled_at
+        for p in participants
+        if p.enrolled_at is not None and now >= p.enrolled_at
+    }
+    weeks = {
+        pid: [
+            WeekFigures(week=w, start=start + w * WEEK, end=start + (w + 1) * WEEK)
+            for w in range(_week_of(start, now) + 1)
+        ]
+        for pid, start in starts.items()
+    }
+    for ids in chunks(list(starts)):
+        some = {pid: starts[pid] for pid in ids}
+        _add_means(session, some, now, references, weeks)
+        _add_prompts(session, some, now, weeks)
+        _add_engagement(session, some, now, weeks)
+    return {p.id: weeks.get(p.id, []) for p in participants}
 
 
 def _add_means(
     session: Session,
-    participant_id: uuid.UUID,
-    start: datetime,
+    starts: dict[uuid.UUID, datetime],
     now: datetime,
     references: Sequence[str],
-    weeks: list[WeekFigures],
+    weeks: dict[uuid.UUID, list[WeekFigures]],
 ) -> None:
     item_ids = {r.partition(".")[2] for r in references}
     rows = session.execute(
         sa.select(
+            EmaAnswer.participant_id,
             EmaAnswer.questionnaire_id,
             EmaAnswer.item_id,
             EmaAnswer.answered_at,
             EmaAnswer.numeric_value,
-        ).where(
-            EmaAnswer.participant_id == participant_id,
+        )
+        .where(
+            EmaAnswer.participant_id.in_(list(starts)),
             EmaAnswer.item_id.in_(item_ids),
-            EmaAnswer.answered_at >= start,
+            EmaAnswer.answered_at >= min(starts.values()),
             EmaAnswer.answered_at <= now,
             EmaAnswer.numeric_value.is_not(None),
         )
+        # The order of the index, in which one participant's answers were always read: the
+        # means are sums of floats, so the order is part of the result.
+        .order_by(EmaAnswer.participant_id, EmaAnswer.item_id, EmaAnswer.answered_at)
     )
-    values: dict[tuple[int, str], list[float]] = defaultdict(list)
-    for questionnaire_id, item_id, answered_at, numeric in rows:
+    values: dict[tuple[uuid.UUID, int, str], list[float]] = defaultdict(list)
+    for participant_id, questionnaire_id, item_id, answered_at, numeric in rows:
+        start = starts[participant_id]
+        if answered_at < start:
+            continue
         for reference in references:
             if numeric is not None and _matches(reference, questionnaire_id, item_id):
-                values[(_week_of(start, answered_at), reference)].append(numeric)
-    for figures in weeks:
-        for reference in references:
-            found = values.get((figures.week, reference))
-            figures.means[reference] = sum(found) / len(found) if found else None
+                values[(participant_id, _week_of(start, answered_at), reference)].append(numeric)
+    for participant_id in starts:
+        for figures in weeks[participant_id]:
+            for reference in references:
+                found = values.get((participant_id, figures.week, reference))
+                figures.means[reference] = sum(found) / len(found) if found else None
 
 
 def _add_prompts(
     session: Session,
-    participant_id: uuid.UUID,
-    start: datetime,
+    starts: dict[uuid.UUID, datetime],
     now: datetime,
-    weeks: list[WeekFigures],
+    weeks: dict[uuid.UUID, list[WeekFigures]],
 ) -> None:
     # An offered prompt is one that was sent or that expired unsent; cancelled ones never
     # reached the participant.
     rows = session.execute(
-        sa.select(ScheduledItem.due_at, ScheduledItem.answered_at).where(
-            ScheduledItem.participant_id == participant_id,
+        sa.select(
+            ScheduledItem.participant_id, ScheduledItem.due_at, ScheduledItem.answered_at
+        ).where(
+            ScheduledItem.participant_id.in_(list(starts)),
             ScheduledItem.kind == ItemKind.ema_prompt,
             ScheduledItem.status.in_([ItemStatus.done, ItemStatus.missed]),
-            ScheduledItem.due_at >= start,
+            ScheduledItem.due_at >= min(starts.values()),
             ScheduledItem.due_at <= now,
         )
     )
-    for due_at, answered_at in rows:
-        figures = weeks[_week_of(start, due_at)]
+    for participant_id, due_at, answered_at in rows:
+        start = starts[participant_id]
+        if due_at < start:
+            continue
+        figures = weeks[participant_id][_week_of(start, due_at)]
         figures.prompts_offered += 1
         figures.prompts_answered += answered_at is not None
 
 
 def _add_engagement(
     session: Session,
-    participant_id: uuid.UUID,
-    start: datetime,
+    starts: dict[uuid.UUID, datetime],
     now: datetime,
-    weeks: list[WeekFigures],
+    weeks: dict[uuid.UUID, list[WeekFigures]],
 ) -> None:
     opened = (
         sa.select(EngagementEvent.id)
@@ -167,17 +194,18 @@ def _add_engagement(
         .exists()
     )
     rows = session.execute(
-        sa.select(Notification.sent_at, opened).where(
-            Notification.participant_id == participant_id,
+        sa.select(Notification.participant_id, Notification.sent_at, opened).where(
+            Notification.participant_id.in_(list(starts)),
             Notification.kind == NotificationKind.intervention,
             Notification.status == NotificationStatus.sent,
-            Notification.sent_at >= start,
+            Notification.sent_at >= min(starts.values()),
             Notification.sent_at <= now,
         )
     )
-    for sent_at, was_opened in rows:
-        if sent_at is None:  # excluded by the query; narrows the type
+    for participant_id, sent_at, was_opened in rows:
+        start = starts[participant_id]
+        if sent_at is None or sent_at < start:  # None is excluded by the query
             continue
-        figures = weeks[_week_of(start, sent_at)]
+        figures = weeks[participant_id][_week_of(start, sent_at)]
         figures.interventions_sent += 1
         figures.interventions_opened += bool(was_opened)

@@ -6,8 +6,10 @@ pushes still waiting. Rows already claimed by a sender are left to it: its prepa
 re-checks the participant and the prompt before pushing.
 """
 
+import functools
 import uuid
 from collections.abc import Collection
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -38,13 +40,21 @@ def cancel_reminders_of(session: Session, prompt_ids: Collection[uuid.UUID]) -> 
     wanted. One statement for the batch, none when it answered no prompt."""
     if not prompt_ids:
         return
-    session.execute(
-        sa.update(Notification)
+    session.execute(_cancel_reminders_statement(), {"prompt_ids": list(prompt_ids)})
+
+
+@functools.cache
+def _cancel_reminders_statement() -> sa.Update:
+    # Built once, of the Core table (every EMA answer runs it); at first use, when the
+    # foreign key has given scheduled_item_id its type.
+    table = cast(sa.Table, Notification.__table__)
+    n = table.c
+    return (
+        sa.update(table)
         .where(
-            Notification.scheduled_item_id.in_(prompt_ids),
-            Notification.kind == NotificationKind.reminder,
-            Notification.status == NotificationStatus.pending,
+            n.scheduled_item_id.in_(sa.bindparam("prompt_ids", expanding=True)),
+            n.kind == NotificationKind.reminder,
+            n.status == NotificationStatus.pending,
         )
         .values(status=NotificationStatus.cancelled, status_reason="prompt answered")
-        .execution_options(synchronize_session=False)
     )

@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.bulk_updates import update_by_id
 from app.core.clock import Clock
-from app.core.db import is_database_unavailable, session_scope
+from app.core.db import UTCDateTime, is_database_unavailable, session_scope
 from app.core.leases import LeasedTable, claim, retake
 from app.notifications.outbox import (
     NotificationValues,
@@ -332,19 +332,34 @@ def _record_failure(
 
 def expire_unanswered(session: Session, now: datetime) -> int:
     """Fired EMA prompts whose validity ran out unanswered are recorded as missed."""
-    result = session.execute(
-        sa.update(ScheduledItem)
-        .where(
-            # Literal, so PostgreSQL sees that the partial index ix_scheduled_items_unanswered
-            # covers the query.
-            sa.text(UNANSWERED),
-            ScheduledItem.expires_at < now,
+    values = {
+        "status": ItemStatus.missed,
+        "status_reason": "expired: not answered before the prompt expired",
+        "updated_at": now,
+    }
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite, without statistics, prefers ix_scheduled_items_due (status = 'done') to the
+        # partial index and reads every fired row of the study on every tick.
+        result = session.execute(_EXPIRE_ON_SQLITE, {**values, "now": now})
+    else:
+        result = session.execute(
+            sa.update(ScheduledItem)
+            .where(
+                # Literal, so PostgreSQL sees that the partial index ix_scheduled_items_unanswered
+                # covers the query.
+                sa.text(UNANSWERED),
+                ScheduledItem.expires_at < now,
+            )
+            .values(values)
+            .execution_options(synchronize_session=False)
         )
-        .values(
-            status=ItemStatus.missed,
-            status_reason="expired: not answered before the prompt expired",
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_EXPIRE_ON_SQLITE = sa.text(
+    "UPDATE scheduled_items INDEXED BY ix_scheduled_items_unanswered"  # noqa: S608 - constants
+    " SET status = :status, status_reason = :status_reason, updated_at = :updated_at"
+    f" WHERE {UNANSWERED} AND expires_at < :now"
+).bindparams(
+    sa.bindparam("updated_at", type_=UTCDateTime()), sa.bindparam("now", type_=UTCDateTime())
+)

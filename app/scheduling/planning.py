@@ -7,9 +7,11 @@ still `planned`, or `cancelled` by an earlier re-plan (a resumed participant get
 back); fired, missed and claimed rows, and anything due in the past, are never rewritten.
 """
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -102,9 +104,9 @@ def desired_slots(
     return slots
 
 
-def _insert(session: Session) -> type[postgresql.Insert] | type[sqlite.Insert]:
+def _insert(dialect: str) -> type[postgresql.Insert] | type[sqlite.Insert]:
     # Both dialects speak INSERT … ON CONFLICT; SQLAlchemy has one construct per dialect.
-    return postgresql.Insert if session.get_bind().dialect.name == "postgresql" else sqlite.Insert
+    return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
 
 
 def item_row(participant: Participant, slot: Slot, now: datetime) -> dict[str, object]:
@@ -137,49 +139,71 @@ def upsert_slots(
     if not slots:
         return
     rows = sorted((item_row(participant, s, now) for s in slots), key=lambda r: str(r["slot_key"]))
-    insert = _insert(session)(ScheduledItem)
+    session.execute(_upsert_statement(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> sa.Insert:
+    # Built once per dialect and run with the rows as parameters: building the statement
+    # with the rows in it, and its cache key, cost more than running it.
+    # The Core table: the ORM's bulk insert would split the rows by which values are None.
+    table = cast(sa.Table, ScheduledItem.__table__)
+    insert = _insert(dialect)(table)
+    excluded = insert.excluded
     refreshed = ("protocol_version", "source_id", "questionnaire_id", "due_at", "expires_at")
-    stmt = insert.values(rows).on_conflict_do_update(
-        index_elements=[ScheduledItem.participant_id, ScheduledItem.slot_key],
+    # Every row's updated_at is the time of planning (item_row), so ``excluded.updated_at``
+    # is "now" without a parameter outside the rows; an IN list would be one, too.
+    return insert.on_conflict_do_update(
+        index_elements=["participant_id", "slot_key"],
         set_={
-            **{name: insert.excluded[name] for name in refreshed},
-            "draw": insert.excluded.draw,
-            "status": insert.excluded.status,
-            "status_reason": insert.excluded.status_reason,
-            "updated_at": now,
+            **{name: excluded[name] for name in refreshed},
+            "draw": excluded.draw,
+            "status": excluded.status,
+            "status_reason": excluded.status_reason,
+            "updated_at": excluded.updated_at,
         },
         where=sa.and_(
-            ScheduledItem.status.in_([str(s) for s in _REPLANNABLE]), ScheduledItem.due_at > now
+            sa.or_(*(table.c.status == str(s) for s in _REPLANNABLE)),
+            table.c.due_at > excluded.updated_at,
         ),
     )
-    session.execute(stmt)
 
 
 def insert_items_once(session: Session, rows: Sequence[dict[str, object]]) -> None:
     """Insert rows whose slot key may exist already (event replays): the first one wins."""
     if not rows:
         return
-    stmt = (
-        _insert(session)(ScheduledItem)
-        .values(list(rows))
-        .on_conflict_do_nothing(
-            index_elements=[ScheduledItem.participant_id, ScheduledItem.slot_key]
-        )
-    )
-    session.execute(stmt)
+    session.execute(_insert_once_statement(session.get_bind().dialect.name), list(rows))
+
+
+@functools.cache
+def _insert_once_statement(dialect: str) -> sa.Insert:
+    # Built once, of the Core table (see _upsert_statement); every triggering event runs it.
+    table = cast(sa.Table, ScheduledItem.__table__)
+    insert = _insert(dialect)(table)
+    return insert.on_conflict_do_nothing(index_elements=["participant_id", "slot_key"])
 
 
 def _set_horizon(
     session: Session, participant_id: uuid.UUID, until: datetime, now: datetime
 ) -> None:
-    insert = _insert(session)(ScheduleHorizon)
     session.execute(
-        insert.values(
-            participant_id=participant_id, planned_until=until, updated_at=now
-        ).on_conflict_do_update(
-            index_elements=[ScheduleHorizon.participant_id],
-            set_={"planned_until": until, "updated_at": now},
-        )
+        _horizon_statement(session.get_bind().dialect.name),
+        {"participant_id": participant_id, "planned_until": until, "updated_at": now},
+    )
+
+
+@functools.cache
+def _horizon_statement(dialect: str) -> sa.Insert:
+    # Built once: every participant's horizon is moved daily.
+    table = cast(sa.Table, ScheduleHorizon.__table__)
+    insert = _insert(dialect)(table)
+    return insert.on_conflict_do_update(
+        index_elements=["participant_id"],
+        set_={
+            "planned_until": insert.excluded.planned_until,
+            "updated_at": insert.excluded.updated_at,
+        },
     )
 
 
@@ -273,6 +297,15 @@ def participants_needing_plans(
 ) -> Sequence[Participant]:
     """Active participants whose horizon runs short, locked so other workers skip them."""
     return session.scalars(
+        _needing_plans_statement(),
+        {"horizon_before": now + EXTEND_WHEN_LESS_THAN, "plan_limit": limit},
+    ).all()
+
+
+@functools.cache
+def _needing_plans_statement() -> sa.Select[Participant]:
+    # Every worker tick asks, and most find no one: built once, with parameters.
+    return (
         sa.select(Participant)
         .outerjoin(ScheduleHorizon, ScheduleHorizon.participant_id == Participant.id)
         .where(
@@ -281,10 +314,10 @@ def participants_needing_plans(
             Participant.protocol_version.is_not(None),
             sa.or_(
                 ScheduleHorizon.planned_until.is_(None),
-                ScheduleHorizon.planned_until < now + EXTEND_WHEN_LESS_THAN,
+                ScheduleHorizon.planned_until < sa.bindparam("horizon_before"),
             ),
         )
         .order_by(Participant.id)
-        .limit(limit)
+        .limit(sa.bindparam("plan_limit", type_=sa.Integer()))
         .with_for_update(of=Participant, skip_locked=True)
-    ).all()
+    )

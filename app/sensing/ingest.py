@@ -6,12 +6,15 @@ sending the same value again is a duplicate and changes nothing. Accepted summar
 publish one ``wearable_received`` event per batch, in the same transaction.
 """
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.core.batches import (
@@ -19,7 +22,6 @@ from app.core.batches import (
     ItemResult,
     ItemStatus,
     TimeBounds,
-    dialect_insert,
     rejected,
     sa_table,
 )
@@ -62,6 +64,7 @@ class _Row:
     unit: str
     value: float
     source_format: str
+    id: uuid.UUID | None = None  # of a stored row
 
 
 def submit_summaries(
@@ -103,8 +106,10 @@ def submit_summaries(
             )
 
     to_write = [row for key, row in latest.items() if changed[key]]
-    _upsert(session, participant, now, to_write)
-    ids = _ids(session, participant, list(latest))
+    # The stored rows' ids, overlaid by those the upsert returns (a row written meanwhile by
+    # a concurrent batch keeps its id, which RETURNING gives).
+    ids = {key: row.id for key, row in stored.items() if row.id is not None}
+    ids |= _upsert(session, participant, now, to_write)
     for row in rows:
         results[row.index].id = ids.get(row.key)
     if to_write:
@@ -152,50 +157,52 @@ def _judge(item: SummaryInput, bounds: TimeBounds) -> _Row | list[ItemProblem]:
     )
 
 
+@functools.cache
+def _stored_statement() -> sa.Select[Any]:
+    """Built once (every upload of every phone runs it), of the Core table: no ORM entities."""
+    c = sa_table(WearableSummary).c
+    return sa.select(c.metric, c.start_at, c.end_at, c.unit, c.value, c.id).where(
+        c.participant_id == sa.bindparam("participant_id"),
+        c.metric.in_(sa.bindparam("metrics", expanding=True)),
+        c.start_at >= sa.bindparam("first_start"),
+        # Implied (a period never ends before it starts), and it bounds the range read
+        # through ix_wearable_summaries_participant_metric_end, which otherwise runs from
+        # the participant's first summary.
+        c.end_at >= sa.bindparam("first_start"),
+        c.end_at <= sa.bindparam("last_end"),
+    )
+
+
 def _stored(session: Session, participant: Participant, rows: list[_Row]) -> dict[Key, _Row]:
     """Summaries already stored for the batch's periods (one range query)."""
     if not rows:
         return {}
     keys = {row.key for row in rows}
     found = session.execute(
-        sa.select(
-            WearableSummary.metric,
-            WearableSummary.start_at,
-            WearableSummary.end_at,
-            WearableSummary.unit,
-            WearableSummary.value,
-        ).where(
-            WearableSummary.participant_id == participant.id,
-            WearableSummary.metric.in_({key[0] for key in keys}),
-            WearableSummary.start_at >= min(key[1] for key in keys),
-            WearableSummary.end_at <= max(key[2] for key in keys),
-        )
+        _stored_statement(),
+        {
+            "participant_id": participant.id,
+            "metrics": sorted({key[0] for key in keys}),
+            "first_start": min(key[1] for key in keys),
+            "last_end": max(key[2] for key in keys),
+        },
     )
     stored = {}
-    for metric, start, end, unit, value in found:
+    for metric, start, end, unit, value, id_ in found:
         key = (metric, start, end)
         if key in keys:
-            stored[key] = _Row(-1, None, key, unit, value, "")
+            stored[key] = _Row(-1, None, key, unit, value, "", id_)
     return stored
 
 
-def _upsert(session: Session, participant: Participant, now: datetime, rows: list[_Row]) -> None:
+def _upsert(
+    session: Session, participant: Participant, now: datetime, rows: list[_Row]
+) -> dict[Key, uuid.UUID]:
+    """Write the rows; the id of each row written (new, or the one it replaced)."""
     if not rows:
-        return
-    table = sa_table(WearableSummary)
-    insert = dialect_insert(session, table)
-    stmt = insert.on_conflict_do_update(
-        index_elements=["participant_id", "metric", "start_at", "end_at"],
-        set_={
-            "unit": insert.excluded.unit,
-            "value": insert.excluded.value,
-            "client_id": insert.excluded.client_id,
-            "source_format": insert.excluded.source_format,
-            "updated_at": insert.excluded.updated_at,
-        },
-    )
-    session.execute(
-        stmt,
+        return {}
+    found = session.execute(
+        _upsert_statement(session.get_bind().dialect.name),
         [
             {
                 "id": new_id(),
@@ -215,27 +222,28 @@ def _upsert(session: Session, participant: Participant, now: datetime, rows: lis
             for row in sorted(rows, key=lambda r: r.key)
         ],
     )
+    return {(metric, start, end): id_ for metric, start, end, id_ in found}
 
 
-def _ids(session: Session, participant: Participant, keys: list[Key]) -> dict[Key, uuid.UUID]:
-    if not keys:
-        return {}
-    wanted = set(keys)
-    found = session.execute(
-        sa.select(
-            WearableSummary.metric,
-            WearableSummary.start_at,
-            WearableSummary.end_at,
-            WearableSummary.id,
-        ).where(
-            WearableSummary.participant_id == participant.id,
-            WearableSummary.metric.in_({key[0] for key in keys}),
-            WearableSummary.start_at >= min(key[1] for key in keys),
-            WearableSummary.end_at <= max(key[2] for key in keys),
-        )
-    )
-    return {
-        (metric, start, end): id_
-        for metric, start, end, id_ in found
-        if (metric, start, end) in wanted
-    }
+# Built once per dialect: building an upsert (its ``excluded`` columns above all) costs more
+# than running it for a batch of a few summaries.
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(dialect: str) -> Any:
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        table = sa_table(WearableSummary)
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        excluded = insert.excluded
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["participant_id", "metric", "start_at", "end_at"],
+            set_={
+                "unit": excluded.unit,
+                "value": excluded.value,
+                "client_id": excluded.client_id,
+                "source_format": excluded.source_format,
+                "updated_at": excluded.updated_at,
+            },
+        ).returning(table.c.metric, table.c.start_at, table.c.end_at, table.c.id)
+    return stmt
