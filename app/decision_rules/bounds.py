@@ -100,3 +100,15 @@ def among(
         array = sa.bindparam(None, list(ids), type_=postgresql.ARRAY(sa.Uuid()))
         return column == sa.any_(array)
     return column.in_(list(ids))
+
+
+def count_per_bound(
+    session: Session, bounds: sa.Subquery, table: type[Any], *on: sa.ColumnElement[bool]
+) -> list[tuple[int, int]]:
+    """(bound key, matching rows) for every bound with at least one row."""
+    rows = session.execute(
+        sa.select(bounds.c.k, sa.func.count())
+        .select_from(bounds.join(table, sa.and_(*on)))
+        .group_by(bounds.c.k)
+    ).all()
+    return [(k, count) for k, count in rows]

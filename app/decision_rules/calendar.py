@@ -13,6 +13,11 @@ def start_of_local_day(at: datetime, zone: ZoneInfo) -> datetime:
     return local_midnight(at.astimezone(zone).date(), zone)
 
 
+def next_midnight(at: datetime, zone: ZoneInfo) -> datetime:
+    """The moment the local day after ``at``'s starts."""
+    return local_midnight(at.astimezone(zone).date() + timedelta(days=1), zone)
+
+
 def study_day(at: datetime, enrolled_at: datetime, zone: ZoneInfo) -> int:
     """Whole local days since the enrollment day (0 on the enrollment day)."""
     return (at.astimezone(zone).date() - enrolled_at.astimezone(zone).date()).days

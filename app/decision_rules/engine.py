@@ -8,7 +8,7 @@ tailoring data (see ``tailoring``). Everything is written in the caller's transa
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -21,6 +21,8 @@ from app.core.clock import Clock
 from app.core.ids import new_id
 from app.decision_rules.bounds import Bound, among, bounds_table
 from app.decision_rules.calendar import start_of_local_day, study_day
+from app.decision_rules.dose import DoseHistory
+from app.decision_rules.dose_history import dose_histories
 from app.decision_rules.evaluation import Evaluation, burden_reason, evaluate, fallback
 from app.decision_rules.learning import Posterior
 from app.decision_rules.models import Decision, SmartAssignment
@@ -70,6 +72,8 @@ class _Burden:
     last_prompt_at: datetime | None = None
     # The protocol's automatic response to an unresolved fatigue flag (1.0: none).
     budget_factor: float = 1.0
+    # For the dose constraint: the rest of the day's decision points, recent availability.
+    dose: DoseHistory = field(default_factory=DoseHistory)
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,7 @@ def _decide(
         pushes_today=burden.pushes_today,
         prompt_budget_factor=burden.budget_factor,
         posterior=batch.posteriors.get((item.study_id, item.protocol_version or 0)),
+        dose_history=burden.dose,
     )
     # A failure before the rules (SMART, PAI) still never overrides the participant's
     # status or the burden limits: the fallback decides only when a prompt is allowed.
@@ -455,6 +460,7 @@ def _log(
         fallback=evaluation.fallback,
         error=evaluation.error,
         learning=evaluation.learning,
+        dose=evaluation.dose,
         created_at=now,
     )
 
@@ -488,6 +494,7 @@ def _burden(
     all pushes today where the protocol has a push budget."""
     gaps: dict[uuid.UUID, int] = {}
     budgeted: set[uuid.UUID] = set()
+    dosed: dict[uuid.UUID, int | None] = {}
     for item in items:
         protocol = protocols.get((item.study_id, item.protocol_version))
         limits = protocol.policy.availability if protocol else None
@@ -495,6 +502,9 @@ def _burden(
         gaps[item.participant_id] = max(gaps.get(item.participant_id, 0), gap or 0)
         if limits is not None and limits.max_pushes_per_day is not None:
             budgeted.add(item.participant_id)
+        dose = protocol.policy.dose if protocol else None
+        if dose is not None:
+            dosed[item.participant_id] = dose.availability_window_days
     today = {pid: start_of_local_day(now, zones[pid]) for pid in participants}
     bounds = [
         Bound(index, pid, min(today[pid], now - timedelta(minutes=gaps.get(pid, 0))), now)
@@ -513,6 +523,9 @@ def _burden(
     counts = pushes_today(session, {pid: zones[pid] for pid in budgeted}, now)
     for pid, count in counts.items():
         result[pid].pushes_today = count
+    histories = dose_histories(session, {pid: zones[pid] for pid in dosed}, dosed, now)
+    for pid, history in histories.items():
+        result[pid].dose = history
     _fatigue_responses(session, items, protocols, result)
     return result
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import cel
 
+from app.decision_rules import dose
 from app.decision_rules.conditions import ExpressionError, holds
 from app.decision_rules.moment import Moment
 from app.decision_rules.policies import policy_for
@@ -35,6 +36,8 @@ class Evaluation:
     fallback: bool = False
     error: str | None = None
     learning: dict[str, Any] | None = None
+    # What the dose constraint did (None where it does not apply).
+    dose: dict[str, Any] | None = None
 
     @property
     def deliberate(self) -> bool:
@@ -130,16 +133,25 @@ def evaluate(protocol: Protocol, moment: Moment, tailoring: Tailoring) -> Evalua
         if proposal is None:
             return Evaluation(available=True, note=NO_RULE_MATCHED)
         adjusted = _adjust(protocol, proposal.probabilities, proposal.randomize, moment)
+        probabilities, dosed = adjusted.probabilities, None
+        if adjusted.randomized and proposal.rule_id in dose.adjusted_rules(protocol):
+            probabilities, dosed = dose.constrain(
+                protocol,
+                probabilities,
+                delivered_today=moment.prompts_today,
+                history=moment.dose_history,
+            )
     except Exception as exc:
         return fallback(protocol, moment, _describe(exc))
     return Evaluation(
         available=True,
         rule_id=proposal.rule_id,
         declared=proposal.probabilities,
-        probabilities=adjusted.probabilities,
+        probabilities=probabilities,
         excluded=adjusted.excluded,
-        randomized=adjusted.randomized,
+        randomized=sum(p > 0 for p in probabilities.values()) > 1,
         learning=proposal.learning,
+        dose=dosed,
     )
 
 

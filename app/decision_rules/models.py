@@ -70,6 +70,10 @@ class Decision(IdMixin, Base):
     # features, the effect's posterior mean and variance, P(treat) before and after its
     # clipping, and whether it fell back with the reason (docs/learning-policies.md).
     learning: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # What the dose constraint did (null where it does not apply): the day's target, the
+    # interventions delivered so far, the decision points left and their expected
+    # availability, P(treat) before and after the bounds (docs/learning-policies.md).
+    dose: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime]
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.decision_rules.dose import DoseHistory
 from app.decision_rules.learning import Posterior
 
 
@@ -30,3 +31,6 @@ class Moment:
     # The current posterior of the study's learning policy (None: none yet, or no
     # learning policy). Compared by identity: it holds numpy arrays.
     posterior: Posterior | None = field(default=None, compare=False)
+    # The rest of the participant's day and their recent availability, for the dose
+    # constraint (``policy.dose``).
+    dose_history: DoseHistory = field(default_factory=DoseHistory)

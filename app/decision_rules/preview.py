@@ -4,15 +4,17 @@ what a protocol does before participants meet it."""
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.core.errors import InvalidInputError
 from app.decision_rules.conditions import ExpressionError
+from app.decision_rules.dose import DoseHistory, planned_later_today
 from app.decision_rules.evaluation import Evaluation, evaluate
 from app.decision_rules.evaluation import is_contraindicated as contraindication_holds
+from app.decision_rules.learning import Posterior
 from app.decision_rules.moment import Moment
 from app.decision_rules.onboarding import attribute_problems
 from app.decision_rules.tailoring import Tailoring, finish
@@ -32,6 +34,10 @@ class PreviewInput:
     prompts_today: int = 0
     pushes_today: int = 0
     minutes_since_last_prompt: int | None = None
+    # Decision points still planned later that day (None: from the protocol's schedule).
+    later_decision_points: int | None = None
+    # The study's current posterior (None: before the first update, or no learning policy).
+    posterior: Posterior | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,14 @@ def preview(protocol: Protocol, request: PreviewInput) -> PreviewResult:
         prompts_today=request.prompts_today,
         pushes_today=request.pushes_today,
         last_prompt_at=last,
+        posterior=request.posterior,
+        dose_history=DoseHistory(
+            later_decision_points=(
+                request.later_decision_points
+                if request.later_decision_points is not None
+                else planned_later_today(protocol, local, request.study_day)
+            )
+        ),
     )
     evaluation = evaluate(protocol, moment, tailoring)
     return PreviewResult(

@@ -14,15 +14,14 @@ Protocol warnings say when the scheduled prompts alone exceed it.
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.decision_rules.bounds import Bound, among, bounds_table
-from app.decision_rules.calendar import local_midnight, start_of_local_day
+from app.decision_rules.bounds import Bound, among, bounds_table, count_per_bound
+from app.decision_rules.calendar import next_midnight, start_of_local_day
 from app.decision_rules.evaluation import budget_reason
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
 from app.notifications.sender import Outgoing
@@ -55,7 +54,7 @@ def pushes_today(
     )
     n = Notification
     statuses = (NotificationStatus.sent,) if sent_only else _OUT
-    so_far = _count_per_bound(
+    so_far = count_per_bound(
         session,
         b,
         n,
@@ -68,10 +67,10 @@ def pushes_today(
         n.kind != NotificationKind.safety_response,
     )
     later = bounds_table(
-        session, [Bound(k, pid, now, _next_midnight(now, zones[pid])) for k, pid in keys.items()]
+        session, [Bound(k, pid, now, next_midnight(now, zones[pid])) for k, pid in keys.items()]
     )
     s = ScheduledItem
-    to_come = _count_per_bound(
+    to_come = count_per_bound(
         session,
         later,
         s,
@@ -86,22 +85,6 @@ def pushes_today(
     for k, count in [*so_far, *to_come]:
         counts[keys[k]] += count
     return counts
-
-
-def _count_per_bound(
-    session: Session, bounds: sa.Subquery, table: type[Any], *on: sa.ColumnElement[bool]
-) -> list[tuple[int, int]]:
-    """(bound key, matching rows) for every bound with at least one row."""
-    rows = session.execute(
-        sa.select(bounds.c.k, sa.func.count())
-        .select_from(bounds.join(table, sa.and_(*on)))
-        .group_by(bounds.c.k)
-    ).all()
-    return [(k, count) for k, count in rows]
-
-
-def _next_midnight(now: datetime, zone: ZoneInfo) -> datetime:
-    return local_midnight(now.astimezone(zone).date() + timedelta(days=1), zone)
 
 
 def pushes_over_budget(

@@ -46,6 +46,7 @@ class DecisionRecord:
     fallback: bool
     error: str | None
     learning: dict[str, Any] | None
+    dose: dict[str, Any] | None
     created_at: datetime
 
     def row(self) -> dict[str, Any]:

@@ -93,6 +93,13 @@ FIXED_COLUMNS = [
         "features, effect_mean, effect_variance, probability_unclipped, probability_clipped, "
         "fallback, fallback_reason.",
     ),
+    json_text(
+        "dose",
+        "What the dose constraint did (empty where it does not apply, JSON): target_per_day, "
+        "delivered_today, later_decision_points, availability, availability_source, "
+        "recent_decisions, recent_available, expected_points, probability_unclipped, "
+        "probability.",
+    ),
 ]
 
 _VALUE_TYPES = {
@@ -160,13 +167,14 @@ def decision_rows(
         for row in page:
             known = probabilities.known.get((row[9], row[17]))
             text, p_treated = known or probabilities.add(row[9], row[17])
-            tailoring = loads(row[33])[0]
+            tailoring = loads(row[34])[0]
             yield (
                 *row[:17],
                 text,
                 p_treated if row[13] else None,
                 *row[18:32],
                 _learning_text(row[32]),
+                _learning_text(row[33]),
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
@@ -247,8 +255,8 @@ def _page_statement(
 ) -> AnySelect:
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
-    P(treated) is computed from them), the learning record as JSON text at 32, and the
-    tailoring snapshot comes last."""
+    P(treated) is computed from them), the learning and dose records as JSON text at 32
+    and 33, and the tailoring snapshot comes last."""
     d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
@@ -288,6 +296,7 @@ def _page_statement(
             opened,
             completed,
             sa.cast(d.learning, sa.Text),
+            sa.cast(d.dose, sa.Text),
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)
@@ -365,8 +374,8 @@ def _treated(nones: Mapping[int, frozenset[str]]) -> sa.ColumnElement[int]:
 
 
 def _learning_text(raw: str | None) -> str | None:
-    """The learning record as JSON text with sorted keys (PostgreSQL's JSONB and SQLite
-    give different text for the same document), or None for rule-table decisions."""
+    """A learning or dose record as JSON text with sorted keys (PostgreSQL's JSONB and
+    SQLite give different text for the same document), or None where there is none."""
     if raw is None or raw == "null":
         return None
     return json.dumps(json.loads(raw), sort_keys=True)

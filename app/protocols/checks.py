@@ -2,6 +2,7 @@
 
 from app.protocols.content_checks import check_content
 from app.protocols.document import Protocol
+from app.protocols.dose_checks import check_dose
 from app.protocols.expression_checks import check_expressions
 from app.protocols.learning_checks import check_learning
 from app.protocols.problems import Problems, ProtocolProblem
@@ -15,4 +16,5 @@ def check_protocol(protocol: Protocol) -> list[ProtocolProblem]:
     check_timing(protocol, problems)
     check_expressions(protocol, problems)
     check_learning(protocol, problems)
+    check_dose(protocol, problems)
     return problems.items

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from app.protocols.dose import DoseConstraint
 from app.protocols.learning import ThompsonSampling
 from app.protocols.primitives import (
     CelExpression,
@@ -94,6 +95,9 @@ class Policy(ProtocolModel):
     excluded). Must not be contraindicated for anyone."""
     thompson_sampling: ThompsonSampling | None = None
     """A learning policy for one rule's randomization (see docs/learning-policies.md)."""
+    dose: DoseConstraint | None = None
+    """Dose-constrained randomization: probabilities adjusted online so that a target
+    number of interventions a day is met on average (see docs/learning-policies.md)."""
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id; KeyError if there is none."""

@@ -23,7 +23,12 @@ from app.core.errors import ConflictError
 from app.decision_rules.evaluation import WEEKDAYS
 from app.decision_rules.history import DecisionRecord, decision_history
 from app.decision_rules.models import PolicyPosterior
-from app.decision_rules.posteriors import current_posterior, get_posterior, posterior_history
+from app.decision_rules.posteriors import (
+    current_posterior,
+    current_posteriors,
+    get_posterior,
+    posterior_history,
+)
 from app.decision_rules.preview import PreviewInput, preview
 from app.participants.service import get_participant
 from app.protocols.store import get_version, load_protocol
@@ -155,6 +160,10 @@ def preview_decision(
             prompts_today=body.prompts_today,
             pushes_today=body.pushes_today,
             minutes_since_last_prompt=body.minutes_since_last_prompt,
+            later_decision_points=body.later_decision_points,
+            posterior=current_posteriors(session, {(study.id, version): protocol}).get(
+                (study.id, version)
+            ),
         ),
     )
     evaluation = result.evaluation
@@ -179,6 +188,8 @@ def preview_decision(
         note=evaluation.note,
         fallback=evaluation.fallback,
         error=evaluation.error,
+        learning=evaluation.learning,
+        dose=evaluation.dose,
         options=[
             OptionConsideredOut(
                 option_id=o.option_id,

@@ -165,6 +165,12 @@ class PreviewRequest(Schema):
     minutes_since_last_prompt: DbInt | None = Field(
         None, ge=0, description="Minutes since the last delivered prompt (null: none)."
     )
+    later_decision_points: DbInt | None = Field(
+        None,
+        ge=0,
+        description="Decision points still planned later that day, for the protocol's dose "
+        "constraint (null: counted from the protocol's decision-point times).",
+    )
     protocol_version: Version | None = Field(
         None, description="Protocol version to evaluate (default: the active one)."
     )
@@ -253,6 +259,16 @@ class PreviewResponse(Schema):
     note: str | None
     fallback: bool
     error: str | None
+    learning: dict[str, Any] | None = Field(
+        None,
+        description="What the learning policy did, with the study's current posterior "
+        "(null for rule-table decisions); as in the decision log.",
+    )
+    dose: dict[str, Any] | None = Field(
+        None,
+        description="What the dose constraint did (null where it does not apply); as in "
+        "the decision log.",
+    )
     options: list[OptionConsideredOut] = Field(description="Every option of the protocol.")
 
 
