@@ -6,10 +6,16 @@ day with four items each, hourly step counts), then times ``decide_batch`` on on
 decision point per participant, all due at the same minute. Run:
 
     python bench/decide.py [--participants 10000] [--days 21] [--url postgresql+psycopg://...]
-                           [--keep] [--database NAME]
+                           [--keep] [--database NAME] [--policy rules|learning]
 
 --keep leaves the filled database in place (filling takes minutes); --database NAME measures
 again on a database kept earlier, without filling.
+
+--policy learning fills with the adaptive example instead
+(examples/protocols/chronic_pain_adaptive.yaml, a Thompson-sampling rule) with a stored
+posterior, and measures it against the same protocol without its learning policy (the rule
+table with the learned rule's declared probabilities), alternating, in the same run: the
+ratio of the two is the learning policy's cost.
 
 Prints the data volume, then the time for the whole batch in one call and in the chunks a
 scheduler would claim. Each measured run is rolled back, so every run decides the same
@@ -22,17 +28,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import make_url
 
+from app.alerts.routing import declare_poll_only
 from app.audit.service import CLI_ACTOR
 from app.core.clock import SimulatedClock
 from app.core.db import DatabaseTimeouts, create_db_engine, make_session_factory
 from app.core.migrations import upgrade_to_head
 from app.decision_rules.engine import decide_batch
-from app.decision_rules.models import Decision
-from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
+from app.decision_rules.models import Decision, PolicyPosterior
+from app.protocols.example_files import CHRONIC_PAIN_ADAPTIVE, CHRONIC_PAIN_JITAI, example_text
 from app.scheduling.models import ScheduledItem
-from app.studies.models import StudyStatus
+from app.studies.models import Study, StudyStatus
 from app.studies.service import create_study
 from app.study_operations.protocol_versions import upload_version
 
@@ -40,7 +48,7 @@ ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 
 
-def fill(url: str, participants: int, days: int) -> None:
+def fill(url: str, participants: int, days: int, protocol: str = CHRONIC_PAIN_JITAI) -> None:
     # Filling runs statements of minutes; the service's statement timeout is for requests.
     engine = create_db_engine(url, timeouts=DatabaseTimeouts(statement=0))
     upgrade_to_head(engine)
@@ -50,7 +58,8 @@ def fill(url: str, participants: int, days: int) -> None:
         study = create_study(
             session, clock, CLI_ACTOR, slug="bench", name="Bench", status=StudyStatus.active
         )
-        upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
+        declare_poll_only(session, clock, CLI_ACTOR, study, "A benchmark study.")
+        upload_version(session, clock, CLI_ACTOR, study, example_text(protocol))
         session.commit()
         study_id = study.id
     steps = [
@@ -173,6 +182,67 @@ def measure(url: str, when: datetime, chunk: int, *, commit: bool = False) -> fl
     return elapsed
 
 
+def add_learning(url: str, when: datetime) -> None:
+    """Version 2: the adaptive protocol without its learning policy; and a posterior for
+    version 1 (so that the learned rule computes its probability rather than falling back)."""
+    document = yaml.safe_load(example_text(CHRONIC_PAIN_ADAPTIVE))
+    config = document["policy"].pop("thompson_sampling")
+    size = 2 * (1 + len(config["features"]))
+    engine = create_db_engine(url)
+    factory = make_session_factory(engine)
+    clock = SimulatedClock(when - timedelta(hours=10))
+    with factory() as session:
+        study = session.scalars(sa.select(Study)).one()
+        upload_version(session, clock, CLI_ACTOR, study, yaml.safe_dump(document))
+        session.add(
+            PolicyPosterior(
+                id=uuid.uuid4(),
+                study_id=study.id,
+                protocol_version=1,
+                previous_id=None,
+                scheduled_for=clock.now(),
+                computed_at=clock.now(),
+                inputs_from=None,
+                inputs_to=clock.now(),
+                rows_used=500,
+                rows_total=500,
+                noise_variance=config["noise_variance"],
+                mean=[0.5, 0.8, -0.1, -0.3, 0.02, -0.05][:size],
+                covariance=[[0.01 if i == j else 0.0 for j in range(size)] for i in range(size)],
+                inputs=[],
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+def use_version(url: str, version: int) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE participants SET protocol_version = :v"), {"v": version})
+        conn.execute(sa.text("UPDATE scheduled_items SET protocol_version = :v"), {"v": version})
+    engine.dispose()
+
+
+def compare_policies(url: str, when: datetime, n: int) -> None:
+    """The learning policy (version 1) against its rule table (version 2), alternating."""
+    results: dict[str, list[float]] = {"learning": [], "rules": []}
+    for version in (1, 2):
+        use_version(url, version)
+        measure(url, when, n)  # warm-up
+    for _ in range(3):
+        for version, label in ((1, "learning"), (2, "rules")):
+            use_version(url, version)
+            results[label].append(measure(url, when, n))
+    best = {label: min(runs) for label, runs in results.items()}
+    for label, seconds in best.items():
+        print(
+            f"{label:>8}: {n:,} decisions in {seconds:.2f} s (best of 3) = "
+            f"{n / seconds:,.0f} decisions/s"
+        )
+    print(f"learning / rules: {best['rules'] / best['learning']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=10_000)
@@ -180,7 +250,9 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--keep", action="store_true", help="keep the filled database")
     parser.add_argument("--database", help="measure on this database, kept by --keep")
+    parser.add_argument("--policy", choices=("rules", "learning"), default="rules")
     args = parser.parse_args()
+    learning = args.policy == "learning"
 
     name = args.database or f"kairos_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
@@ -193,8 +265,15 @@ def main() -> None:
     try:
         if not args.database:
             print(f"filling {name}: {args.participants:,} participants, {args.days} days")
-            fill(url, args.participants, args.days)
+            fill(
+                url,
+                args.participants,
+                args.days,
+                CHRONIC_PAIN_ADAPTIVE if learning else CHRONIC_PAIN_JITAI,
+            )
             add_items(url, when)
+            if learning:
+                add_learning(url, when)
         else:  # the first run's committed decisions would collide with the new ones
             engine = create_db_engine(url)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -202,6 +281,9 @@ def main() -> None:
                 conn.execute(sa.text("VACUUM ANALYZE decisions"))
             engine.dispose()
         n = args.participants
+        if learning:
+            compare_policies(url, when, n)
+            return
         measure(url, when, n)  # warm-up: caches, parsed protocol, connection
         for chunk in (n, 1000, 250):
             runs = [measure(url, when, chunk) for _ in range(3)]

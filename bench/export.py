@@ -82,6 +82,7 @@ OUTCOME_DATA = [
 
 def fill(url: str, rows: int, *, outcome_data: bool = False) -> str:
     """The study id, after filling the database."""
+    from app.alerts.routing import declare_poll_only
     from app.audit.service import CLI_ACTOR
     from app.core.clock import SimulatedClock
     from app.core.db import create_db_engine, make_session_factory
@@ -103,6 +104,7 @@ def fill(url: str, rows: int, *, outcome_data: bool = False) -> str:
             name="Bench",
             status=StudyStatus.active,
         )
+        declare_poll_only(session, SimulatedClock(START), CLI_ACTOR, study, "A benchmark study.")
         upload_version(
             session, SimulatedClock(START), CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI)
         )

@@ -39,6 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.alerts.routing import declare_poll_only  # noqa: E402
 from app.audit.service import CLI_ACTOR  # noqa: E402
 from app.core.clock import SimulatedClock  # noqa: E402
 from app.core.db import create_db_engine, create_scratch_postgres, make_session_factory  # noqa: E402
@@ -110,6 +111,7 @@ def seed(url: str, participants: int) -> Seeded:
             session, clock, CLI_ACTOR, slug="bench", name="Bench", status=StudyStatus.active
         )
         session.flush()
+        declare_poll_only(session, clock, CLI_ACTOR, study, "A benchmark study.")
         upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_JITAI))
         enrolled = []
         for _ in range(participants):

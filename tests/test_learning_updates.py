@@ -240,7 +240,7 @@ def test_a_failing_update_is_logged_and_decisions_go_on(
     def broken(*args: object, **kwargs: object) -> None:
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setattr(learning, "update", broken)
+    monkeypatch.setattr(learning, "update_from_sums", broken)
     with caplog.at_level(logging.ERROR):
         assert _update_at(world, _local(1, 3)) == 0
     assert "posterior update of study" in caplog.text

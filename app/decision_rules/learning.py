@@ -89,14 +89,27 @@ def update(
     """The posterior after the rows (the conjugate normal update with known noise)."""
     if not rows:
         return mean.copy(), covariance.copy()
+    return update_from_sums(mean, covariance, *sums(rows, outcomes), noise)
+
+
+def sums(rows: Sequence[Vector], outcomes: Sequence[float]) -> tuple[Matrix, Vector]:
+    """The sufficient statistics Z'Z and Z'y of the rows: an update over many rows adds
+    them up a page at a time."""
     z = np.vstack(rows)
     y = np.array(outcomes, dtype=np.float64)
+    return z.T @ z, z.T @ y
+
+
+def update_from_sums(
+    mean: Vector, covariance: Matrix, ztz: Matrix, zty: Vector, noise: float
+) -> tuple[Vector, Matrix]:
+    """The posterior from the rows' sufficient statistics (see ``update``)."""
     prior_precision = np.linalg.inv(covariance)
-    precision = prior_precision + z.T @ z / noise
+    precision = prior_precision + ztz / noise
     new_covariance = np.linalg.inv(precision)
     # Symmetrize: inv() leaves rounding asymmetry that would grow over many updates.
     new_covariance = (new_covariance + new_covariance.T) / 2
-    new_mean = new_covariance @ (prior_precision @ mean + z.T @ y / noise)
+    new_mean = new_covariance @ (prior_precision @ mean + zty / noise)
     return new_mean, new_covariance
 
 

@@ -11,17 +11,18 @@ The value is None while the window is still open, when there is no data, and for
 whose option the outcome does not apply to.
 """
 
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from typing import Protocol as Interface
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.decision_rules.bounds import Bound, bounds_table
-from app.decision_rules.models import Decision
 from app.ema.models import EmaAnswer
 from app.engagement.models import EngagementEvent
 from app.protocols.document import (
@@ -48,11 +49,30 @@ def _shape(outcome: ProximalOutcome) -> tuple[str, ...]:
     return ("engagement", outcome.event)
 
 
+class Decided(Interface):
+    """What the outcomes of a decision depend on: a decision-log row, or its columns."""
+
+    @property
+    def study_id(self) -> uuid.UUID: ...
+    @property
+    def participant_id(self) -> uuid.UUID: ...
+    @property
+    def protocol_version(self) -> int | None: ...
+    @property
+    def option_id(self) -> str | None: ...
+    @property
+    def decided_at(self) -> datetime: ...
+
+
 def proximal_outcomes(
-    session: Session, decisions: Sequence[Decision], *, now: datetime
+    session: Session,
+    decisions: Sequence[Decided],
+    *,
+    now: datetime,
+    names: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """For each decision, its protocol's proximal outcomes by name (one query per kind of
-    data, whatever the number of decisions)."""
+    data, whatever the number of decisions); only those in ``names`` if given."""
     protocols = protocols_of_versions(
         session,
         {(d.study_id, d.protocol_version) for d in decisions if d.protocol_version is not None},
@@ -62,6 +82,8 @@ def proximal_outcomes(
     for index, decision in enumerate(decisions):
         protocol = protocols.get((decision.study_id, decision.protocol_version or 0))
         for outcome in protocol.proximal_outcomes if protocol else ():
+            if names is not None and outcome.name not in names:
+                continue
             results[index][outcome.name] = None
             if outcome.options is not None and decision.option_id not in outcome.options:
                 continue

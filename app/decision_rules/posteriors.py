@@ -18,7 +18,7 @@ later) never changes a stored posterior.
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,9 +109,54 @@ class UsedRow:
     row: LearningRow
 
 
+@dataclass(frozen=True)
+class LoggedDecision:
+    """The columns of a decision-log row an update reads (lighter than the ORM row: an
+    update may read millions)."""
+
+    id: uuid.UUID
+    study_id: uuid.UUID
+    participant_id: uuid.UUID
+    protocol_version: int | None
+    option_id: str | None
+    decided_at: datetime
+    # The fields ``learning_row`` reads.
+    fields: dict[str, Any]
+
+
+_d = Decision
+_LOGGED_COLUMNS = (
+    _d.id,
+    _d.study_id,
+    _d.participant_id,
+    _d.protocol_version,
+    _d.option_id,
+    _d.decided_at,
+    _d.rule_id,
+    _d.available,
+    _d.randomized,
+    _d.learning,
+    _d.probabilities,
+    _d.tailoring,
+)
+
+
+def _logged(row: Sequence[Any]) -> LoggedDecision:
+    fields = dict(
+        zip(
+            ("rule_id", "available", "randomized", "learning", "probabilities", "tailoring"),
+            row[6:],
+            strict=True,
+        )
+    )
+    fields["option_id"] = row[4]
+    id_, study_id, participant_id, version, option_id, decided_at = row[:6]
+    return LoggedDecision(id_, study_id, participant_id, version, option_id, decided_at, fields)
+
+
 def learning_rows(
     config: ThompsonSampling,
-    decisions: Sequence[Decision],
+    decisions: Sequence[LoggedDecision],
     outcomes: Sequence[Mapping[str, Any]],
 ) -> list[UsedRow]:
     """The rows an update uses, in (decided_at, id) order."""
@@ -119,22 +164,10 @@ def learning_rows(
     for decision, values in sorted(
         zip(decisions, outcomes, strict=True), key=lambda pair: (pair[0].decided_at, pair[0].id)
     ):
-        row = learning_row(config, decision_fields(decision), values.get(config.outcome))
+        row = learning_row(config, decision.fields, values.get(config.outcome))
         if row is not None:
             used.append(UsedRow(decision.id, decision.decided_at, row))
     return used
-
-
-def decision_fields(decision: Decision) -> dict[str, Any]:
-    return {
-        "rule_id": decision.rule_id,
-        "available": decision.available,
-        "randomized": decision.randomized,
-        "learning": decision.learning,
-        "option_id": decision.option_id,
-        "probabilities": decision.probabilities,
-        "tailoring": decision.tailoring,
-    }
 
 
 def learning_row(
@@ -183,7 +216,7 @@ def update_posterior(
     window = next(o for o in protocol.proximal_outcomes if o.name == config.outcome)
     cutoff = scheduled_for - timedelta(minutes=window.window_minutes_after)
     since = previous.inputs_to if previous is not None else None
-    query = sa.select(Decision).where(
+    query = sa.select(*_LOGGED_COLUMNS).where(
         Decision.study_id == study_id,
         Decision.protocol_version == version,
         Decision.rule_id == config.rule,
@@ -192,21 +225,32 @@ def update_posterior(
     )
     if since is not None:
         query = query.where(Decision.decided_at > since)
-    decisions = session.scalars(query).all()
-    outcomes = proximal_outcomes(session, decisions, now=clock.now())
-    used = learning_rows(config, decisions, outcomes)
     if previous is None:
         mean, covariance = learning.prior(config)
     else:
         start = as_posterior(previous)
         mean, covariance = start.mean, start.covariance
-    mean, covariance = learning.update(
-        mean,
-        covariance,
-        [learning.design_row(config, u.row) for u in used],
-        [u.row.outcome for u in used],
-        config.noise_variance,
-    )
+    size = len(mean)
+    ztz, zty = np.zeros((size, size)), np.zeros(size)
+    inputs: list[list[Any]] = []
+    # A page at a time (a first update, or one catching up after weeks, reads millions of
+    # decisions): the sufficient statistics add up, so memory stays bounded.
+    for page in _pages(session, query):
+        outcomes = proximal_outcomes(session, page, now=clock.now(), names=[config.outcome])
+        used = learning_rows(config, page, outcomes)
+        if used:
+            page_ztz, page_zty = learning.sums(
+                [learning.design_row(config, u.row) for u in used], [u.row.outcome for u in used]
+            )
+            ztz += page_ztz
+            zty += page_zty
+            inputs.extend([str(u.decision_id), u.row.outcome] for u in used)
+    if inputs:
+        mean, covariance = learning.update_from_sums(
+            mean, covariance, ztz, zty, config.noise_variance
+        )
+    else:
+        mean, covariance = mean.copy(), covariance.copy()
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(covariance))):
         raise ValueError("the updated posterior is not finite; the previous one stays in use")
     row = PolicyPosterior(
@@ -218,16 +262,34 @@ def update_posterior(
         computed_at=clock.now(),
         inputs_from=since,
         inputs_to=cutoff,
-        rows_used=len(used),
-        rows_total=(previous.rows_total if previous is not None else 0) + len(used),
+        rows_used=len(inputs),
+        rows_total=(previous.rows_total if previous is not None else 0) + len(inputs),
         noise_variance=config.noise_variance,
         mean=[float(v) for v in mean],
         covariance=[[float(v) for v in line] for line in covariance],
-        inputs=[[str(u.decision_id), u.row.outcome] for u in used],
+        inputs=inputs,
     )
     session.add(row)
     session.flush()
     return row
+
+
+UPDATE_PAGE = 20_000
+
+
+def _pages(session: Session, query: sa.Select[Any]) -> Iterator[list[LoggedDecision]]:
+    """The decisions of ``query`` in (decided_at, id) order, a page at a time (keyset)."""
+    after: tuple[datetime, uuid.UUID] | None = None
+    ordered = query.order_by(Decision.decided_at, Decision.id).limit(UPDATE_PAGE)
+    while True:
+        stmt = ordered
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(Decision.decided_at, Decision.id) > sa.tuple_(*after))
+        page = [_logged(row) for row in session.execute(stmt)]
+        if not page:
+            return
+        yield page
+        after = (page[-1].decided_at, page[-1].id)
 
 
 def learning_versions(session: Session) -> dict[VersionKey, tuple[Protocol, datetime]]:
