@@ -278,18 +278,13 @@ UPDATE_PAGE = 20_000
 
 
 def _pages(session: Session, query: sa.Select[Any]) -> Iterator[list[LoggedDecision]]:
-    """The decisions of ``query`` in (decided_at, id) order, a page at a time (keyset)."""
-    after: tuple[datetime, uuid.UUID] | None = None
-    ordered = query.order_by(Decision.decided_at, Decision.id).limit(UPDATE_PAGE)
-    while True:
-        stmt = ordered
-        if after is not None:
-            stmt = stmt.where(sa.tuple_(Decision.decided_at, Decision.id) > sa.tuple_(*after))
-        page = [_logged(row) for row in session.execute(stmt)]
-        if not page:
-            return
-        yield page
-        after = (page[-1].decided_at, page[-1].id)
+    """The decisions of ``query`` in (decided_at, id) order, a page at a time: one query,
+    streamed (a server-side cursor on PostgreSQL), so memory stays bounded without an
+    index for keyset pages."""
+    ordered = query.order_by(Decision.decided_at, Decision.id)
+    result = session.execute(ordered.execution_options(yield_per=UPDATE_PAGE))
+    for page in result.partitions():
+        yield [_logged(row) for row in page]
 
 
 def learning_versions(session: Session) -> dict[VersionKey, tuple[Protocol, datetime]]:

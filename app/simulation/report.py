@@ -35,6 +35,7 @@ from app.protocols.document import Protocol
 from app.protocols.policy import Rule
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
 from app.simulation import charts
+from app.simulation.learning_report import learning_section, render_learning_html
 from app.simulation.runner import Simulation
 from app.studies.models import Study
 
@@ -83,6 +84,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
                 sa.select(SmartAssignment.stage_id, SmartAssignment.track)
             )
         )
+        learned = learning_section(session, protocol, sim.end)
         flags = Counter(k for (k,) in session.execute(sa.select(CareFlag.kind)))
         alerts = Counter(s for (s,) in session.execute(sa.select(Alert.severity)))
         fired_rows = session.execute(
@@ -128,6 +130,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
         "flags": dict(sorted(flags.items())),
         "alerts": dict(sorted(alerts.items())),
         "rejected_uploads": sim.rejections,
+        **({"learning": learned} if learned is not None else {}),
     }
 
 
@@ -428,6 +431,8 @@ def render_html(report: dict[str, Any]) -> str:
                 [[k, r, n] for k, found in rejected.items() for r, n in found.items()],
             ),
         ]
+    if "learning" in report:
+        parts.append(render_learning_html(report["learning"], _table))
     if "power" in report:
         parts.append(render_power_html(report["power"]))
     parts.append("</body></html>")
