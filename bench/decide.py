@@ -212,6 +212,17 @@ def add_learning(url: str, when: datetime) -> None:
                 inputs=[],
             )
         )
+        # Version 2's PAI recommendations as onboarding leaves them, as for version 1 (else
+        # its first decisions would score every participant).
+        session.execute(
+            sa.text(
+                """INSERT INTO pai_scores (id, participant_id, protocol_version, outcome, scores,
+                     recommendation, reason, computed_at)
+                   SELECT gen_random_uuid(), participant_id, 2, outcome, scores,
+                     recommendation, reason, computed_at
+                   FROM pai_scores WHERE protocol_version = 1"""
+            )
+        )
         session.commit()
     engine.dispose()
 

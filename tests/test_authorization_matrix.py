@@ -99,6 +99,8 @@ CASES = [
     Case("GET", P + "/{participant}/schedule", 200, "staff", ALL_STAFF),
     Case("POST", P + "/{participant}/test-push", 200, "staff", WRITERS),
     Case("GET", P + "/{participant}/decisions", 200, "staff", ALL_STAFF),
+    # 409: the matrix's protocol pools its posterior (no random effects).
+    Case("GET", P + "/{participant}/posterior", 409, "staff", ALL_STAFF),
     Case("GET", "/v1/studies/{study}/posteriors", 200, "staff", ALL_STAFF),
     Case("GET", "/v1/studies/{study}/posteriors/current", 200, "staff", ALL_STAFF),
     Case("GET", "/v1/studies/{study}/posteriors/{posterior}", 200, "staff", ALL_STAFF),

@@ -49,7 +49,9 @@ def _local(day: int, hour: int, minute: int = 0) -> datetime:
     return MONDAY + timedelta(days=day, hours=hour - 1, minutes=minute)
 
 
-def _day(trial: Trial, pid: uuid.UUID, day: int, rng: np.random.Generator) -> Decision:
+def _day(
+    trial: Trial, pid: uuid.UUID, day: int, rng: np.random.Generator, effect_shift: float = 0.0
+) -> Decision:
     """One study day: a morning answer with high interference (so the learned rule holds),
     the 09:00 decision, and the next check-in (the proximal outcome) at 11:00."""
     interference = int(rng.integers(4, 10))
@@ -59,7 +61,7 @@ def _day(trial: Trial, pid: uuid.UUID, day: int, rng: np.random.Generator) -> De
     decision, _ = trial.decide_one(pid, "morning", _local(day, 9))
     treated = decision.option_id == "pain_acceptance"
     # The prompt helps more when acceptance is low (the model's moderated effect).
-    effect = -2.0 + 0.2 * acceptance if treated else 0.0
+    effect = -2.0 + 0.2 * acceptance + effect_shift if treated else 0.0
     outcome = int(np.clip(round(interference + effect + rng.normal(0, 1)), 0, 10))
     trial.ema(pid, "checkin", {"interference": outcome}, _local(day, 11))
     return decision

@@ -245,6 +245,7 @@ def _decide(
         prompt_budget_factor=burden.budget_factor,
         posterior=batch.posteriors.get((item.study_id, item.protocol_version or 0)),
         dose_history=burden.dose,
+        participant=str(participant.id),
     )
     # A failure before the rules (SMART, PAI) still never overrides the participant's
     # status or the burden limits: the fallback decides only when a prompt is allowed.

@@ -20,16 +20,14 @@ prior with all rows at once.
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+from app.decision_rules import shrinkage
+from app.decision_rules.shrinkage import Matrix, Sums, Vector
 from app.protocols.learning import ThompsonSampling
-
-Vector = NDArray[np.float64]
-Matrix = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,11 @@ class Posterior:
     covariance: Matrix
     # Rows with an outcome used so far, over the whole chain of updates.
     rows_total: int
+    # With random effects (per-participant shrinkage): D, the noise variance the sums were
+    # taken with, and each participant's cumulative sums (see ``shrinkage``); else None.
+    deviation: Matrix | None = field(default=None, compare=False)
+    noise_variance: float = 1.0
+    participants: Mapping[str, Sums] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,20 @@ def update_from_sums(
     return new_mean, new_covariance
 
 
-def effect(config: ThompsonSampling, posterior: Posterior, x: Vector) -> tuple[float, float]:
-    """Posterior mean and variance of the treatment effect x·beta at features x."""
+def effect(
+    config: ThompsonSampling, posterior: Posterior, x: Vector, participant: str | None = None
+) -> tuple[float, float]:
+    """Posterior mean and variance of the treatment effect x·beta at features x: the
+    participant's own (shrunk towards the pool) where the posterior has random effects."""
+    mean, covariance = posterior.mean, posterior.covariance
+    if posterior.deviation is not None:
+        sums = posterior.participants.get(participant or "")
+        mean, covariance = shrinkage.participant(
+            mean, covariance, sums, posterior.deviation, posterior.noise_variance
+        )
     d = len(x)
-    beta_mean = posterior.mean[d:]
-    beta_cov = posterior.covariance[d:, d:]
+    beta_mean = mean[d:]
+    beta_cov = covariance[d:, d:]
     return float(x @ beta_mean), float(x @ beta_cov @ x)
 
 

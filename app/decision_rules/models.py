@@ -109,6 +109,10 @@ class PolicyPosterior(IdMixin, Base):
     covariance: Mapped[list[Any]] = mapped_column(JSONType)
     # [[decision id, outcome], ...] in the order used.
     inputs: Mapped[list[Any]] = mapped_column(JSONType)
+    # With random effects: {participant id: {"ztz", "zty", "rows"}}, each participant's
+    # cumulative sufficient statistics over the chain of updates (mean and covariance are
+    # then the pooled coefficients'; see app/decision_rules/shrinkage.py). Null: pooled.
+    participants: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class SmartAssignment(IdMixin, Base):

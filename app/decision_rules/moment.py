@@ -34,3 +34,5 @@ class Moment:
     # The rest of the participant's day and their recent availability, for the dose
     # constraint (``policy.dose``).
     dose_history: DoseHistory = field(default_factory=DoseHistory)
+    # The participant (their id as text; empty in a preview), for per-participant posteriors.
+    participant: str = ""

@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from app.core.clock import Clock
 from app.core.db import session_scope
-from app.core.errors import NotFoundError
+from app.core.errors import ConflictError, NotFoundError
 from app.core.ids import new_id
-from app.decision_rules import learning
+from app.decision_rules import learning, shrinkage
 from app.decision_rules.learning import LearningRow, Posterior
 from app.decision_rules.models import Decision, PolicyPosterior
 from app.decision_rules.outcomes import proximal_outcomes
@@ -45,13 +45,57 @@ from app.protocols.store import VersionKey, protocols_of_versions
 logger = logging.getLogger(__name__)
 
 
-def as_posterior(row: PolicyPosterior) -> Posterior:
-    return Posterior(
+# Parsed posteriors by id: they are immutable, and one with random effects holds every
+# participant's sums (megabytes of JSON for a large study), so each batch of decisions
+# must not parse it again.
+_PARSED: dict[tuple[uuid.UUID, bool], Posterior] = {}
+_PARSED_LIMIT = 32
+
+
+def as_posterior(row: PolicyPosterior, config: ThompsonSampling | None = None) -> Posterior:
+    """The posterior as the policy uses it; with the protocol's random effects (``config``)
+    where the row has per-participant sums."""
+    effects = config.random_effects if config is not None else None
+    key = (row.id, effects is not None and row.participants is not None)
+    found = _PARSED.get(key)
+    if found is not None:
+        return found
+    deviation = None
+    if key[1] and effects is not None:
+        deviation = shrinkage.deviation_covariance(effects)
+    posterior = Posterior(
         id=str(row.id),
         mean=np.array(row.mean, dtype=np.float64),
         covariance=np.array(row.covariance, dtype=np.float64),
         rows_total=row.rows_total,
+        deviation=deviation,
+        noise_variance=row.noise_variance,
+        participants=_sums_of(row.participants) if deviation is not None else {},
     )
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.clear()
+    _PARSED[key] = posterior
+    return posterior
+
+
+def _sums_of(stored: Mapping[str, Any] | None) -> dict[str, shrinkage.Sums]:
+    return {
+        pid: shrinkage.Sums(
+            np.array(s["ztz"], dtype=np.float64), np.array(s["zty"], dtype=np.float64), s["rows"]
+        )
+        for pid, s in (stored or {}).items()
+    }
+
+
+def _stored_sums(sums: Mapping[str, shrinkage.Sums]) -> dict[str, Any]:
+    return {
+        pid: {
+            "ztz": [[float(v) for v in line] for line in s.ztz],
+            "zty": [float(v) for v in s.zty],
+            "rows": s.rows,
+        }
+        for pid, s in sorted(sums.items())
+    }
 
 
 def latest_rows(session: Session, keys: Iterable[VersionKey]) -> dict[VersionKey, PolicyPosterior]:
@@ -67,7 +111,10 @@ def latest_rows(session: Session, keys: Iterable[VersionKey]) -> dict[VersionKey
         .subquery()
     )
     rows = session.scalars(
-        sa.select(p).join(
+        sa.select(p)
+        # The rows used (a long list) are for researchers, not for deciding.
+        .options(defer(p.inputs))
+        .join(
             latest,
             sa.and_(
                 p.study_id == latest.c.study_id,
@@ -88,7 +135,10 @@ def current_posteriors(
 ) -> dict[VersionKey, Posterior]:
     """The posterior each learning protocol's decisions use now."""
     keys = [k for k, p in protocols.items() if p.policy.thompson_sampling is not None]
-    return {k: as_posterior(r) for k, r in latest_rows(session, keys).items()}
+    return {
+        k: as_posterior(r, protocols[k].policy.thompson_sampling)
+        for k, r in latest_rows(session, keys).items()
+    }
 
 
 def last_due(config: ThompsonSampling, zone: ZoneInfo, now: datetime) -> datetime:
@@ -228,24 +278,39 @@ def update_posterior(
     if previous is None:
         mean, covariance = learning.prior(config)
     else:
-        start = as_posterior(previous)
+        start = as_posterior(previous, config)
         mean, covariance = start.mean, start.covariance
     size = len(mean)
     ztz, zty = np.zeros((size, size)), np.zeros(size)
     inputs: list[list[Any]] = []
+    effects = config.random_effects
+    participants = _sums_of(previous.participants if previous is not None else None)
     # A page at a time (a first update, or one catching up after weeks, reads millions of
     # decisions): the sufficient statistics add up, so memory stays bounded.
     for page in _pages(session, query):
         outcomes = proximal_outcomes(session, page, now=clock.now(), names=[config.outcome])
         used = learning_rows(config, page, outcomes)
-        if used:
-            page_ztz, page_zty = learning.sums(
-                [learning.design_row(config, u.row) for u in used], [u.row.outcome for u in used]
-            )
-            ztz += page_ztz
-            zty += page_zty
-            inputs.extend([str(u.decision_id), u.row.outcome] for u in used)
-    if inputs:
+        if not used:
+            continue
+        rows = [learning.design_row(config, u.row) for u in used]
+        page_ztz, page_zty = learning.sums(rows, [u.row.outcome for u in used])
+        ztz += page_ztz
+        zty += page_zty
+        inputs.extend([str(u.decision_id), u.row.outcome] for u in used)
+        if effects is not None:
+            _add_participant_sums(participants, page, used, rows, size)
+    if effects is not None:
+        # Every participant's deviation is integrated out again with the new sums: the
+        # pooled posterior is recomputed from the prior, not updated from the last one.
+        prior_mean, prior_covariance = learning.prior(config)
+        mean, covariance = shrinkage.pooled(
+            prior_mean,
+            prior_covariance,
+            participants.values(),
+            shrinkage.deviation_covariance(effects),
+            config.noise_variance,
+        )
+    elif inputs:
         mean, covariance = learning.update_from_sums(
             mean, covariance, ztz, zty, config.noise_variance
         )
@@ -268,6 +333,7 @@ def update_posterior(
         mean=[float(v) for v in mean],
         covariance=[[float(v) for v in line] for line in covariance],
         inputs=inputs,
+        participants=_stored_sums(participants) if effects is not None else None,
     )
     session.add(row)
     session.flush()
@@ -275,6 +341,21 @@ def update_posterior(
 
 
 UPDATE_PAGE = 20_000
+
+
+def _add_participant_sums(
+    participants: dict[str, shrinkage.Sums],
+    page: Sequence[LoggedDecision],
+    used: Sequence[UsedRow],
+    rows: Sequence[shrinkage.Vector],
+    size: int,
+) -> None:
+    """Adds each used row to its participant's cumulative sums."""
+    owner = {d.id: str(d.participant_id) for d in page}
+    for u, z in zip(used, rows, strict=True):
+        pid = owner[u.decision_id]
+        before = participants.get(pid) or shrinkage.Sums(np.zeros((size, size)), np.zeros(size), 0)
+        participants[pid] = before.plus(np.outer(z, z), z * u.row.outcome, 1)
 
 
 def _pages(session: Session, query: sa.Select[Any]) -> Iterator[list[LoggedDecision]]:
@@ -386,3 +467,40 @@ def current_posterior(session: Session, study_id: uuid.UUID, version: int) -> Po
             code="posterior_not_found",
         )
     return row
+
+
+@dataclass(frozen=True)
+class ParticipantPosterior:
+    """A participant's own coefficients under a posterior with random effects."""
+
+    posterior: PolicyPosterior
+    mean: list[float]
+    covariance: list[list[float]]
+    rows: int
+
+
+def participant_posterior(
+    session: Session, participant_id: uuid.UUID, study_id: uuid.UUID, version: int
+) -> ParticipantPosterior:
+    """The participant's coefficients under the current posterior of the version; 404
+    before the first update, 409 when the policy is pooled (no random effects)."""
+    row = current_posterior(session, study_id, version)
+    config = protocols_of_versions(session, {(study_id, version)})[(study_id, version)]
+    learned = config.policy.thompson_sampling
+    posterior = as_posterior(row, learned)
+    if posterior.deviation is None:
+        raise ConflictError(
+            f"protocol version {version} pools its posterior over participants (no "
+            "random_effects): GET .../posteriors/current is everyone's",
+            code="posterior_pooled",
+        )
+    own = posterior.participants.get(str(participant_id))
+    mean, covariance = shrinkage.participant(
+        posterior.mean, posterior.covariance, own, posterior.deviation, posterior.noise_variance
+    )
+    return ParticipantPosterior(
+        row,
+        [float(v) for v in mean],
+        [[float(v) for v in line] for line in covariance],
+        own.rows if own is not None else 0,
+    )

@@ -35,6 +35,22 @@ class LearningPrior(ProtocolModel):
     """The treatment effect (intercept, then the features)."""
 
 
+PositiveVariance = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class RandomEffects(ProtocolModel):
+    """Per-participant coefficients shrunk towards the pool (a random-effects prior, as in
+    MiWaves): participant i's coefficients are the pooled ones plus a deviation drawn from
+    a normal with mean 0 and these variances, one per coefficient (intercept first, then the
+    features). Small variances keep everyone near the pool; large ones let each
+    participant's own data decide."""
+
+    baseline_variance: tuple[PositiveVariance, ...]
+    """Variances of the deviations of the baseline coefficients."""
+    effect_variance: tuple[PositiveVariance, ...]
+    """Variances of the deviations of the treatment-effect coefficients."""
+
+
 class UpdateCadence(ProtocolModel):
     """When the posterior is updated: daily at a local time of the study's
     `default_timezone`."""
@@ -90,3 +106,6 @@ class ThompsonSampling(ProtocolModel):
     """Rows with an outcome needed before the posterior is used."""
     update: UpdateCadence
     """When the posterior is updated."""
+    random_effects: RandomEffects | None = None
+    """Per participant with shrinkage towards the pool; without it, one posterior pooled
+    over the participants."""

@@ -46,6 +46,15 @@ def check_learning(protocol: Protocol, problems: Problems) -> None:
                     f"{len(values)} values given; the intercept and {len(learning.features)} "
                     f"features need {size}",
                 )
+    if learning.random_effects is not None:
+        for field in ("baseline_variance", "effect_variance"):
+            values = getattr(learning.random_effects, field)
+            if len(values) != size:
+                problems.add(
+                    path_of(BASE, "random_effects", field),
+                    f"{len(values)} values given; the intercept and {len(learning.features)} "
+                    f"features need {size}",
+                )
     bounds = learning.probability_bounds
     if bounds is not None and bounds.min > bounds.max:
         problems.add(

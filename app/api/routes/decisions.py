@@ -12,6 +12,7 @@ from app.api.schemas.decisions import (
     DecisionPage,
     EngagementOut,
     OptionConsideredOut,
+    ParticipantPosteriorOut,
     PosteriorDetail,
     PosteriorOut,
     PosteriorPage,
@@ -27,6 +28,7 @@ from app.decision_rules.posteriors import (
     current_posterior,
     current_posteriors,
     get_posterior,
+    participant_posterior,
     posterior_history,
 )
 from app.decision_rules.preview import PreviewInput, preview
@@ -310,3 +312,48 @@ def read_posterior(
     """
     study = get_study(session, study_id)
     return _detail(session, get_posterior(session, study.id, posterior_id))
+
+
+@router.get(
+    "/v1/studies/{study_id}/participants/{participant_id}/posterior",
+    response_model=ParticipantPosteriorOut,
+    summary="A participant's own learning-policy coefficients",
+    responses=problem_responses(409),
+)
+def read_participant_posterior(
+    study_id: uuid.UUID,
+    participant_id: uuid.UUID,
+    caller: AnyStaff,
+    session: SessionDep,
+    clock: ClockDep,
+) -> ParticipantPosteriorOut:
+    """For a learning policy with `random_effects`: the participant's own coefficients
+    under the study's current posterior (their data shrunk towards the pool, see
+    docs/learning-policies.md), the rows of theirs it rests on, and the pooled mean. 404
+    before the first update or for an unknown participant; 409 when the policy pools
+    everyone (no random effects) or the participant has no protocol version. The read is
+    audited.
+
+    Roles: all staff (researchers, coordinators, admins).
+    """
+    study = get_study(session, study_id)
+    participant = get_participant(session, study, participant_id)
+    version = participant.protocol_version or study.active_protocol_version
+    if version is None:
+        raise ConflictError(
+            "the study has no protocol yet; upload one first", code="protocol_missing"
+        )
+    found = participant_posterior(session, participant.id, study.id, version)
+    record_participant_read(
+        session, clock, caller.actor, participant.id, study.id, "posterior", detail={}
+    )
+    return ParticipantPosteriorOut(
+        posterior_id=found.posterior.id,
+        participant_id=participant.id,
+        protocol_version=version,
+        participant_rows=found.rows,
+        coefficients=_coefficients(session, found.posterior),
+        mean=found.mean,
+        covariance=found.covariance,
+        pooled_mean=found.posterior.mean,
+    )

@@ -323,6 +323,35 @@ class PosteriorOut(Schema):
     covariance: list[list[float]]
 
 
+class ParticipantPosteriorOut(Schema):
+    model_config = ConfigDict(
+        json_schema_extra=examples(
+            {
+                "posterior_id": _POSTERIOR_EXAMPLE["id"],
+                "participant_id": "019a8b5e-5e3b-7d4c-9f60-7b8c9d0e1f00",
+                "protocol_version": 1,
+                "participant_rows": 12,
+                "coefficients": _POSTERIOR_EXAMPLE["coefficients"],
+                "mean": [1.3, 0.7, -0.9, 0.01],
+                "covariance": _POSTERIOR_EXAMPLE["covariance"],
+                "pooled_mean": _POSTERIOR_EXAMPLE["mean"],
+            }
+        )
+    )
+
+    posterior_id: uuid.UUID = Field(description="The study's current posterior.")
+    participant_id: uuid.UUID
+    protocol_version: int
+    participant_rows: int = Field(
+        description="The participant's own rows with an outcome it rests on (0: the pool's "
+        "coefficients with the spread between participants)."
+    )
+    coefficients: list[str] = Field(description="The names of the mean's entries, in order.")
+    mean: list[float] = Field(description="The participant's own coefficients.")
+    covariance: list[list[float]]
+    pooled_mean: list[float] = Field(description="The pooled coefficients, for comparison.")
+
+
 class PosteriorDetail(PosteriorOut):
     model_config = ConfigDict(
         json_schema_extra=examples(

@@ -68,7 +68,7 @@ def learned_probability(
         return {**record, "fallback_reason": reason}
     try:
         x = learning.feature_vector(config, values)
-        mean, variance = learning.effect(config, posterior, x)
+        mean, variance = learning.effect(config, posterior, x, moment.participant)
         # A degenerate posterior (NaN, a negative variance) must not reach the draw, nor
         # the JSON log (PostgreSQL's JSONB refuses NaN).
         if not (math.isfinite(mean) and math.isfinite(variance) and variance >= 0):
@@ -80,6 +80,10 @@ def learned_probability(
         clipped = learning.clip(raw, bounds.min, bounds.max)
     except Exception as exc:
         return {**record, "fallback_reason": f"{type(exc).__name__}: {exc}"}
+    if posterior.deviation is not None:
+        # Per-participant: how much of the participant's own data the effect rests on.
+        own = posterior.participants.get(moment.participant)
+        record["participant_rows"] = own.rows if own is not None else 0
     return {
         **record,
         "effect_mean": mean,
