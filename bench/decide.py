@@ -287,6 +287,7 @@ def main() -> None:
                 add_learning(url, when)
         else:  # the first run's committed decisions would collide with the new ones
             engine = create_db_engine(url)
+            upgrade_to_head(engine)  # kept by an older checkout
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(sa.text("DELETE FROM decisions"))
                 conn.execute(sa.text("VACUUM ANALYZE decisions"))

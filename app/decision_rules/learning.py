@@ -19,6 +19,7 @@ prior with all rows at once.
 """
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,32 @@ def probability_beyond(config: ThompsonSampling, mean: float, variance: float) -
         z = (mean - config.threshold) / math.sqrt(variance)
         above = 0.5 * math.erfc(-z / math.sqrt(2))
     return above if config.better == "higher" else 1.0 - above
+
+
+# E[f(Z)] for Z ~ N(0, 1) as the mean of f at the standard normal's quantiles of 4,096
+# equal slices (the midpoint rule in probability). Unlike Gauss-Hermite it stays accurate
+# for a steep logistic (a near step): the error is below 1/4,096 for any f in [0, 1] that
+# changes direction at most once.
+_SLICES = 4096
+_NODES = np.array(
+    [statistics.NormalDist().inv_cdf((i + 0.5) / _SLICES) for i in range(_SLICES)],
+    dtype=np.float64,
+)
+
+
+def smoothed_probability(
+    config: ThompsonSampling, mean: float, variance: float, low: float, high: float
+) -> float:
+    """P(treat) under the protocol's smoothing: low + (high - low) E[logistic(advantage)],
+    the advantage normal with the effect's posterior (see ``Smoothing``)."""
+    smoothing = config.smoothing
+    assert smoothing is not None  # noqa: S101
+    centre = mean - config.threshold if config.better == "higher" else config.threshold - mean
+    advantage = centre + math.sqrt(max(variance, 0.0)) * _NODES
+    # exp() of a large negative advantage overflows to inf: 1 / (1 + inf) is 0, as it should.
+    with np.errstate(over="ignore"):
+        logistic = 1.0 / (1.0 + smoothing.c * np.exp(-smoothing.slope * advantage))
+    return low + (high - low) * float(np.mean(logistic))
 
 
 def clip(p: float, low: float, high: float) -> float:

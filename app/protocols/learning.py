@@ -51,6 +51,24 @@ class RandomEffects(ProtocolModel):
     """Variances of the deviations of the treatment-effect coefficients."""
 
 
+class Smoothing(ProtocolModel):
+    """Oralytics' smoothing of P(treat) with a generalized logistic: instead of the
+    posterior probability that the effect is beyond the threshold (a step function of the
+    effect, averaged over its posterior), the average of a logistic of the effect's
+    advantage a (how far it is beyond the threshold, in outcome units, positive = better):
+
+        P(treat) = low + (high - low) * E[1 / (1 + c * exp(-slope * a))]
+
+    with low and high the learning policy's probability bounds. A steep slope approaches the
+    unsmoothed probability (rescaled into the bounds); a gentle one keeps P(treat) away from
+    the bounds until the evidence is strong, which keeps the data more analysable."""
+
+    slope: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    """Steepness of the logistic, per outcome unit."""
+    c: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    """Shifts the logistic: 1 puts the midpoint of the bounds at no advantage."""
+
+
 class UpdateCadence(ProtocolModel):
     """When the posterior is updated: daily at a local time of the study's
     `default_timezone`."""
@@ -106,6 +124,9 @@ class ThompsonSampling(ProtocolModel):
     """Rows with an outcome needed before the posterior is used."""
     update: UpdateCadence
     """When the posterior is updated."""
+    smoothing: Smoothing | None = None
+    """Smooth P(treat) with a generalized logistic (Oralytics) instead of clipping the
+    posterior probability; needs `probability_bounds` (or the policy's) as its low and high."""
     random_effects: RandomEffects | None = None
     """Per participant with shrinkage towards the pool; without it, one posterior pooled
     over the participants."""

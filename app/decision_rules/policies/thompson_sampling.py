@@ -77,7 +77,12 @@ def learned_probability(
         if not 0.0 <= raw <= 1.0:
             raise ValueError(f"probability {raw} is not in [0, 1]")
         bounds = config.probability_bounds or protocol.policy.probability_bounds
-        clipped = learning.clip(raw, bounds.min, bounds.max)
+        if config.smoothing is not None:
+            smoothed = learning.smoothed_probability(config, mean, variance, bounds.min, bounds.max)
+            record["probability_smoothed"] = smoothed
+            clipped = learning.clip(smoothed, bounds.min, bounds.max)
+        else:
+            clipped = learning.clip(raw, bounds.min, bounds.max)
     except Exception as exc:
         return {**record, "fallback_reason": f"{type(exc).__name__}: {exc}"}
     if posterior.deviation is not None:
