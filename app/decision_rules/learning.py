@@ -52,15 +52,21 @@ class LearningRow:
     """One decision as the update uses it."""
 
     features: Mapping[str, Any]
-    # The probability of the treat option the draw used.
+    # The probability of the (first) treat option the draw used, and whether it was chosen.
     pi: float
     treated: bool
     outcome: float
+    # With several treat options: (probability, chosen) of the second, third ... ones.
+    more: tuple[tuple[float, bool], ...] = ()
 
 
 def prior(config: ThompsonSampling) -> tuple[Vector, Matrix]:
-    mean = np.array([*config.prior.baseline.mean, *config.prior.effect.mean], dtype=np.float64)
-    variance = [*config.prior.baseline.variance, *config.prior.effect.variance]
+    """The baseline block, then one effect block per treat option (each with the declared
+    effect prior)."""
+    k = len(config.treat_options)
+    effect = config.prior.effect
+    mean = np.array([*config.prior.baseline.mean, *effect.mean * k], dtype=np.float64)
+    variance = [*config.prior.baseline.variance, *effect.variance * k]
     return mean, np.diag(np.array(variance, dtype=np.float64))
 
 
@@ -79,8 +85,8 @@ def feature_vector(config: ThompsonSampling, values: Mapping[str, Any]) -> Vecto
 
 def design_row(config: ThompsonSampling, row: LearningRow) -> Vector:
     x = feature_vector(config, row.features)
-    centred = (1.0 if row.treated else 0.0) - row.pi
-    return np.concatenate([x, centred * x])
+    actions = [(row.pi, row.treated), *row.more]
+    return np.concatenate([x, *(((1.0 if chosen else 0.0) - pi) * x for pi, chosen in actions)])
 
 
 def update(
@@ -122,16 +128,61 @@ def effect(
 ) -> tuple[float, float]:
     """Posterior mean and variance of the treatment effect x·beta at features x: the
     participant's own (shrunk towards the pool) where the posterior has random effects."""
-    mean, covariance = posterior.mean, posterior.covariance
-    if posterior.deviation is not None:
-        sums = posterior.participants.get(participant or "")
-        mean, covariance = shrinkage.participant(
-            mean, covariance, sums, posterior.deviation, posterior.noise_variance
-        )
+    mean, covariance = participant_coefficients(posterior, participant)
+    means, covariance = effects(mean, covariance, x)
+    return float(means[0]), float(covariance[0, 0])
+
+
+def effects(mean: Vector, covariance: Matrix, x: Vector) -> tuple[Vector, Matrix]:
+    """The effects of every treat option at features x (x·beta_k) and their covariance,
+    from coefficients laid out as baseline, then one effect block per option."""
     d = len(x)
-    beta_mean = mean[d:]
-    beta_cov = covariance[d:, d:]
-    return float(x @ beta_mean), float(x @ beta_cov @ x)
+    k = len(mean) // d - 1
+    # Row j of the map picks x·beta_j out of the coefficients.
+    pick = np.zeros((k, len(mean)))
+    for j in range(k):
+        pick[j, d * (j + 1) : d * (j + 2)] = x
+    return pick @ mean, pick @ covariance @ pick.T
+
+
+def participant_coefficients(
+    posterior: Posterior, participant: str | None
+) -> tuple[Vector, Matrix]:
+    """The coefficients a decision uses: the participant's own (random effects) or the
+    pool's."""
+    if posterior.deviation is None:
+        return posterior.mean, posterior.covariance
+    sums = posterior.participants.get(participant or "")
+    return shrinkage.participant(
+        posterior.mean, posterior.covariance, sums, posterior.deviation, posterior.noise_variance
+    )
+
+
+# Standard normal draws shared by every decision with several treat options (common random
+# numbers: the probabilities are a deterministic function of the posterior and features,
+# re-derivable as numpy.random.default_rng(0).standard_normal((8192, k))).
+_DRAWS = 8192
+
+
+def best_option_probabilities(
+    config: ThompsonSampling, means: Vector, covariance: Matrix
+) -> dict[str, float]:
+    """P(each treat option is the best, and beyond the threshold; else nothing is best) for
+    several treat options, by Monte Carlo over the effects' posterior. The key "" is
+    nothing."""
+    k = len(means)
+    z = np.random.default_rng(0).standard_normal((_DRAWS, k))
+    # A square root of the covariance that tolerates a singular one (eigenvalues >= 0).
+    values, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    draws = means + z @ root.T
+    advantage = draws - config.threshold if config.better == "higher" else config.threshold - draws
+    best = np.argmax(advantage, axis=1)
+    beyond = advantage[np.arange(_DRAWS), best] > 0
+    result = {"": float(np.mean(~beyond))}
+    for j, option in enumerate(config.treat_options):
+        result[option] = float(np.mean(beyond & (best == j)))
+    return result
 
 
 def probability_beyond(config: ThompsonSampling, mean: float, variance: float) -> float:

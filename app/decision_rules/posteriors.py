@@ -62,7 +62,8 @@ def as_posterior(row: PolicyPosterior, config: ThompsonSampling | None = None) -
         return found
     deviation = None
     if key[1] and effects is not None:
-        deviation = shrinkage.deviation_covariance(effects)
+        assert config is not None  # noqa: S101
+        deviation = shrinkage.deviation_covariance(effects, len(config.treat_options))
     posterior = Posterior(
         id=str(row.id),
         mean=np.array(row.mean, dtype=np.float64),
@@ -231,7 +232,8 @@ def learning_row(
     if not decision["randomized"] or not decision["learning"]:
         return None
     probabilities = decision["probabilities"] or {}
-    if decision["option_id"] not in probabilities or config.treat not in probabilities:
+    treats = config.treat_options
+    if decision["option_id"] not in probabilities or any(t not in probabilities for t in treats):
         return None
     if isinstance(outcome, bool):
         outcome = 1.0 if outcome else 0.0
@@ -242,11 +244,13 @@ def learning_row(
         learning.feature_vector(config, decision["tailoring"] or {})
     except ValueError:
         return None
+    first, *rest = treats
     return LearningRow(
         features=dict(decision["tailoring"] or {}),
-        pi=float(probabilities[config.treat]),
-        treated=decision["option_id"] == config.treat,
+        pi=float(probabilities[first]),
+        treated=decision["option_id"] == first,
         outcome=float(outcome),
+        more=tuple((float(probabilities[t]), decision["option_id"] == t) for t in rest),
     )
 
 
@@ -307,7 +311,7 @@ def update_posterior(
             prior_mean,
             prior_covariance,
             participants.values(),
-            shrinkage.deviation_covariance(effects),
+            shrinkage.deviation_covariance(effects, len(config.treat_options)),
             config.noise_variance,
         )
     elif inputs:

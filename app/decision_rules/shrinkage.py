@@ -44,11 +44,11 @@ class Sums:
         return Sums(self.ztz + ztz, self.zty + zty, self.rows + rows)
 
 
-def deviation_covariance(effects: RandomEffects) -> Matrix:
-    """D: the declared variances of the deviations, baseline block then effect block."""
-    return np.diag(
-        np.array([*effects.baseline_variance, *effects.effect_variance], dtype=np.float64)
-    )
+def deviation_covariance(effects: RandomEffects, treat_options: int = 1) -> Matrix:
+    """D: the declared variances of the deviations, baseline block then one effect block
+    per treat option."""
+    variances = [*effects.baseline_variance, *effects.effect_variance * treat_options]
+    return np.diag(np.array(variances, dtype=np.float64))
 
 
 def _symmetric(matrix: NDArray[np.floating[Any]]) -> Matrix:

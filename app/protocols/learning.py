@@ -98,9 +98,11 @@ class ThompsonSampling(ProtocolModel):
     """The kind of learning policy (only thompson_sampling today)."""
     rule: Identifier
     """The rule whose randomization is learned; its `randomize` names exactly the treat
-    option and one option of category none."""
-    treat: Identifier
-    """The option whose probability is learned."""
+    option(s) and one option of category none."""
+    treat: Identifier | tuple[Identifier, ...]
+    """The option whose probability is learned, or a list of options: then each has its
+    own effect (with the same prior), and each gets the posterior probability that it is
+    the best of all, nothing included (see docs/learning-policies.md)."""
     outcome: CelName
     """The proximal outcome modelled (a name of `proximal_outcomes`, numeric)."""
     better: Literal["higher", "lower"] = "higher"
@@ -130,3 +132,8 @@ class ThompsonSampling(ProtocolModel):
     random_effects: RandomEffects | None = None
     """Per participant with shrinkage towards the pool; without it, one posterior pooled
     over the participants."""
+
+    @property
+    def treat_options(self) -> tuple[str, ...]:
+        """The treat options, in order (one or more)."""
+        return (self.treat,) if isinstance(self.treat, str) else tuple(self.treat)

@@ -17,13 +17,24 @@ def check_learning(protocol: Protocol, problems: Problems) -> None:
     if learning is None:
         return
     option_ids = [o.id for o in protocol.intervention_options]
-    if learning.treat not in option_ids:
+    several = not isinstance(learning.treat, str)
+    treats = learning.treat_options
+    if not treats:
+        problems.add(path_of(BASE, "treat"), "name at least one treat option")
+    if len(set(treats)) != len(treats):
+        problems.add(path_of(BASE, "treat"), "a treat option is named twice")
+    for i, treat in enumerate(treats):
+        path = path_of(BASE, "treat", i) if several else path_of(BASE, "treat")
+        if treat not in option_ids:
+            problems.add(path, f"unknown option '{treat}'{suggestion(treat, option_ids)}")
+        elif protocol.option(treat).category is Category.none:
+            problems.add(path, "a treat option must deliver something")
+    if len(treats) > 1 and learning.smoothing is not None:
         problems.add(
-            path_of(BASE, "treat"),
-            f"unknown option '{learning.treat}'{suggestion(learning.treat, option_ids)}",
+            path_of(BASE, "smoothing"),
+            "smoothing applies to one treat option against nothing; remove it or name one "
+            "treat option",
         )
-    elif protocol.option(learning.treat).category is Category.none:
-        problems.add(path_of(BASE, "treat"), "the treat option must deliver something")
     _check_rule(protocol, problems)
     _check_outcome(protocol, problems)
     names = [v.name for v in protocol.tailoring_variables]
@@ -75,18 +86,20 @@ def _check_rule(protocol: Protocol, problems: Problems) -> None:
         return
     rule = protocol.policy.rule(learning.rule)
     options = list(rule.randomize or {})
-    others = [o for o in options if o != learning.treat]
+    treats = learning.treat_options
+    others = [o for o in options if o not in treats]
     nothing = [
         o
         for o in others
         if o in {x.id for x in protocol.intervention_options}
         and protocol.option(o).category is Category.none
     ]
-    if learning.treat not in options or len(options) != 2 or len(nothing) != 1:
+    if not set(treats) <= set(options) or len(options) != len(treats) + 1 or len(nothing) != 1:
+        named = ", ".join(f"'{t}'" for t in treats)
         problems.add(
             path_of(BASE, "rule"),
-            f"rule '{learning.rule}' must randomize between exactly '{learning.treat}' and "
-            "one option of category none",
+            f"rule '{learning.rule}' must randomize between exactly {named} and one option "
+            "of category none",
         )
 
 

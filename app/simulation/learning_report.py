@@ -35,7 +35,12 @@ def learning_section(session: Session, protocol: Protocol, now: Any) -> dict[str
     outcomes = proximal_outcomes(session, decisions, now=now, names=[config.outcome])
     posteriors = session.scalar(sa.select(sa.func.count()).select_from(PolicyPosterior)) or 0
     rows = [
-        _Row(d.study_day or 0, d.probabilities.get(config.treat, 0.0), d, o.get(config.outcome))
+        _Row(
+            d.study_day or 0,
+            sum(d.probabilities.get(t, 0.0) for t in config.treat_options),
+            d,
+            o.get(config.outcome),
+        )
         for d, o in zip(decisions, outcomes, strict=True)
     ]
     by_week: dict[int, list[_Row]] = defaultdict(list)
@@ -43,7 +48,7 @@ def learning_section(session: Session, protocol: Protocol, now: Any) -> dict[str
         by_week[row.day // 7].append(row)
     return {
         "rule": config.rule,
-        "treat": config.treat,
+        "treat": ", ".join(config.treat_options),
         "outcome": config.outcome,
         "better": config.better,
         "posteriors": posteriors,

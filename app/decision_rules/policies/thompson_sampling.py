@@ -11,12 +11,14 @@ import math
 from typing import Any, ClassVar
 
 import cel
+import numpy as np
 
 from app.decision_rules import learning
 from app.decision_rules.moment import Moment
 from app.decision_rules.policies.policy import Proposal
 from app.decision_rules.policies.rule_table import RuleTable
-from app.protocols.document import Protocol
+from app.decision_rules.probabilities import clip
+from app.protocols.document import ProbabilityBounds, Protocol
 from app.protocols.learning import ThompsonSampling
 
 NO_POSTERIOR = "no posterior yet (before the first update)"
@@ -30,11 +32,21 @@ class ThompsonSamplingPolicy:
         config = protocol.policy.thompson_sampling
         if proposal is None or config is None or proposal.rule_id != config.rule:
             return proposal
-        (nothing,) = (o for o in proposal.probabilities if o != config.treat)
+        treats = config.treat_options
+        (nothing,) = (o for o in proposal.probabilities if o not in treats)
+        if len(treats) > 1:
+            record = learned_probabilities(protocol, config, moment, context.variables, proposal)
+            clipped = record["probability_clipped"]
+            return Proposal(
+                probabilities={**{t: clipped[t] for t in treats}, nothing: clipped[""]},
+                randomize=True,
+                rule_id=proposal.rule_id,
+                learning=record,
+            )
         record = learned_probability(protocol, config, moment, context.variables)
         p = float(record["probability_clipped"])
         return Proposal(
-            probabilities={config.treat: p, nothing: 1.0 - p},
+            probabilities={treats[0]: p, nothing: 1.0 - p},
             randomize=True,
             rule_id=proposal.rule_id,
             learning=record,
@@ -93,6 +105,68 @@ def learned_probability(
         **record,
         "effect_mean": mean,
         "effect_variance": variance,
+        "probability_unclipped": raw,
+        "probability_clipped": clipped,
+        "fallback": False,
+    }
+
+
+def learned_probabilities(
+    protocol: Protocol,
+    config: ThompsonSampling,
+    moment: Moment,
+    values: dict[str, Any],
+    proposal: Proposal,
+) -> dict[str, Any]:
+    """The learning record with several treat options: P(each option is the best, nothing
+    included), clipped; the key "" is nothing. The fallback splits `fallback_probability`
+    over the treat options in the rule's declared proportions (never raises)."""
+    treats = config.treat_options
+    declared = {t: proposal.probabilities.get(t, 0.0) for t in treats}
+    total = sum(declared.values()) or 1.0
+    share = config.fallback_probability
+    fallback = {t: share * declared[t] / total for t in treats} | {"": 1.0 - share}
+    posterior = moment.posterior
+    record: dict[str, Any] = {
+        "policy": ThompsonSamplingPolicy.name,
+        "posterior_id": posterior.id if posterior is not None else None,
+        "features": {name: values.get(name) for name in config.features},
+        "effect_mean": None,
+        "effect_variance": None,
+        "probability_unclipped": fallback,
+        "probability_clipped": fallback,
+        "fallback": True,
+        "fallback_reason": None,
+    }
+    if posterior is None:
+        return {**record, "fallback_reason": NO_POSTERIOR}
+    if posterior.rows_total < config.min_rows:
+        reason = (
+            f"too little data ({posterior.rows_total} rows with an outcome, "
+            f"the minimum is {config.min_rows})"
+        )
+        return {**record, "fallback_reason": reason}
+    try:
+        x = learning.feature_vector(config, values)
+        coefficients, covariance = learning.participant_coefficients(posterior, moment.participant)
+        means, effect_covariance = learning.effects(coefficients, covariance, x)
+        if not (np.all(np.isfinite(means)) and np.all(np.isfinite(effect_covariance))):
+            raise ValueError("the effects' posterior is not finite")
+        raw = learning.best_option_probabilities(config, means, effect_covariance)
+        bounds = config.probability_bounds or protocol.policy.probability_bounds
+        # clip() scales by a common factor, which cannot lift a zero: a posterior certain
+        # that an option is never best still leaves it the lower bound.
+        positive = {o: max(p, 1e-12) for o, p in raw.items()}
+        clipped = clip(positive, ProbabilityBounds(min=bounds.min, max=bounds.max))
+    except Exception as exc:
+        return {**record, "fallback_reason": f"{type(exc).__name__}: {exc}"}
+    if posterior.deviation is not None:
+        own = posterior.participants.get(moment.participant)
+        record["participant_rows"] = own.rows if own is not None else 0
+    return {
+        **record,
+        "effect_mean": {t: float(m) for t, m in zip(treats, means, strict=True)},
+        "effect_variance": {t: float(effect_covariance[j, j]) for j, t in enumerate(treats)},
         "probability_unclipped": raw,
         "probability_clipped": clipped,
         "fallback": False,
