@@ -20,6 +20,7 @@ from app.decision_rules.probabilities import NOT_IN_PHASE
 from app.staff.models import Role
 from tests.conftest import World
 from tests.support.decisions import Trial, example_document
+from tests.test_decisions_api import preview
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -198,3 +199,18 @@ def test_protocols_are_held_to_the_design_they_declare(world: World) -> None:
         assert response.status_code == 422, (field, response.text)
         assert field in response.text, (field, response.text)
     assert _upload(world, base).status_code == 201
+
+
+def test_the_preview_takes_a_phase(world: World) -> None:
+    trial = Trial(world, _document())
+    default = preview(trial)
+    assert default.status_code == 200, default.text
+    assert (default.json()["phase"], default.json()["rule_id"]) == ("self_management", "activity")
+    stepped = preview(trial, phase="education")
+    assert stepped.status_code == 200, stepped.text
+    options = {o["option_id"]: o for o in stepped.json()["options"]}
+    assert options["activity_pacing"]["excluded_because"] == NOT_IN_PHASE
+    assert preview(trial, phase="intensified").json()["rule_id"] == "intensified"
+    unknown = preview(trial, phase="hospital")
+    assert unknown.status_code == 422
+    assert "phase" in unknown.text
