@@ -7,7 +7,7 @@ bounded whatever the size of the study.
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -146,16 +146,21 @@ def _participant_rows(
         participant_id=Participant.id,
         time=Participant.created_at,
     )
-    after: uuid.UUID | None = None
-    while True:
-        page = session.execute(base if after is None else base.where(Participant.id > after))
-        rows = page.all()
-        if not rows:
-            return
+    for rows in _pages(session, base, Participant.id):
         smart = _smart(session, [row[0] for row in rows])
         for row in rows:
             stages, weight = smart.get(row[0], ([], None))
             yield (*row, json.dumps(stages) if stages else None, weight)
+
+
+def _pages(
+    session: Session, first: AnySelect, id_column: InstrumentedAttribute[uuid.UUID]
+) -> Iterator[Sequence[Row]]:
+    """The rows of ``first`` (ordered by ``id_column``, its first column, with a limit) a
+    page at a time, keyset on the id: for rows that need one more query per page."""
+    after: uuid.UUID | None = None
+    while rows := session.execute(first if after is None else first.where(id_column > after)).all():
+        yield rows
         after = rows[-1][0]
 
 
@@ -558,11 +563,7 @@ def _flag_rows(
         participant_id=CareFlag.participant_id,
         time=CareFlag.raised_at,
     )
-    after: uuid.UUID | None = None
-    while True:
-        rows = session.execute(stmt if after is None else stmt.where(CareFlag.id > after)).all()
-        if not rows:
-            return
+    for rows in _pages(session, stmt, CareFlag.id):
         follow = {
             f.flag_id: f for f in follow_ups(session, study, now, flag_ids=[r[0] for r in rows])
         }
@@ -585,7 +586,6 @@ def _flag_rows(
                     else (None,) * 6
                 ),
             )
-        after = rows[-1][0]
 
 
 REVIEW_COLUMNS = [

@@ -12,9 +12,9 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 UTC_TIME = sa.DateTime(timezone=True)
 
 
-def upgrade() -> None:
-    op.create_table(
-        "care_reviews",
+def _owner_columns() -> list[sa.Column[object]]:
+    """The id, and the study and participant a row belongs to (both tables)."""
+    return [
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column(
             "study_id", sa.Uuid(), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
@@ -25,6 +25,13 @@ def upgrade() -> None:
             sa.ForeignKey("participants.id", ondelete="CASCADE"),
             nullable=False,
         ),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "care_reviews",
+        *_owner_columns(),
         sa.Column("trigger", sa.String(length=16), nullable=False),
         sa.Column(
             "flag_id",
@@ -59,16 +66,7 @@ def upgrade() -> None:
     op.create_index("ix_care_reviews_participant", "care_reviews", ["participant_id", "due_at"])
     op.create_table(
         "phase_changes",
-        sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column(
-            "study_id", sa.Uuid(), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
-        ),
-        sa.Column(
-            "participant_id",
-            sa.Uuid(),
-            sa.ForeignKey("participants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        *_owner_columns(),
         sa.Column("from_phase", sa.String(length=64), nullable=False),
         sa.Column("to_phase", sa.String(length=64), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
