@@ -4,7 +4,7 @@ from datetime import datetime
 from pydantic import ConfigDict, Field
 
 from app.api.schemas.alerts import AlertSendOut
-from app.api.schemas.common import NonEmptyText, Schema, examples
+from app.api.schemas.common import NonEmptyText, Schema, Text, examples
 from app.care.models import ReviewOutcome, ReviewStatus, ReviewTrigger
 
 _SEND_EXAMPLE = {
@@ -92,12 +92,12 @@ class ReviewCompletion(Schema):
         description="escalate, change_phase, step_down, maintain or refer."
     )
     note: NonEmptyText = Field(max_length=4000, description="What was reviewed and decided.")
-    reason: str | None = Field(
+    reason: Text | None = Field(
         default=None,
         max_length=4000,
         description="Why; required for maintain while a non-response flag is open.",
     )
-    phase: str | None = Field(
+    phase: Text | None = Field(
         default=None,
         max_length=64,
         description="The phase to move the participant to: required for change_phase, "
