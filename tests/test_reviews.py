@@ -343,3 +343,28 @@ def test_inertia_measures_and_the_flags_and_reviews_exports(
         )
         assert dictionary.status_code == 200, dictionary.text
         assert column in dictionary.text
+
+
+def test_with_one_level_an_overdue_review_is_sent_to_it_again(
+    care: World, care_settings: Settings, inbox: Inbox
+) -> None:
+    study_id = pain_study(care)
+    critical_only = ON_CALL | {"address": "pager@clinic.example", "severities": ["critical"]}
+    routes = {"routes": [ON_CALL, critical_only]}
+    assert put_routes(care, study_id, routes).status_code == 200
+    phone(care, study_id)
+    worker = care_worker(care, care_settings)
+    enrolled = care.clock.now()
+    care.clock.set(enrolled + 14 * DAY + timedelta(minutes=5))
+    worker.evaluate_flags()
+    worker.tick()
+    care.clock.set(enrolled + 17 * DAY + timedelta(minutes=5))
+    worker.tick()
+    # The review's severity (medium) is not the pager's; the nurse is told twice.
+    assert inbox.to() == ["nurse@clinic.example", "nurse@clinic.example"]
+    assert [m["Subject"].split("]")[0] for m in inbox.messages] == [
+        "[Kairos review due",
+        "[Kairos review OVERDUE",
+    ]
+    [review] = _reviews(care, study_id, status="overdue")
+    assert [s["level"] for s in review["sends"]] == [0, 0]
