@@ -191,6 +191,10 @@ def test_protocols_are_held_to_the_design_they_declare(world: World) -> None:
     no_flag = copy.deepcopy(base)
     del no_flag["monitoring"]["non_response"]
     cases.append((no_flag, "reviews.on_flags[0]"))
+    undeliverable_fallback = copy.deepcopy(base)
+    undeliverable_fallback["policy"]["fallback"] = {"option": "feedback"}
+    undeliverable_fallback["phases"]["steps"][2]["options"] = ["cbt_skill", "nothing"]
+    cases.append((undeliverable_fallback, "phases.steps[2].options"))
     in_responder = copy.deepcopy(base)
     in_responder["smart"]["stages"][0]["responder_when"] = "phase == 'intensified'"
     cases.append((in_responder, "responder_when"))

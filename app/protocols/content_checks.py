@@ -516,6 +516,11 @@ def _check_care(protocol: Protocol, problems: Problems) -> None:
                 f"unknown phase '{phases.initial}'{suggestion(phases.initial, ids)}",
             )
         option_ids = [o.id for o in protocol.intervention_options]
+        fallback = [
+            o
+            for o in protocol.policy.fallback.option_ids()
+            if o in option_ids and protocol.option(o).category != Category.none
+        ]
         for i, phase in enumerate(phases.steps):
             for j, option_id in enumerate(phase.options or ()):
                 if option_id not in option_ids:
@@ -523,6 +528,13 @@ def _check_care(protocol: Protocol, problems: Problems) -> None:
                         path_of("phases.steps", i, "options", j),
                         f"unknown option '{option_id}'{suggestion(option_id, option_ids)}",
                     )
+            missing = [o for o in fallback if phase.options is not None and o not in phase.options]
+            if missing:
+                problems.add(
+                    path_of("phases.steps", i, "options"),
+                    f"the fallback's option(s) {', '.join(missing)} must be allowed in every "
+                    "phase (or make the fallback an option of category none)",
+                )
     adaptation = protocol.adaptation
     if adaptation is not None:
         wants_smart = adaptation in (Adaptation.smart, Adaptation.both)
