@@ -2,6 +2,7 @@
 
 from app.alerts.models import Alert, AlertSend, CareRoute, CareTeamSettings
 from app.audit.models import AuditEvent
+from app.care.models import PhaseChange, Review
 from app.core.db import Base
 from app.decision_rules.models import Decision, PaiScore, PolicyPosterior, SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
@@ -45,8 +46,10 @@ __all__ = [
     "Participant",
     "ParticipantStatusChange",
     "ParticipantToken",
+    "PhaseChange",
     "PolicyPosterior",
     "ProtocolVersion",
+    "Review",
     "ScheduleHorizon",
     "ScheduledItem",
     "SimulationJob",

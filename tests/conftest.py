@@ -27,8 +27,9 @@ from app.staff.models import Role
 from app.staff.service import create_api_key
 
 # Shared fixtures of their own modules: `fcm` (a provider talking to a fake FCM server),
-# `receiver` (a webhook receiver on 127.0.0.1).
-pytest_plugins = ["tests.support.push", "tests.support.webhook_receiver"]
+# `receiver` (a webhook receiver on 127.0.0.1), `inbox`, `care_settings` and `care` (an SMTP
+# server on 127.0.0.1 and the world with care routes configured).
+pytest_plugins = ["tests.support.push", "tests.support.webhook_receiver", "tests.support.care"]
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -13,6 +13,7 @@ import pytest
 
 from app.alerts.models import Alert, WebhookStatus
 from app.api.main import create_app
+from app.care.models import Review
 from app.core.config import Settings
 from app.decision_rules.models import PolicyPosterior
 from app.export.jobs import run_next_job
@@ -155,6 +156,26 @@ CASES = [
         {"note": "seen"},
     ),
     Case("GET", P + "/{participant}/trends", 200, "staff", ALL_STAFF),
+    Case("GET", "/v1/studies/{study}/reviews", 200, "staff", ALL_STAFF),
+    Case(
+        "POST",
+        "/v1/studies/{study}/reviews/{review}/complete",
+        200,
+        "staff",
+        WRITERS,
+        {"outcome": "refer", "note": "Referred to the pain clinic."},
+    ),
+    Case("GET", "/v1/studies/{study}/inertia", 200, "staff", ALL_STAFF),
+    Case("GET", P + "/{participant}/phase", 200, "staff", ALL_STAFF),
+    # The matrix's minimal protocol declares no phases: an allowed caller gets 422.
+    Case(
+        "POST",
+        P + "/{participant}/phase",
+        422,
+        "staff",
+        WRITERS,
+        {"phase": "intensified", "reason": "No response."},
+    ),
     Case("GET", "/v1/me/summary", 200, "me", other=200),
     Case("POST", "/v1/api-keys", 201, "staff", ADMIN, {"name": "k", "role": "researcher"}),
     Case("GET", "/v1/api-keys", 200, "staff", ADMIN),
@@ -260,6 +281,23 @@ def _flag(world: World, participant: dict[str, Any]) -> str:
         return str(flag.id)
 
 
+def _review(world: World, participant: dict[str, Any]) -> str:
+    now = world.clock.now()
+    with world.session_factory() as session:
+        review = Review(
+            participant_id=uuid.UUID(participant["id"]),
+            study_id=uuid.UUID(participant["study_id"]),
+            trigger="cadence",
+            protocol_version=1,
+            due_at=now,
+            overdue_at=now,
+            created_at=now,
+        )
+        session.add(review)
+        session.commit()
+        return str(review.id)
+
+
 def _posterior(world: World, study_id: str) -> str:
     now = world.clock.now()
     with world.session_factory() as session:
@@ -356,6 +394,7 @@ def setup(world: World) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         "job": _finished_export_job(world, study["id"], admin),
         "simulation": _finished_simulation(world, study["id"], admin),
         "flag": _flag(world, owner),
+        "review": _review(world, owner),
         "posterior": _posterior(world, study["id"]),
     }
     headers = {
@@ -427,6 +466,8 @@ def test_matrix_covers_every_route(settings: Settings) -> None:
         "{job_id}": "{}",
         "{flag}": "{}",
         "{flag_id}": "{}",
+        "{review}": "{}",
+        "{review_id}": "{}",
         "{alert_id}": "{}",
         "{alert}": "{}",
         "{simulation}": "{}",

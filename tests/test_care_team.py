@@ -4,109 +4,18 @@ answers that show the participant a safety response at once; unacknowledged cris
 escalated to the next level on a simulated clock; and activation refused while a study's
 escalation items reach nobody."""
 
-import asyncio
-import email
-import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
-from fastapi.testclient import TestClient
-
 from app.alerts.models import AlertSend, SendStatus, WebhookStatus
-from app.alerts.sends import CareSendConfig
-from app.api.main import create_app
 from app.core.config import Settings
 from app.notifications.models import Notification, NotificationKind, NotificationStatus
-from app.notifications.providers import LoggingProvider
 from app.staff.models import Role
-from app.wiring import Wiring, worker_from_settings
-from app.worker.runner import Worker
 from tests.conftest import World
+from tests.support.care import Inbox, care_worker, put_routes
 from tests.support.ingest import evening, pain_study, phone
-from tests.support.scheduling import add_device, decide_nothing
+from tests.support.scheduling import add_device
 from tests.support.webhook_receiver import Receiver
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Inbox:
-    """An SMTP server on 127.0.0.1 that keeps what it accepts; recipients listed in
-    ``refuse`` are refused (once each time they are tried) while they are listed."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-        self.refuse: set[str] = set()
-        self.port = _free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return "550 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: Any, session: Any, envelope: Any
-    ) -> str:
-        message = email.message_from_bytes(envelope.content)
-        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(message)
-        await asyncio.sleep(0)
-        return "250 OK"
-
-    def to(self) -> list[str]:
-        return [m["To"] for m in self.messages]
-
-    def close(self) -> None:
-        if self.controller.loop.is_running():
-            self.controller.stop()
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    yield box
-    box.close()
-
-
-@pytest.fixture
-def care_settings(settings: Settings, inbox: Inbox, receiver: Receiver) -> Settings:
-    return settings.model_copy(
-        update={
-            "smtp_host": "127.0.0.1",
-            "smtp_port": inbox.port,
-            "smtp_from": "kairos@clinic.example",
-            "alert_webhook_url": receiver.url,
-            "alert_webhook_secret": "hook-secret",
-            "alert_webhook_timeout_seconds": 2.0,
-            "care_send_max_attempts": 3,
-        }
-    )
-
-
-@pytest.fixture
-def care(world: World, care_settings: Settings) -> Iterator[World]:
-    """The world, served by an app with SMTP and the webhook configured."""
-    with TestClient(create_app(care_settings, world.clock), raise_server_exceptions=False) as c:
-        yield World(c, world.session_factory, world.clock, world.engine)
-
-
-def _routes(world: World, study_id: str, body: dict[str, Any]) -> Any:
-    return world.client.put(
-        f"/v1/studies/{study_id}/care-team", json=body, headers=world.staff(Role.coordinator)
-    )
-
 
 ON_CALL = {"label": "On-call", "channel": "email", "address": "on-call@clinic.example"}
 PAGER = {"label": "Pager", "channel": "webhook", "severities": ["critical"]}
@@ -122,16 +31,6 @@ def _alerts(world: World, study_id: str) -> list[dict[str, Any]]:
     return items
 
 
-def _worker(world: World, settings: Settings) -> Worker:
-    wiring = Wiring(
-        decider=decide_nothing,
-        provider=LoggingProvider(),
-        alert_webhook=None,
-        care_sends=CareSendConfig.from_settings(settings),
-    )
-    return worker_from_settings(world.session_factory, world.clock, settings, wiring=wiring)
-
-
 def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
     care: World,
     care_settings: Settings,
@@ -139,7 +38,7 @@ def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
     receiver: Receiver,
 ) -> None:
     study_id = pain_study(care)
-    assert _routes(care, study_id, {"routes": [ON_CALL, PAGER]}).status_code == 200
+    assert put_routes(care, study_id, {"routes": [ON_CALL, PAGER]}).status_code == 200
     me = phone(care, study_id)
     add_device(care, me)  # type: ignore[arg-type]
     result = me.post("ema-responses", [evening(care.clock.now(), self_harm=True)])
@@ -170,7 +69,7 @@ def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
         [push] = session.query(Notification).filter_by(kind=NotificationKind.safety_response)
         assert push.deep_link == "tel:988"
         assert push.data == {"alert_id": alert["id"]}
-    _worker(care, care_settings).tick()
+    care_worker(care, care_settings).tick()
     with care.session_factory() as session:
         assert session.get_one(Notification, push.id).status == NotificationStatus.sent
     # An answer that raises nothing carries no safety response.
@@ -181,7 +80,7 @@ def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
 def test_a_route_takes_only_its_severities(care: World, inbox: Inbox) -> None:
     study_id = pain_study(care)
     route = ON_CALL | {"severities": ["high"]}
-    assert _routes(care, study_id, {"routes": [route]}).status_code == 200
+    assert put_routes(care, study_id, {"routes": [route]}).status_code == 200
     me = phone(care, study_id)
     me.post("ema-responses", [evening(care.clock.now(), self_harm=True)])
     [alert] = _alerts(care, study_id)
@@ -193,9 +92,9 @@ def test_an_unacknowledged_crisis_alert_is_escalated_to_the_next_level(
     care: World, care_settings: Settings, inbox: Inbox
 ) -> None:
     study_id = pain_study(care)
-    assert _routes(care, study_id, {"routes": [ON_CALL, PI]}).status_code == 200
+    assert put_routes(care, study_id, {"routes": [ON_CALL, PI]}).status_code == 200
     me = phone(care, study_id)
-    worker = _worker(care, care_settings)
+    worker = care_worker(care, care_settings)
     me.post("ema-responses", [evening(care.clock.now(), self_harm=True)])
     assert inbox.to() == ["on-call@clinic.example"]
     [alert] = _alerts(care, study_id)
@@ -235,9 +134,9 @@ def test_a_refused_e_mail_is_retried_with_backoff_then_given_up(
     care: World, care_settings: Settings, inbox: Inbox
 ) -> None:
     study_id = pain_study(care)
-    assert _routes(care, study_id, {"routes": [ON_CALL]}).status_code == 200
+    assert put_routes(care, study_id, {"routes": [ON_CALL]}).status_code == 200
     me = phone(care, study_id)
-    worker = _worker(care, care_settings)
+    worker = care_worker(care, care_settings)
     inbox.refuse.add("on-call@clinic.example")
     me.post("ema-responses", [evening(care.clock.now(), self_harm=True)])
     [send] = _alerts(care, study_id)[0]["sends"]
@@ -269,17 +168,17 @@ def test_coordinators_configure_routes_and_bad_input_names_the_field(world: Worl
     study_id = pain_study(world)
     path = f"/v1/studies/{study_id}/care-team"
     # This app has neither SMTP nor a webhook configured.
-    refused = _routes(world, study_id, {"routes": [ON_CALL]})
+    refused = put_routes(world, study_id, {"routes": [ON_CALL]})
     assert refused.status_code == 422
     assert "routes.0.channel" in refused.text
     assert "KAIROS_SMTP_HOST" in refused.text
-    no_address = _routes(world, study_id, {"routes": [{"label": "x", "channel": "email"}]})
+    no_address = put_routes(world, study_id, {"routes": [{"label": "x", "channel": "email"}]})
     assert no_address.status_code == 422
     assert "address" in no_address.text
-    bad_address = _routes(world, study_id, {"routes": [ON_CALL | {"address": "not an address"}]})
+    bad_address = put_routes(world, study_id, {"routes": [ON_CALL | {"address": "not an address"}]})
     assert bad_address.status_code == 422
     assert "address" in bad_address.text
-    no_reason = _routes(world, study_id, {"routes": [], "poll_only": True})
+    no_reason = put_routes(world, study_id, {"routes": [], "poll_only": True})
     assert no_reason.status_code == 422
     assert "poll_only_reason" in no_reason.text
     researcher = world.client.put(path, json={"routes": []}, headers=world.staff(Role.researcher))
@@ -298,7 +197,7 @@ def test_a_study_with_escalation_items_is_activated_only_when_routed(world: Worl
     problem = activate.json()
     assert problem["code"] == "care_routes_required"
     assert "evening.self_harm" in problem["detail"]
-    declared = _routes(
+    declared = put_routes(
         world,
         study_id,
         {"routes": [], "poll_only": True, "poll_only_reason": "The study nurse polls at 9:00."},

@@ -315,6 +315,7 @@ def _reference_rows(
             "exercise_completed" in kinds if sent else None,
             None if d.learning is None else json.dumps(d.learning, sort_keys=True),
             None if d.dose is None else json.dumps(d.dose, sort_keys=True),
+            d.phase,
             *(extra.get(name) for name in names),
         )
 

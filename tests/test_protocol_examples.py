@@ -50,6 +50,10 @@ def test_json_schema_mentions_top_level_keys() -> None:
         "smart",
         "personalization",
         "proximal_outcomes",
+        "monitoring",
+        "adaptation",
+        "phases",
+        "reviews",
     ):
         assert key in schema["properties"], key
         assert schema["properties"][key].get("description"), key

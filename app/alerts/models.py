@@ -113,15 +113,25 @@ class SendStatus(StrEnum):
 
 
 class AlertSend(IdMixin, Base):
-    """One alert to one route: durable, leased while sent, retried with backoff."""
+    """One alert (or one due or overdue care-team review) to one route: durable, leased
+    while sent, retried with backoff."""
 
     __tablename__ = "alert_sends"
     __table_args__ = (
         sa.Index("ix_alert_sends_due", "status", "next_attempt_at"),
         sa.Index("ix_alert_sends_alert", "alert_id", "created_at"),
+        sa.Index("ix_alert_sends_review", "review_id", "created_at"),
     )
 
-    alert_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"))
+    # What is sent: an alert, or a review (``app.care.reviews``), whose message is
+    # composed when the send is added (``content``: subject, body, payload).
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("alerts.id", ondelete="CASCADE")
+    )
+    review_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("care_reviews.id", ondelete="CASCADE")
+    )
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # The route may be removed later; what was sent where stays on the alert's timeline.
     route_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("care_routes.id", ondelete="SET NULL")

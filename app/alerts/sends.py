@@ -91,32 +91,37 @@ def has_routes(session: Session, study_id: uuid.UUID) -> bool:
     return bool(session.scalar(sa.select(sa.exists().where(CareRoute.study_id == study_id))))
 
 
-def _routes_at(session: Session, alert: Alert, level: int) -> list[CareRoute]:
+def _routes_at(session: Session, study_id: uuid.UUID, severity: str, level: int) -> list[CareRoute]:
     routes = session.scalars(
         sa.select(CareRoute)
-        .where(CareRoute.study_id == alert.study_id, CareRoute.level == level)
+        .where(CareRoute.study_id == study_id, CareRoute.level == level)
         .order_by(CareRoute.created_at, CareRoute.id)
     ).all()
-    return [r for r in routes if not r.severities or alert.severity in r.severities]
+    return [r for r in routes if not r.severities or severity in r.severities]
 
 
-def _next_level(session: Session, alert: Alert, above: int) -> int | None:
-    """The lowest level above ``above`` with a route that takes the alert's severity."""
+def next_level(session: Session, study_id: uuid.UUID, severity: str, above: int) -> int | None:
+    """The lowest level above ``above`` with a route of the study that takes ``severity``."""
     rows = session.execute(
         sa.select(CareRoute.level, CareRoute.severities)
-        .where(CareRoute.study_id == alert.study_id, CareRoute.level > above)
+        .where(CareRoute.study_id == study_id, CareRoute.level > above)
         .order_by(CareRoute.level)
     ).all()
     for level, severities in rows:
-        if not severities or alert.severity in severities:
+        if not severities or severity in severities:
             return int(level)
     return None
 
 
-def _add_sends(session: Session, now: datetime, alert: Alert, level: int) -> list[AlertSend]:
+def _next_level(session: Session, alert: Alert, above: int) -> int | None:
+    return next_level(session, alert.study_id, alert.severity, above)
+
+
+def _new_sends(
+    session: Session, now: datetime, study_id: uuid.UUID, severity: str, level: int, **about: Any
+) -> list[AlertSend]:
     sends = [
         AlertSend(
-            alert_id=alert.id,
             route_id=route.id,
             level=level,
             channel=route.channel,
@@ -125,10 +130,39 @@ def _add_sends(session: Session, now: datetime, alert: Alert, level: int) -> lis
             attempts=0,
             next_attempt_at=now,
             created_at=now,
+            **about,
         )
-        for route in _routes_at(session, alert, level)
+        for route in _routes_at(session, study_id, severity, level)
     ]
     session.add_all(sends)
+    return sends
+
+
+def _add_sends(session: Session, now: datetime, alert: Alert, level: int) -> list[AlertSend]:
+    return _new_sends(session, now, alert.study_id, alert.severity, level, alert_id=alert.id)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the care team that is not an alert (a due or overdue review),
+    composed when its sends are added: e-mail subject and body, webhook payload."""
+
+    review_id: uuid.UUID
+    subject: str
+    body: str
+    payload: dict[str, Any]
+
+
+def send_notice(
+    session: Session, clock: Clock, study_id: uuid.UUID, severity: str, level: int, notice: Notice
+) -> list[AlertSend]:
+    """The sends of ``notice`` to the study's routes at ``level`` that take ``severity``
+    (flushed, in the caller's transaction; the worker sends them)."""
+    content = {"subject": notice.subject, "body": notice.body, "payload": notice.payload}
+    sends = _new_sends(
+        session, clock.now(), study_id, severity, level, review_id=notice.review_id, content=content
+    )
+    session.flush()
     return sends
 
 
@@ -234,6 +268,9 @@ def _claim(
         claimed = []
         for send in session.scalars(sa.select(AlertSend).where(AlertSend.id.in_(ids))).all():
             send.attempts += 1
+            if send.alert_id is None:
+                claimed.append(_notice_message(send))
+                continue
             alert = session.get_one(Alert, send.alert_id)
             code = session.scalar(
                 sa.select(Participant.code).where(Participant.id == alert.participant_id)
@@ -252,6 +289,23 @@ def _claim(
                 message = WebhookMessage(alert.id, json.dumps(body).encode())
             claimed.append(_Claimed(send.id, send.channel, message))
         return claimed
+
+
+def _notice_message(send: AlertSend) -> _Claimed:
+    """A send of a notice (a review): its message as composed when it was added."""
+    content = send.content or {}
+    message: Any
+    if send.channel == RouteChannel.email:
+        message = EmailOut(
+            to=send.address or "",
+            subject=str(content.get("subject", "")),
+            body=str(content.get("body", "")),
+            message_id=f"<alert-send-{send.id}@kairos>",
+        )
+    else:
+        body = dict(content.get("payload") or {}) | {"attempt": send.attempts, "level": send.level}
+        message = WebhookMessage(send.review_id or send.id, json.dumps(body).encode())
+    return _Claimed(send.id, send.channel, message)
 
 
 def deliver_sends(

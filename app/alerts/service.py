@@ -88,17 +88,22 @@ def list_alerts(
     return keyset_page(session, stmt, Alert.id, after=after, limit=limit)
 
 
-def sends_of(session: Session, alert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AlertSend]]:
-    """Each alert's sends, oldest first (one query for a page of alerts)."""
+def sends_of(
+    session: Session, alert_ids: Sequence[uuid.UUID], *, of: Any = AlertSend.alert_id
+) -> dict[uuid.UUID, list[AlertSend]]:
+    """Each alert's sends (or each review's, with ``of=AlertSend.review_id``), oldest
+    first (one query for a page of them)."""
     found: dict[uuid.UUID, list[AlertSend]] = {}
     if not alert_ids:
         return found
     for send in session.scalars(
         sa.select(AlertSend)
-        .where(AlertSend.alert_id.in_(list(alert_ids)))
+        .where(of.in_(list(alert_ids)))
         .order_by(AlertSend.created_at, AlertSend.level, AlertSend.id)
     ):
-        found.setdefault(send.alert_id, []).append(send)
+        owner = send.alert_id if send.alert_id is not None else send.review_id
+        if owner is not None:
+            found.setdefault(owner, []).append(send)
     return found
 
 

@@ -17,6 +17,7 @@ from app.api.routes import (
     admin,
     alerts,
     analyses,
+    care,
     care_team,
     decisions,
     exports,
@@ -91,6 +92,12 @@ TAGS = [
         "name": "monitoring",
         "description": "Routine outcome monitoring: weekly trends and care-team flags "
         "(non-response, treatment fatigue, unreachable).",
+    },
+    {
+        "name": "care",
+        "description": "Care-team reviews (due on a cadence and on flags, escalated when "
+        "overdue, completed with a structured outcome), treatment phases (stepped care) and "
+        "the therapeutic-inertia measures. See docs/care-team.md.",
     },
     {
         "name": "app data",
@@ -217,6 +224,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         participant_data.router,
         alerts.router,
         care_team.router,
+        care.router,
         admin.router,
     ):
         app.include_router(router)

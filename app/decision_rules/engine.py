@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.care.phases import phase_in, stored_phases
 from app.core.bulk_inserts import insert_rows
 from app.core.clock import Clock
 from app.core.ids import new_id
@@ -109,6 +110,8 @@ class _Batch:
     pai_rows: dict[tuple[uuid.UUID, int], str]
     # The current posterior of each learning protocol version of the batch.
     posteriors: Mapping[VersionKey, Posterior]
+    # Each participant's latest phase change (absent: none; the protocol's initial phase).
+    phases: Mapping[uuid.UUID, str]
 
 
 def decide_batch(
@@ -127,7 +130,10 @@ def decide_batch(
         if any(p.personalization.pai for p in protocols.values())
         else {}
     )
-    batch = _Batch(session, clock, now, pai_rows, current_posteriors(session, protocols))
+    phases = (
+        stored_phases(session, participant_ids) if any(p.phases for p in protocols.values()) else {}
+    )
+    batch = _Batch(session, clock, now, pai_rows, current_posteriors(session, protocols), phases)
     zones = {pid: ZoneInfo(p.timezone) for pid, p in participants.items()}
     burden = _burden(session, now, participants, zones, items, protocols)
 
@@ -199,6 +205,7 @@ class _Facts:
     stage: str | None = None
     track: str | None = None
     pai_recommendation: str | None = None
+    phase: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,12 +239,14 @@ def _decide(
     now = batch.now
     reason = _status_reason(participant, protocol, now, decided.zone)
     facts, smart, error = _stage_and_pai(batch, decision_id, decided, protocol, smart_rows)
+    facts = replace(facts, phase=phase_in(protocol, batch.phases.get(participant.id)))
     moment = Moment(
         decision_point=item.source_id,
         local=now.astimezone(decided.zone),
         attributes=participant.attributes,
         stage=smart.stage,
         track=smart.track,
+        phase=facts.phase or "",
         pai_recommendation=facts.pai_recommendation or "",
         prompts_today=burden.prompts_today,
         last_prompt_at=burden.last_prompt_at,
@@ -443,6 +452,7 @@ def _log(
         study_day=facts.study_day,
         stage=facts.stage,
         track=facts.track,
+        phase=facts.phase,
         available=evaluation.available,
         unavailable_reason=evaluation.unavailable_reason,
         tailoring=dict(tailoring.values),

@@ -50,6 +50,7 @@ def builtins(moment: Moment) -> dict[str, Any]:
         "attributes": dict(moment.attributes),
         "stage": moment.stage,
         "track": moment.track,
+        "phase": moment.phase,
         "decision_point": moment.decision_point,
         "weekday": WEEKDAYS[moment.local.weekday()],
         "local_hour": moment.local.hour,
@@ -92,6 +93,13 @@ def burden_reason(protocol: Protocol, moment: Moment) -> str | None:
     track = protocol.smart.tracks.get(moment.track) if protocol.smart and moment.track else None
     if track is not None and track.max_prompts_per_day is not None:
         cap = track.max_prompts_per_day
+    phase = protocol.phases.phase(moment.phase) if protocol.phases and moment.phase else None
+    if phase is not None and phase.max_prompts_per_day is not None:
+        # The phase's cap replaces the policy's; with a track's cap too, the lower applies.
+        if track is not None and track.max_prompts_per_day is not None:
+            cap = min(track.max_prompts_per_day, phase.max_prompts_per_day)
+        else:
+            cap = phase.max_prompts_per_day
     if cap is not None and moment.prompt_budget_factor < 1.0:
         cap = math.floor(cap * moment.prompt_budget_factor)
     if cap is not None and moment.prompts_today >= cap:
@@ -188,6 +196,8 @@ def _adjust(
     if protocol.smart is not None and moment.track in protocol.smart.tracks:
         options = protocol.smart.tracks[moment.track].options
         track_options = list(options) if options is not None else None
+    phase = protocol.phases.phase(moment.phase) if protocol.phases and moment.phase else None
+    phase_options = list(phase.options) if phase is not None and phase.options is not None else None
     return adjust(
         protocol,
         declared,
@@ -195,6 +205,7 @@ def _adjust(
         contraindicated=lambda option: is_contraindicated(protocol, option, moment.attributes),
         track_options=track_options,
         preferred=preferred,
+        phase_options=phase_options,
     )
 
 

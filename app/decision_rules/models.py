@@ -42,6 +42,8 @@ class Decision(IdMixin, Base):
     study_day: Mapped[int | None]
     stage: Mapped[str | None] = mapped_column(sa.String(64))
     track: Mapped[str | None] = mapped_column(sa.String(64))
+    # The participant's treatment phase (stepped care) then (None without phases).
+    phase: Mapped[str | None] = mapped_column(sa.String(64))
     available: Mapped[bool]
     unavailable_reason: Mapped[str | None] = mapped_column(sa.Text)
     # Tailoring variable values as the rules saw them (defaults applied; null = no data).

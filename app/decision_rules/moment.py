@@ -19,6 +19,8 @@ class Moment:
     attributes: Mapping[str, Any]
     stage: str = ""
     track: str = ""
+    # The participant's treatment phase ("" without phases).
+    phase: str = ""
     pai_recommendation: str = ""
     # Burden: intervention prompts created today (local day) and the last one's time.
     prompts_today: int = 0

@@ -31,6 +31,8 @@ class PreviewInput:
     attributes: Mapping[str, Any]
     study_day: int = 1
     track: str | None = None
+    # The treatment phase (default: the protocol's initial phase).
+    phase: str | None = None
     prompts_today: int = 0
     pushes_today: int = 0
     minutes_since_last_prompt: int | None = None
@@ -63,6 +65,7 @@ class PreviewResult:
     pai_recommendation: str
     pai_scores: dict[str, float]
     options: list[OptionConsidered]
+    phase: str = ""
 
 
 def _type_problem(variable: TailoringVariable, value: Any) -> str | None:
@@ -103,6 +106,15 @@ def input_problems(protocol: Protocol, request: PreviewInput) -> list[tuple[str,
                 "track",
                 f"unknown track '{request.track}'{suggestion(request.track, tracks)} "
                 f"(declared: {', '.join(tracks) or 'none'})",
+            )
+        )
+    phases = [p.id for p in protocol.phases.steps] if protocol.phases else []
+    if request.phase and request.phase not in phases:
+        problems.append(
+            (
+                "phase",
+                f"unknown phase '{request.phase}'{suggestion(request.phase, phases)} "
+                f"(declared: {', '.join(phases) or 'none'})",
             )
         )
     names = [v.name for v in protocol.tailoring_variables]
@@ -176,6 +188,7 @@ def preview(protocol: Protocol, request: PreviewInput) -> PreviewResult:
         attributes=request.attributes,
         stage=stage.id if stage else "",
         track=request.track or "",
+        phase=request.phase or (protocol.phases.initial_phase if protocol.phases else ""),
         pai_recommendation=recommendation,
         prompts_today=request.prompts_today,
         pushes_today=request.pushes_today,
@@ -199,6 +212,7 @@ def preview(protocol: Protocol, request: PreviewInput) -> PreviewResult:
         pai_recommendation=recommendation,
         pai_scores=scores,
         options=_options(protocol, evaluation, request.attributes),
+        phase=moment.phase,
     )
 
 

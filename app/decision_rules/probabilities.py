@@ -13,6 +13,7 @@ from app.protocols.document import (
 
 CONTRAINDICATED = "contraindicated"
 NOT_ON_TRACK = "not on the participant's track"
+NOT_IN_PHASE = "not allowed in the participant's treatment phase"
 NOT_PREFERRED = "not in the participant's preferred categories"
 
 
@@ -35,6 +36,7 @@ def exclusion_reason(
     track_options: Sequence[str] | None,
     preferred: Sequence[str],
     mode: PreferenceMode | None,
+    phase_options: Sequence[str] | None = None,
 ) -> str | None:
     """Why the option may not be delivered to this participant now, or None."""
     if option.delivers_nothing:
@@ -43,6 +45,8 @@ def exclusion_reason(
         return CONTRAINDICATED
     if track_options is not None and option.id not in track_options:
         return NOT_ON_TRACK
+    if phase_options is not None and option.id not in phase_options:
+        return NOT_IN_PHASE
     if mode is PreferenceMode.restrict and preferred and option.category not in preferred:
         return NOT_PREFERRED
     return None
@@ -56,6 +60,7 @@ def adjust(
     contraindicated: Callable[[InterventionOption], bool],
     track_options: Sequence[str] | None,
     preferred: Sequence[str],
+    phase_options: Sequence[str] | None = None,
 ) -> Adjusted:
     """The probabilities to draw from. Raises NoDeliverableOptionError if nothing is left."""
     preferences = protocol.personalization.preferences
@@ -70,6 +75,7 @@ def adjust(
             track_options=track_options,
             preferred=preferred,
             mode=mode,
+            phase_options=phase_options,
         )
         if reason is not None:
             excluded[option_id] = reason

@@ -28,6 +28,7 @@ class DecisionRecord:
     study_day: int | None
     stage: str | None
     track: str | None
+    phase: str | None
     available: bool
     unavailable_reason: str | None
     tailoring: dict[str, Any]

@@ -7,7 +7,7 @@ bounded whatever the size of the study.
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.alerts.models import Alert
 from app.audit.models import AuditEvent
+from app.care.inertia import follow_ups
+from app.care.models import PLAN_CHANGES, Review
+from app.care.reviews import status_of
 from app.decision_rules.models import SmartAssignment
 from app.ema.models import EmaAnswer, EmaResponse
 from app.engagement.models import EngagementEvent
@@ -33,6 +36,7 @@ from app.export.columns import (
 )
 from app.export.decisions import decision_columns, decision_rows
 from app.export.protocols import covered_versions
+from app.monitoring.models import CareFlag
 from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.store import load_protocol
@@ -142,16 +146,21 @@ def _participant_rows(
         participant_id=Participant.id,
         time=Participant.created_at,
     )
-    after: uuid.UUID | None = None
-    while True:
-        page = session.execute(base if after is None else base.where(Participant.id > after))
-        rows = page.all()
-        if not rows:
-            return
+    for rows in _pages(session, base, Participant.id):
         smart = _smart(session, [row[0] for row in rows])
         for row in rows:
             stages, weight = smart.get(row[0], ([], None))
             yield (*row, json.dumps(stages) if stages else None, weight)
+
+
+def _pages(
+    session: Session, first: AnySelect, id_column: InstrumentedAttribute[uuid.UUID]
+) -> Iterator[Sequence[Row]]:
+    """The rows of ``first`` (ordered by ``id_column``, its first column, with a limit) a
+    page at a time, keyset on the id: for rows that need one more query per page."""
+    after: uuid.UUID | None = None
+    while rows := session.execute(first if after is None else first.where(id_column > after)).all():
+        yield rows
         after = rows[-1][0]
 
 
@@ -493,6 +502,157 @@ def _alert_rows(
         yield (*row[:7], json.dumps(row[7]), *row[8:])
 
 
+# care flags and reviews ------------------------------------------------------------------
+
+FLAG_COLUMNS = [
+    string("flag_id", "Kairos id of the care-team flag."),
+    *_participant_columns(),
+    string("kind", "non_response, fatigue or unreachable."),
+    json_text("detail", "The figures that raised the flag (JSON)."),
+    timestamp("raised_at", "When the daily evaluation raised it."),
+    timestamp("acknowledged_at", "When the care team acknowledged it."),
+    string("acknowledged_by", "Who acknowledged it."),
+    string("note", "The acknowledgement note."),
+    timestamp("resolved_at", "When the evaluation found its condition gone."),
+    timestamp(
+        "first_review_at",
+        "Non-response flags: the first review of the participant completed after the flag.",
+    ),
+    number("hours_to_review", "Non-response flags: raised_at to first_review_at.", "h"),
+    timestamp(
+        "plan_change_at",
+        "Non-response flags: the first plan change after the flag (a review outcome other "
+        "than maintain, or a treatment phase change).",
+    ),
+    number("days_to_plan_change", "Non-response flags: raised_at to plan_change_at.", "d"),
+    integer(
+        "plan_change_within_days",
+        "Non-response flags: N of the inertia measure (the protocol's "
+        "reviews.plan_change_within_days).",
+        "d",
+    ),
+    boolean(
+        "plan_changed_in_time",
+        "Non-response flags: the plan changed within N days of the flag; empty while the N "
+        "days have not passed and it has not changed (therapeutic inertia when false).",
+    ),
+]
+
+
+def _flag_rows(
+    session: Session, study: Study, filters: Filters, _columns: list[Column], now: datetime
+) -> Iterator[Row]:
+    stmt = _filtered(
+        sa.select(
+            CareFlag.id,
+            Participant.id,
+            Participant.code,
+            CareFlag.kind,
+            CareFlag.detail,
+            CareFlag.raised_at,
+            CareFlag.acknowledged_at,
+            CareFlag.acknowledged_by,
+            CareFlag.note,
+            CareFlag.resolved_at,
+        )
+        .join(Participant, Participant.id == CareFlag.participant_id)
+        .order_by(CareFlag.id)
+        .limit(_PARTICIPANT_PAGE),
+        study,
+        filters,
+        participant_id=CareFlag.participant_id,
+        time=CareFlag.raised_at,
+    )
+    for rows in _pages(session, stmt, CareFlag.id):
+        follow = {
+            f.flag_id: f for f in follow_ups(session, study, now, flag_ids=[r[0] for r in rows])
+        }
+        for row in rows:
+            f = follow.get(row[0])
+            yield (
+                *row[:4],
+                json.dumps(row[4]),
+                *row[5:],
+                *(
+                    (
+                        f.first_review_at,
+                        f.hours_to_review,
+                        f.plan_change_at,
+                        f.days_to_plan_change,
+                        f.within_days,
+                        f.changed_in_time,
+                    )
+                    if f is not None
+                    else (None,) * 6
+                ),
+            )
+
+
+REVIEW_COLUMNS = [
+    string("review_id", "Kairos id of the care-team review."),
+    *_participant_columns(),
+    string("trigger", "cadence (the protocol's reviews.every_days) or flag."),
+    string("flag_id", "The flag that made it due (trigger flag)."),
+    integer("protocol_version", "The participant's protocol version when it fell due."),
+    string("status", "upcoming, due, overdue or completed, at the export time."),
+    timestamp("due_at", "When it fell due."),
+    timestamp("overdue_at", "due_at plus the protocol's grace_days."),
+    timestamp("notified_at", "When it was sent to the study's care routes."),
+    timestamp("escalated_at", "When it was escalated as overdue."),
+    timestamp("completed_at", "When a clinician completed it."),
+    string("completed_by", "Who completed it."),
+    string("outcome", "escalate, change_phase, step_down, maintain or refer."),
+    boolean("plan_change", "The outcome changes the plan (anything but maintain)."),
+    string("reason", "Why (required for maintain while a non-response flag was open)."),
+    string("note", "The clinician's note."),
+    string("new_phase", "The treatment phase the outcome moved the participant to."),
+    string(
+        "open_non_response_flag_id",
+        "The non-response flag open when the review was completed, if any.",
+    ),
+    number("hours_due_to_completed", "due_at to completed_at.", "h"),
+]
+
+
+def _review_rows(
+    session: Session, study: Study, filters: Filters, _columns: list[Column], now: datetime
+) -> Iterator[Row]:
+    stmt = _filtered(
+        sa.select(Review, Participant.code)
+        .join(Participant, Participant.id == Review.participant_id)
+        .order_by(Review.id),
+        study,
+        filters,
+        participant_id=Review.participant_id,
+        time=Review.due_at,
+        protocol_version=Review.protocol_version,
+    )
+    for review, code in _stream(session, stmt):
+        done = review.completed_at
+        yield (
+            review.id,
+            review.participant_id,
+            code,
+            review.trigger,
+            review.flag_id,
+            review.protocol_version,
+            status_of(review, now),
+            review.due_at,
+            review.overdue_at,
+            review.notified_at,
+            review.escalated_at,
+            done,
+            review.completed_by,
+            review.outcome,
+            review.outcome in PLAN_CHANGES if review.outcome else None,
+            review.reason,
+            review.note,
+            review.new_phase,
+            review.open_non_response_flag_id,
+            (done - review.due_at).total_seconds() / 3600 if done else None,
+        )
+
+
 # audit log ---------------------------------------------------------------------------------
 
 AUDIT_COLUMNS = [
@@ -584,6 +744,21 @@ DATASETS: dict[str, Dataset] = {
             "Escalation alerts raised by EMA answers, with acknowledgement and webhook delivery.",
             _static(ALERT_COLUMNS),
             _alert_rows,
+        ),
+        Dataset(
+            "flags",
+            "Care-team flags (non-response, fatigue, unreachable) with acknowledgement and "
+            "resolution, and for non-response flags the inertia measures: time to the first "
+            "review and whether the plan changed within N days.",
+            _static(FLAG_COLUMNS),
+            _flag_rows,
+        ),
+        Dataset(
+            "reviews",
+            "Care-team reviews: why and when each fell due, was sent, escalated and "
+            "completed, with its structured outcome, reason and phase change.",
+            _static(REVIEW_COLUMNS),
+            _review_rows,
         ),
         Dataset(
             "audit_log",

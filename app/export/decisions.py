@@ -100,6 +100,7 @@ FIXED_COLUMNS = [
         "recent_decisions, recent_available, expected_points, probability_unclipped, "
         "probability.",
     ),
+    string("phase", "The participant's treatment phase (stepped care) at the decision."),
 ]
 
 _VALUE_TYPES = {
@@ -167,7 +168,7 @@ def decision_rows(
         for row in page:
             known = probabilities.known.get((row[9], row[17]))
             text, p_treated = known or probabilities.add(row[9], row[17])
-            tailoring = loads(row[34])[0]
+            tailoring = loads(row[35])[0]
             yield (
                 *row[:17],
                 text,
@@ -175,6 +176,7 @@ def decision_rows(
                 *row[18:32],
                 _learning_text(row[32]),
                 _learning_text(row[33]),
+                row[34],
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
@@ -256,7 +258,7 @@ def _page_statement(
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
     P(treated) is computed from them), the learning and dose records as JSON text at 32
-    and 33, and the tailoring snapshot comes last."""
+    and 33, the phase at 34, and the tailoring snapshot comes last."""
     d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
@@ -297,6 +299,7 @@ def _page_statement(
             completed,
             sa.cast(d.learning, sa.Text),
             sa.cast(d.dose, sa.Text),
+            d.phase,
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)

@@ -95,6 +95,7 @@ BUILTIN_VARIABLES: Mapping[str, str] = {
     "attributes": "map",
     "stage": "string",
     "track": "string",
+    "phase": "string",
     "decision_point": "string",
     "weekday": "string",
     "local_hour": "int",

@@ -11,6 +11,7 @@ from app.protocols.attributes import (
     NumberAttribute,
     TextAttribute,
 )
+from app.protocols.care import Adaptation, ReviewFlag
 from app.protocols.cel_rules import suggestion
 from app.protocols.document import Protocol
 from app.protocols.interventions import Category
@@ -45,6 +46,7 @@ def check_content(protocol: Protocol, problems: Problems) -> None:
     _check_personalization(protocol, problems)
     _check_outcomes(protocol, problems)
     _check_monitoring(protocol, problems)
+    _check_care(protocol, problems)
 
 
 def _duplicates(base: str, field: str, ids: Sequence[str], what: str, problems: Problems) -> None:
@@ -500,3 +502,64 @@ def _check_monitoring(protocol: Protocol, problems: Problems) -> None:
             message = f"'{reference}' is not a numeric item, so it has no mean to follow"
         if message is not None:
             problems.add(path, message)
+
+
+def _check_care(protocol: Protocol, problems: Problems) -> None:
+    """Phases, reviews and the declared adaptive design (docs/care-team.md)."""
+    phases = protocol.phases
+    if phases is not None:
+        ids = [p.id for p in phases.steps]
+        _duplicates("phases.steps", "id", ids, "phase", problems)
+        if phases.initial is not None and phases.initial not in ids:
+            problems.add(
+                "phases.initial",
+                f"unknown phase '{phases.initial}'{suggestion(phases.initial, ids)}",
+            )
+        option_ids = [o.id for o in protocol.intervention_options]
+        fallback = [
+            o
+            for o in protocol.policy.fallback.option_ids()
+            if o in option_ids and protocol.option(o).category != Category.none
+        ]
+        for i, phase in enumerate(phases.steps):
+            for j, option_id in enumerate(phase.options or ()):
+                if option_id not in option_ids:
+                    problems.add(
+                        path_of("phases.steps", i, "options", j),
+                        f"unknown option '{option_id}'{suggestion(option_id, option_ids)}",
+                    )
+            missing = [o for o in fallback if phase.options is not None and o not in phase.options]
+            if missing:
+                problems.add(
+                    path_of("phases.steps", i, "options"),
+                    f"the fallback's option(s) {', '.join(missing)} must be allowed in every "
+                    "phase (or make the fallback an option of category none)",
+                )
+    adaptation = protocol.adaptation
+    if adaptation is not None:
+        wants_smart = adaptation in (Adaptation.smart, Adaptation.both)
+        wants_phases = adaptation in (Adaptation.phases, Adaptation.both)
+        if wants_smart and protocol.smart is None:
+            problems.add("smart", f"adaptation is {adaptation}, but no smart section is declared")
+        if wants_phases and phases is None:
+            problems.add("phases", f"adaptation is {adaptation}, but no phases section is declared")
+        if not wants_smart and protocol.smart is not None:
+            problems.add(
+                "smart",
+                "adaptation is phases (clinician-chosen phases only), but SMART stages are "
+                "declared: remove smart, or declare adaptation: both",
+            )
+        if not wants_phases and phases is not None:
+            problems.add(
+                "phases",
+                "adaptation is smart (randomized re-assignment only), but phases are "
+                "declared: remove phases, or declare adaptation: both",
+            )
+    reviews = protocol.reviews
+    if reviews is not None:
+        for i, kind in enumerate(reviews.on_flags):
+            if kind == ReviewFlag.non_response and protocol.monitoring.non_response is None:
+                problems.add(
+                    path_of("reviews", "on_flags", i),
+                    "non_response flags are raised only with monitoring.non_response declared",
+                )

@@ -18,6 +18,7 @@ from app.protocols.attributes import (
     NumberAttribute,
     TextAttribute,
 )
+from app.protocols.care import Adaptation, Phase, Phases, ReviewFlag, Reviews
 from app.protocols.interventions import Category, InterventionOption
 from app.protocols.monitoring import Monitoring
 from app.protocols.outcomes import EmaOutcome, EngagementOutcome, ProximalOutcome, WearableOutcome
@@ -125,6 +126,14 @@ class Protocol(ProtocolModel):
     """Short-term outcomes recorded for each decision."""
     monitoring: Monitoring = Monitoring()
     """Routine outcome monitoring: weekly trends and care-team flags."""
+    adaptation: Adaptation | None = None
+    """Which adaptive design the study uses: `smart` (randomized re-assignment only),
+    `phases` (clinician-chosen treatment phases only) or `both`; without it, whatever
+    the protocol declares."""
+    phases: Phases | None = None
+    """Optional treatment phases (stepped care) that clinicians move participants through."""
+    reviews: Reviews | None = None
+    """Optional care-team review cadence (due dates, escalation of overdue reviews)."""
 
     def option(self, option_id: str) -> InterventionOption:
         """The intervention option with this id; KeyError if there is none."""
@@ -202,6 +211,7 @@ class Protocol(ProtocolModel):
 
 __all__ = [
     "PROTOCOL_FORMAT_VERSION",
+    "Adaptation",
     "Aggregate",
     "Assignment",
     "AttributeSpec",
@@ -234,6 +244,8 @@ __all__ = [
     "PaiModel",
     "PaiTreatment",
     "Personalization",
+    "Phase",
+    "Phases",
     "Policy",
     "PreferenceMode",
     "Preferences",
@@ -243,6 +255,8 @@ __all__ = [
     "Questionnaire",
     "QuietHours",
     "ReminderPolicy",
+    "ReviewFlag",
+    "Reviews",
     "Rule",
     "Severity",
     "SingleChoiceItem",

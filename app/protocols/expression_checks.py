@@ -213,6 +213,7 @@ def _decision_scope(protocol: Protocol, types: Mapping[str, ValueType]) -> Scope
             "attributes": attribute_maps(protocol.participant_attributes),
             "stage": [s.id for s in smart.stages] if smart else [""],
             "track": ["", *smart.tracks] if smart else [""],
+            "phase": [p.id for p in protocol.phases.steps] if protocol.phases else [""],
             "decision_point": [d.id for d in protocol.decision_points],
             "weekday": ["mon", "sat"],
             "local_hour": [8, 21],
@@ -238,9 +239,10 @@ def _attribute_scope(protocol: Protocol, decision: Scope) -> Scope:
 def _responder_scope(decision: Scope) -> Scope:
     hint = "responder criteria are evaluated at the end of a stage, not at a decision point"
     moment = ("decision_point", "weekday", "local_hour")
+    clinical = "the treatment phase is a clinician's choice; SMART responder criteria do not see it"
     return Scope(
-        samples={k: v for k, v in decision.samples.items() if k not in moment},
-        out_of_scope=dict.fromkeys(moment, hint),
+        samples={k: v for k, v in decision.samples.items() if k not in (*moment, "phase")},
+        out_of_scope={**dict.fromkeys(moment, hint), "phase": clinical},
         attributes=decision.attributes,
     )
 

@@ -94,6 +94,7 @@ def build_report(sim: Simulation, *, seconds: float | None = None) -> dict[str, 
                 Decision.local_time,
                 Decision.stage,
                 Decision.track,
+                Decision.phase,
                 Decision.pai_recommendation,
                 Decision.tailoring,
                 Participant.attributes,
@@ -216,6 +217,7 @@ def _shadowed(protocol: Protocol, never: Sequence[Rule], rows: Sequence[Any]) ->
                 attributes=row.attributes or {},
                 stage=row.stage or "",
                 track=row.track or "",
+                phase=row.phase or "",
                 pai_recommendation=row.pai_recommendation or "",
             )
             values = {

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.sends import CareSendConfig, deliver_sends, escalate_due
 from app.alerts.webhook import WebhookConfig, deliver_due
+from app.care.reviews import plan_all, send_review_notices
 from app.core.clock import Clock
 from app.core.db import describe_database_error, is_database_unavailable, session_scope
 from app.core.metrics import observe_due_work, observe_pushes
@@ -134,8 +135,12 @@ class Worker:
         self.run_care_sends()
 
     def run_care_sends(self) -> int:
-        """Escalate unacknowledged alerts that are due, then send (and retry) every due
-        alert send to the care routes; how many arrived."""
+        """Escalate unacknowledged alerts that are due, add the sends of due and overdue
+        reviews, then send (and retry) every due send to the care routes; how many arrived."""
+        try:
+            send_review_notices(self.session_factory, self.clock)
+        except Exception as exc:
+            log_failure("review notices failed", exc)
         if self.care_sends is None:
             return 0
         try:
@@ -167,7 +172,8 @@ class Worker:
             log_failure("export run failed", exc)
 
     def evaluate_flags(self) -> None:
-        """Care-team flags; idempotent, so running it hourly raises each flag once."""
+        """Care-team flags, then the reviews they and the cadence make due; idempotent, so
+        running it hourly raises each flag (and adds each review) once."""
         try:
             with session_scope(self.session_factory) as session:
                 raised = evaluate_all(session, self.clock)
@@ -175,6 +181,13 @@ class Worker:
                 logger.info("raised %d care-team flags", raised)
         except Exception as exc:
             log_failure("flag evaluation failed", exc)
+        try:
+            with session_scope(self.session_factory) as session:
+                planned = plan_all(session, self.clock)
+            if planned:
+                logger.info("%d care-team reviews fell due", planned)
+        except Exception as exc:
+            log_failure("review planning failed", exc)
 
     def run_pending(self) -> TickReport:
         """Fire due rows and send due pushes until none are left, then housekeeping."""

@@ -19,6 +19,7 @@ _DECISION_EXAMPLE: dict[str, Any] = {
     "study_day": 2,
     "stage": "stage_1",
     "track": None,
+    "phase": "self_management",
     "available": True,
     "unavailable_reason": None,
     "tailoring": {"interference_today": 7.0, "acceptance_today": 2.0, "steps_3h": -1},
@@ -69,6 +70,7 @@ class DecisionOut(Schema):
     study_day: int | None
     stage: str | None
     track: str | None
+    phase: str | None = Field(description="The treatment phase (null without phases).")
     available: bool
     unavailable_reason: str | None
     tailoring: dict[str, Any] = Field(
@@ -153,6 +155,9 @@ class PreviewRequest(Schema):
     )
     study_day: DbInt = Field(1, ge=0, description="Study day, for the SMART stage.")
     track: Text | None = Field(None, description="SMART track (default: none yet).")
+    phase: Text | None = Field(
+        None, description="Treatment phase (default: the protocol's initial phase)."
+    )
     prompts_today: DbInt = Field(
         0, ge=0, description="Intervention prompts already delivered today."
     )
@@ -214,6 +219,7 @@ class PreviewResponse(Schema):
                 "local_hour": 14,
                 "stage": "stage_1",
                 "track": "",
+                "phase": "self_management",
                 "pai_recommendation": "pain_acceptance",
                 "pai_scores": {"pain_acceptance": 7.54, "cbt_skill": 7.98},
                 "tailoring": {"interference_today": 7.0, "acceptance_today": 2.0},
@@ -247,6 +253,7 @@ class PreviewResponse(Schema):
     local_hour: int
     stage: str
     track: str
+    phase: str = Field(description='The treatment phase evaluated ("" without phases).')
     pai_recommendation: str
     pai_scores: dict[str, float]
     tailoring: dict[str, Any] = Field(description="Values as rules see them, defaults applied.")

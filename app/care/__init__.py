@@ -1,0 +1,1 @@
+"""Care plans: treatment phases (stepped care) and care-team reviews (therapeutic inertia)."""
