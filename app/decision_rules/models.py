@@ -70,6 +70,9 @@ class Decision(IdMixin, Base):
     # features, the effect's posterior mean and variance, P(treat) before and after its
     # clipping, and whether it fell back with the reason (docs/learning-policies.md).
     learning: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The burden factor in force (1: none; the fatigue response's prompt_budget_factor while
+    # a fatigue episode is open). Null for decisions logged before revision 0014.
+    burden_factor: Mapped[float | None]
     created_at: Mapped[datetime]
 
 

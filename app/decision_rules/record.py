@@ -46,6 +46,7 @@ class DecisionRecord:
     fallback: bool
     error: str | None
     learning: dict[str, Any] | None
+    burden_factor: float
     created_at: datetime
 
     def row(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ every participant's trend lines up with their own start.
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -151,6 +151,17 @@ def _add_prompts(
     now: datetime,
     weeks: dict[uuid.UUID, list[WeekFigures]],
 ) -> None:
+    for participant_id, due_at, answered in prompt_rows(session, starts, now):
+        figures = weeks[participant_id][_week_of(starts[participant_id], due_at)]
+        figures.prompts_offered += 1
+        figures.prompts_answered += answered
+
+
+def prompt_rows(
+    session: Session, starts: dict[uuid.UUID, datetime], now: datetime
+) -> Iterator[tuple[uuid.UUID, datetime, bool]]:
+    """(participant, due time, answered) of each EMA prompt offered since the
+    participant's start, up to ``now``."""
     # An offered prompt is one that was sent or that expired unsent; cancelled ones never
     # reached the participant.
     rows = session.execute(
@@ -165,12 +176,8 @@ def _add_prompts(
         )
     )
     for participant_id, due_at, answered_at in rows:
-        start = starts[participant_id]
-        if due_at < start:
-            continue
-        figures = weeks[participant_id][_week_of(start, due_at)]
-        figures.prompts_offered += 1
-        figures.prompts_answered += answered_at is not None
+        if due_at >= starts[participant_id]:
+            yield participant_id, due_at, answered_at is not None
 
 
 def _add_engagement(
@@ -179,6 +186,18 @@ def _add_engagement(
     now: datetime,
     weeks: dict[uuid.UUID, list[WeekFigures]],
 ) -> None:
+    for participant_id, sent_at, opened in intervention_rows(session, starts, now):
+        figures = weeks[participant_id][_week_of(starts[participant_id], sent_at)]
+        figures.interventions_sent += 1
+        figures.interventions_opened += opened
+
+
+def intervention_rows(
+    session: Session, starts: dict[uuid.UUID, datetime], now: datetime
+) -> Iterator[tuple[uuid.UUID, datetime, bool]]:
+    """(participant, sent time, opened) of each intervention prompt delivered since the
+    participant's start, up to ``now`` (opened: the prompt opened, or its exercise started
+    or completed)."""
     opened = (
         sa.select(EngagementEvent.id)
         .where(
@@ -203,9 +222,6 @@ def _add_engagement(
         )
     )
     for participant_id, sent_at, was_opened in rows:
-        start = starts[participant_id]
-        if sent_at is None or sent_at < start:  # None is excluded by the query
-            continue
-        figures = weeks[participant_id][_week_of(start, sent_at)]
-        figures.interventions_sent += 1
-        figures.interventions_opened += bool(was_opened)
+        # None is excluded by the query
+        if sent_at is not None and sent_at >= starts[participant_id]:
+            yield participant_id, sent_at, bool(was_opened)

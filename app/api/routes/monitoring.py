@@ -77,7 +77,12 @@ def list_flags(
     return FlagPage(items=[FlagOut.model_validate(f) for f in items], next_cursor=next_cursor)
 
 
-@router.post("/flags/{flag_id}/acknowledge", response_model=FlagOut, summary="Acknowledge a flag")
+@router.post(
+    "/flags/{flag_id}/acknowledge",
+    response_model=FlagOut,
+    summary="Acknowledge a flag",
+    responses=problem_responses(409),
+)
 def acknowledge_flag(
     study_id: uuid.UUID,
     flag_id: uuid.UUID,
@@ -87,12 +92,17 @@ def acknowledge_flag(
     clock: ClockDep,
 ) -> FlagOut:
     """Records that the care team has seen the flag and what they did. The flag stays
-    listed until the daily evaluation finds its condition gone.
+    listed until the evaluation finds its condition gone, except that a fatigue flag
+    acknowledged with `end_response: true` ends the fatigue episode and its automatic
+    response at once (`resolution: ended_by_care_team`; 422 on other kinds, 409 when the
+    episode is already over). Audited.
 
     Roles: coordinator, admin.
     """
     flag = care_flags.get_flag(session, get_study(session, study_id), flag_id)
-    care_flags.acknowledge(session, clock, caller.actor, flag, body.note)
+    care_flags.acknowledge(
+        session, clock, caller.actor, flag, body.note, end_response=body.end_response
+    )
     session.commit()
     return FlagOut.model_validate(flag)
 

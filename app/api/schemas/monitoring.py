@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from app.api.schemas.common import NonEmptyText, Schema, examples
-from app.monitoring.models import FlagKind
+from app.monitoring.models import FlagKind, FlagResolution
 
 _FLAG_EXAMPLE = {
     "id": "019a8b5e-7a5d-7f6e-9b82-9d0e1f2a3b4c",
@@ -25,6 +25,7 @@ _FLAG_EXAMPLE = {
     "acknowledged_by": None,
     "note": None,
     "resolved_at": None,
+    "resolution": None,
 }
 
 
@@ -40,7 +41,13 @@ class FlagOut(Schema):
     acknowledged_by: str | None
     note: str | None
     resolved_at: datetime | None = Field(
-        description="When the daily evaluation found the condition gone."
+        description="When the evaluation found the condition gone, or the care team ended "
+        "a fatigue episode."
+    )
+    resolution: FlagResolution | None = Field(
+        None,
+        description="condition_gone (for fatigue: the clearing condition held) or "
+        "ended_by_care_team (an acknowledgement with end_response, or a review).",
     )
 
 
@@ -55,10 +62,21 @@ class FlagPage(Schema):
 
 class AcknowledgeRequest(Schema):
     model_config = ConfigDict(
-        json_schema_extra=examples({"note": "Called the participant; plan reviewed with GP."})
+        json_schema_extra=examples(
+            {"note": "Called the participant; plan reviewed with GP."},
+            {
+                "note": "Agreed fewer check-ins for now; back to the full plan.",
+                "end_response": True,
+            },
+        )
     )
 
     note: NonEmptyText = Field(max_length=2000, description="What the care team did about it.")
+    end_response: bool = Field(
+        False,
+        description="Fatigue flags only: also end the fatigue episode now, with its automatic "
+        "response (burden factor back to 1). Otherwise it lasts until its clearing condition.",
+    )
 
 
 _WEEK_EXAMPLE = {
