@@ -314,6 +314,7 @@ def _reference_rows(
             "prompt_opened" in kinds if sent else None,
             "exercise_completed" in kinds if sent else None,
             None if d.learning is None else json.dumps(d.learning, sort_keys=True),
+            d.burden_factor,
             *(extra.get(name) for name in names),
         )
 

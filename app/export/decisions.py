@@ -93,6 +93,11 @@ FIXED_COLUMNS = [
         "features, effect_mean, effect_variance, probability_unclipped, probability_clipped, "
         "fallback, fallback_reason.",
     ),
+    number(
+        "burden_factor",
+        "The burden factor in force: 1, or the fatigue response's prompt_budget_factor "
+        "while a fatigue episode was open (empty for decisions logged before it was kept).",
+    ),
 ]
 
 _VALUE_TYPES = {
@@ -160,13 +165,14 @@ def decision_rows(
         for row in page:
             known = probabilities.known.get((row[9], row[17]))
             text, p_treated = known or probabilities.add(row[9], row[17])
-            tailoring = loads(row[33])[0]
+            tailoring = loads(row[34])[0]
             yield (
                 *row[:17],
                 text,
                 p_treated if row[13] else None,
                 *row[18:32],
                 _learning_text(row[32]),
+                row[33],
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
@@ -247,8 +253,8 @@ def _page_statement(
 ) -> AnySelect:
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
-    P(treated) is computed from them), the learning record as JSON text at 32, and the
-    tailoring snapshot comes last."""
+    P(treated) is computed from them), the learning record as JSON text at 32, the burden
+    factor at 33, and the tailoring snapshot comes last."""
     d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
@@ -288,6 +294,7 @@ def _page_statement(
             opened,
             completed,
             sa.cast(d.learning, sa.Text),
+            d.burden_factor,
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)
