@@ -112,7 +112,7 @@ def test_non_response_is_flagged_and_resolves_when_pain_improves(world: World) -
     assert len(flags) == 1
     assert flags[0]["participant_id"] == participant["id"]
     assert flags[0]["detail"]["baseline_mean"] == 6.0
-    assert flags[0]["detail"]["last_week_mean"] == 5.5
+    assert flags[0]["detail"]["recent_mean"] == 5.5
 
     # Raised once: evaluating again does not duplicate it.
     with world.session_factory() as session:

@@ -5,7 +5,6 @@ staff acknowledge it with a note meanwhile. One unresolved flag per participant 
 """
 
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ from app.monitoring.fatigue import (
     study_day_index,
 )
 from app.monitoring.models import CareFlag, FlagKind, FlagResolution
-from app.monitoring.trends import WeekFigures, weekly_figures_of
+from app.monitoring.non_response import non_response_of
 from app.notifications.models import Device, Notification, NotificationStatus
 from app.notifications.outbox import NotificationValues, write_outbox
 from app.participants.models import Participant, ParticipantStatus, ParticipantToken
@@ -37,27 +36,6 @@ from app.protocols.document import Protocol
 from app.protocols.store import get_version, load_protocol, protocol_of_version
 from app.sensing.models import WearableSummary
 from app.studies.models import Study
-
-
-def _non_response(protocol: Protocol, weeks: Sequence[WeekFigures]) -> dict[str, Any] | None:
-    rule = protocol.monitoring.non_response
-    # weeks[-1] is the current, unfinished week; the last complete one is compared.
-    if rule is None or len(weeks) < 2 or weeks[-1].week < rule.after_weeks:
-        return None
-    baseline, recent = weeks[0].means.get(rule.item), weeks[-2].means.get(rule.item)
-    if baseline is None or recent is None or baseline <= 0:
-        return None
-    improvement = (baseline - recent) / baseline
-    if improvement >= rule.min_improvement:
-        return None
-    return {
-        "item": rule.item,
-        "baseline_mean": baseline,
-        "last_week_mean": recent,
-        "improvement": round(improvement, 4),
-        "required_improvement": rule.min_improvement,
-        "week": weeks[-1].week,
-    }
 
 
 def _fatigue(
@@ -189,19 +167,13 @@ def _evaluate(
 ) -> dict[uuid.UUID, dict[FlagKind, dict[str, Any] | None]]:
     """``evaluate_participant`` of each participant, with a fixed number of queries for
     those on one protocol (the daily evaluation reads the whole study)."""
-    weeks: dict[uuid.UUID, list[WeekFigures]] = {}
-    by_references: dict[tuple[str, ...], list[Participant]] = defaultdict(list)
-    for participant in participants:
-        rule = protocols[participant.id].monitoring.non_response
-        by_references[(rule.item,) if rule is not None else ()].append(participant)
-    for references, group in by_references.items():
-        weeks |= weekly_figures_of(session, group, references, now)
+    non_response = non_response_of(session, participants, protocols, now)
     series = daily_series(session, participants, now)
     episodes = _episodes(session, participants)
     unreachable = _unreachable_of(session, protocols, participants, now)
     return {
         p.id: {
-            FlagKind.non_response: _non_response(protocols[p.id], weeks[p.id]),
+            FlagKind.non_response: non_response[p.id],
             FlagKind.fatigue: _fatigue(
                 protocols[p.id], series.get(p.id), episodes.get(p.id, _Episode())
             ),

@@ -20,7 +20,9 @@ from app.notifications.models import Notification, NotificationKind, Notificatio
 from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.questionnaires import NumericRatingItem
+from app.protocols.tailoring import WearableMetric
 from app.scheduling.models import ItemKind, ItemStatus, ScheduledItem
+from app.sensing.models import WearableSummary
 
 WEEK = timedelta(days=7)
 
@@ -36,6 +38,9 @@ class WeekFigures:
     prompts_answered: int = 0
     interventions_sent: int = 0
     interventions_opened: int = 0
+    # Wearable summaries: the mean per day of the day's total (steps, active and sleep
+    # minutes), or of the values (resting heart rate, sleep efficiency); None without data.
+    wearables: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def ema_completion(self) -> float | None:
@@ -62,7 +67,7 @@ def _week_of(enrolled_at: datetime, when: datetime) -> int:
     return int((when - enrolled_at) / WEEK)
 
 
-def _matches(reference: str, questionnaire_id: str, item_id: str) -> bool:
+def matches(reference: str, questionnaire_id: str, item_id: str) -> bool:
     wanted_q, _, wanted_item = reference.partition(".")
     return wanted_item == item_id and wanted_q in ("*", questionnaire_id)
 
@@ -81,8 +86,7 @@ def weekly_figures(
 def weekly_figures_of(
     session: Session, participants: Sequence[Participant], references: Sequence[str], now: datetime
 ) -> dict[uuid.UUID, list[WeekFigures]]:
-    """``weekly_figures`` of each participant, with three queries for all of them (the daily
-    flags read every participant's figures)."""
+    """``weekly_figures`` of each participant, with four queries for all of them."""
     starts = {
         p.id: p.enrolled_at
         for p in participants
@@ -100,6 +104,7 @@ def weekly_figures_of(
         _add_means(session, some, now, references, weeks)
         _add_prompts(session, some, now, weeks)
         _add_engagement(session, some, now, weeks)
+        _add_wearables(session, some, now, weeks)
     return {p.id: weeks.get(p.id, []) for p in participants}
 
 
@@ -136,7 +141,7 @@ def _add_means(
         if answered_at < start:
             continue
         for reference in references:
-            if numeric is not None and _matches(reference, questionnaire_id, item_id):
+            if numeric is not None and matches(reference, questionnaire_id, item_id):
                 values[(participant_id, _week_of(start, answered_at), reference)].append(numeric)
     for participant_id in starts:
         for figures in weeks[participant_id]:
@@ -225,3 +230,52 @@ def intervention_rows(
         # None is excluded by the query
         if sent_at is not None and sent_at >= starts[participant_id]:
             yield participant_id, sent_at, bool(was_opened)
+
+
+# Totals per day (a day's steps, its minutes); the others are measured values.
+_ADDITIVE = (WearableMetric.steps, WearableMetric.active_minutes, WearableMetric.sleep_minutes)
+
+
+def _add_wearables(
+    session: Session,
+    starts: dict[uuid.UUID, datetime],
+    now: datetime,
+    weeks: dict[uuid.UUID, list[WeekFigures]],
+) -> None:
+    """Each week's wearable means. A summary counts on the study day it ends (a night's
+    sleep belongs to the morning, as in the participant's own summary)."""
+    rows = session.execute(
+        sa.select(
+            WearableSummary.participant_id,
+            WearableSummary.metric,
+            WearableSummary.end_at,
+            WearableSummary.value,
+        )
+        .where(
+            WearableSummary.participant_id.in_(list(starts)),
+            WearableSummary.end_at > min(starts.values()),
+            WearableSummary.end_at <= now,
+        )
+        .order_by(WearableSummary.participant_id, WearableSummary.metric, WearableSummary.end_at)
+    )
+    totals: dict[tuple[uuid.UUID, str, int], float] = defaultdict(float)
+    values: dict[tuple[uuid.UUID, str, int], list[float]] = defaultdict(list)
+    for participant_id, metric, end_at, value in rows:
+        start = starts[participant_id]
+        if end_at <= start or metric not in set(WearableMetric):
+            continue
+        day = int((end_at - start) / timedelta(days=1))
+        if metric in _ADDITIVE:
+            totals[(participant_id, metric, day)] += value
+        else:
+            values[(participant_id, metric, day)].append(value)
+    per_week: dict[tuple[uuid.UUID, str, int], list[float]] = defaultdict(list)
+    for (participant_id, metric, day), total in totals.items():
+        per_week[(participant_id, metric, day // 7)].append(total)
+    for (participant_id, metric, day), found in values.items():
+        per_week[(participant_id, metric, day // 7)] += found
+    for participant_id in starts:
+        for figures in weeks[participant_id]:
+            for metric in WearableMetric:
+                got = per_week.get((participant_id, metric, figures.week))
+                figures.wearables[metric.value] = sum(got) / len(got) if got else None

@@ -48,6 +48,7 @@ def protocol_warnings(protocol: Protocol) -> list[ProtocolWarning]:
         *_rules_that_cannot_fire(protocol, scope),
         *_pushes_beyond_the_cap(protocol),
         *_fatigue_response_without_effect(protocol),
+        *_non_response_windows_overlap(protocol),
     ]
 
 
@@ -188,6 +189,25 @@ def _fatigue_response_without_effect(protocol: Protocol) -> list[ProtocolWarning
             "moments a day), EMA reminders and droppable EMA schedules, and none of them "
             "changes; lower the factor, mark optional schedules droppable or declare a "
             "re_engagement message",
+        )
+    ]
+
+
+def _non_response_windows_overlap(protocol: Protocol) -> list[ProtocolWarning]:
+    rule = protocol.monitoring.non_response
+    if rule is None:
+        return []
+    first_recent_day = 7 * rule.after_weeks - rule.recent.days
+    baseline_end = rule.baseline.start_day + rule.baseline.days
+    if baseline_end <= first_recent_day:
+        return []
+    return [
+        ProtocolWarning(
+            "monitoring.non_response",
+            f"the baseline window (study days {rule.baseline.start_day} to {baseline_end - 1}) "
+            f"overlaps the recent window at the first evaluation (week {rule.after_weeks}, "
+            f"days {max(first_recent_day, 0)} on): the first flags compare a window with "
+            "itself; raise after_weeks or shorten a window",
         )
     ]
 

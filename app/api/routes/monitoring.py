@@ -121,7 +121,8 @@ def participant_trends(
 ) -> TrendsOut:
     """Routine outcome monitoring for one participant: each study week's mean of the
     protocol's trend items (pain, interference, acceptance …) against the enrollment week,
-    EMA completion and prompt engagement. The read is audited.
+    EMA completion, prompt engagement and the week's wearable summaries (steps, sleep,
+    resting heart rate …). The read is audited.
 
     Roles: all staff.
     """
@@ -146,6 +147,7 @@ def participant_trends(
                 prompts_answered=f.prompts_answered,
                 interventions_sent=f.interventions_sent,
                 interventions_opened=f.interventions_opened,
+                wearables=f.wearables,
             )
             for f in figures
         ]

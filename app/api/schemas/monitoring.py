@@ -14,8 +14,13 @@ _FLAG_EXAMPLE = {
     "kind": "non_response",
     "detail": {
         "item": "*.pain",
+        "direction": "lower_is_better",
         "baseline_mean": 6.4,
-        "last_week_mean": 6.1,
+        "baseline_days": [0, 6],
+        "baseline_answers": 14,
+        "recent_mean": 6.1,
+        "recent_days": [28, 34],
+        "recent_answers": 13,
         "improvement": 0.0469,
         "required_improvement": 0.3,
         "week": 5,
@@ -91,6 +96,13 @@ _WEEK_EXAMPLE = {
     "prompts_answered": 17,
     "interventions_sent": 9,
     "interventions_opened": 5,
+    "wearables": {
+        "steps": 5210.0,
+        "active_minutes": 31.0,
+        "sleep_minutes": 402.5,
+        "sleep_efficiency": 88.0,
+        "resting_heart_rate": 64.2,
+    },
 }
 
 
@@ -108,6 +120,11 @@ class WeekOut(Schema):
     prompts_answered: int
     interventions_sent: int
     interventions_opened: int
+    wearables: dict[str, float | None] = Field(
+        description="Wearable summaries this week: steps, active_minutes and sleep_minutes "
+        "as the mean of each day's total (days with data), resting_heart_rate and "
+        "sleep_efficiency as the mean of the values; null without data."
+    )
 
 
 class TrendsOut(Schema):
