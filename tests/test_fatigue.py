@@ -27,15 +27,14 @@ from app.monitoring.flags import evaluate_all
 from app.monitoring.models import CareFlag
 from app.notifications.models import Notification
 from app.participants.models import Participant
-from app.protocols.example_files import CHRONIC_PAIN_JITAI, example_text
 from app.protocols.loading import parse_protocol
 from app.protocols.monitoring import Fatigue
-from app.scheduling.models import ScheduledItem
 from app.staff.models import Role
 from tests.conftest import World
 from tests.support.decisions import example_document
 from tests.support.scheduling import decide_nothing, items, run_until, worker
 from tests.test_exports import PAIN_ATTRIBUTES
+from tests.test_monitoring import _prompts, _study
 
 DAY = timedelta(days=1)
 RULE = Fatigue()  # the defaults: 14 baseline days, 7-day window, 0.7 / 3 days, 0.85 / 7 days
@@ -201,40 +200,11 @@ def test_without_a_cap_the_factor_scales_the_decision_moments() -> None:
 # --- through the app -----------------------------------------------------------------------
 
 
-def _study(world: World) -> dict[str, Any]:
-    study = world.study()
-    response = world.client.post(
-        f"/v1/studies/{study['id']}/protocols",
-        content=example_text(CHRONIC_PAIN_JITAI),
-        headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
-    )
-    assert response.status_code == 201, response.text
-    return study
-
-
 def _seed_prompts(world: World, participant: dict[str, Any], weekly: Sequence[int]) -> None:
     start = world.clock.now()
-    pid, study_id = uuid.UUID(participant["id"]), uuid.UUID(participant["study_id"])
     with world.session_factory() as session:
         for day, answers in enumerate(answered_on(weekly)):
-            for n, answered in enumerate(answers):
-                due = start + day * DAY + timedelta(hours=1 + 4 * n)
-                session.add(
-                    ScheduledItem(
-                        participant_id=pid,
-                        study_id=study_id,
-                        protocol_version=1,
-                        kind="ema_prompt",
-                        slot_key=f"ema:test:{due.isoformat()}",
-                        source_id="morning",
-                        questionnaire_id="morning",
-                        due_at=due,
-                        status="done",
-                        answered_at=due + timedelta(minutes=5) if answered else None,
-                        created_at=due,
-                        updated_at=due,
-                    )
-                )
+            _prompts(session, participant, start + day * DAY, len(answers), sum(answers))
         session.commit()
 
 

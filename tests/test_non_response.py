@@ -11,9 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
 
-from app.ema.models import EmaAnswer, EmaResponse
 from app.monitoring.flags import evaluate_all
 from app.monitoring.non_response import assess_non_response
 from app.protocols.loading import parse_protocol
@@ -24,6 +22,7 @@ from app.staff.models import Role
 from tests.conftest import World
 from tests.support.decisions import example_document
 from tests.test_exports import PAIN_ATTRIBUTES
+from tests.test_monitoring import answer
 
 DAY = timedelta(days=1)
 
@@ -121,7 +120,8 @@ def test_overlapping_windows_are_warned_about() -> None:
 # --- through the app -----------------------------------------------------------------------
 
 
-def _study(world: World, non_response: dict[str, Any]) -> dict[str, Any]:
+def _upload(world: World, non_response: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A study and the answer to uploading the example with this non_response rule."""
     document = example_document()
     document["monitoring"]["non_response"] = non_response
     study = world.study()
@@ -130,38 +130,13 @@ def _study(world: World, non_response: dict[str, Any]) -> dict[str, Any]:
         content=yaml.safe_dump(document),
         headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
     )
+    return study, response
+
+
+def _study(world: World, non_response: dict[str, Any]) -> dict[str, Any]:
+    study, response = _upload(world, non_response)
     assert response.status_code == 201, response.text
     return study
-
-
-def _answer(
-    session: Session, participant: dict[str, Any], when: datetime, item: str, value: float
-) -> None:
-    pid = uuid.UUID(participant["id"])
-    response = EmaResponse(
-        participant_id=pid,
-        study_id=uuid.UUID(participant["study_id"]),
-        client_id=uuid.uuid4().hex,
-        questionnaire_id="morning",
-        questionnaire_version=1,
-        protocol_version=1,
-        answered_at=when,
-        utc_offset_minutes=0,
-        received_at=when,
-    )
-    session.add(response)
-    session.flush()
-    session.add(
-        EmaAnswer(
-            response_id=response.id,
-            participant_id=pid,
-            questionnaire_id="morning",
-            item_id=item,
-            answered_at=when,
-            value=value,
-            numeric_value=value,
-        )
-    )
 
 
 def _flags(world: World, study_id: str) -> list[dict[str, Any]]:
@@ -191,10 +166,9 @@ def test_acceptance_that_does_not_rise_is_flagged(world: World) -> None:
     with world.session_factory() as session:
         for day in range(28):
             # Pain improves a lot; acceptance, the declared measure, does not.
-            _answer(
-                session, participant, start + day * DAY + timedelta(hours=2), "pain", 8 - day / 4
-            )
-            _answer(session, participant, start + day * DAY + timedelta(hours=2), "acceptance", 4.0)
+            when = start + day * DAY + timedelta(hours=2)
+            answer(session, participant, when, 8 - day / 4, item="pain")
+            answer(session, participant, when, 4.0, item="acceptance")
         session.commit()
     world.clock.set(start + 28 * DAY + timedelta(hours=1))
     with world.session_factory() as session:
@@ -216,9 +190,8 @@ def test_too_little_recent_data_raises_nothing(world: World) -> None:
     start = world.clock.now()
     with world.session_factory() as session:
         for day in [*range(7), 30, 32]:
-            _answer(
-                session, participant, start + day * DAY + timedelta(hours=2), "interference", 6.0
-            )
+            when = start + day * DAY + timedelta(hours=2)
+            answer(session, participant, when, 6.0, item="interference")
         session.commit()
     world.clock.set(start + 35 * DAY + timedelta(hours=1))
     with world.session_factory() as session:
@@ -240,14 +213,7 @@ def test_too_little_recent_data_raises_nothing(world: World) -> None:
 def test_bad_rules_are_refused_naming_the_field(
     world: World, rule: dict[str, Any], field: str
 ) -> None:
-    document = example_document()
-    document["monitoring"]["non_response"] = rule
-    study = world.study()
-    response = world.client.post(
-        f"/v1/studies/{study['id']}/protocols",
-        content=yaml.safe_dump(document),
-        headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
-    )
+    _, response = _upload(world, rule)
     assert response.status_code == 422, response.text
     fields = [e["field"] for e in response.json()["errors"]]
     assert any(f.endswith(field) or field in f for f in fields), fields

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.batches import chunks
-from app.ema.models import EmaAnswer
-from app.monitoring.trends import matches
+from app.monitoring.trends import answer_rows, matches
 from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.monitoring import Direction, NonResponse
@@ -89,30 +87,12 @@ def non_response_of(
     for ids in chunks(list(starts)):
         item_ids = {rules[pid].item.partition(".")[2] for pid in ids}
         values: dict[uuid.UUID, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        rows = session.execute(
-            sa.select(
-                EmaAnswer.participant_id,
-                EmaAnswer.questionnaire_id,
-                EmaAnswer.item_id,
-                EmaAnswer.answered_at,
-                EmaAnswer.numeric_value,
-            )
-            .where(
-                EmaAnswer.participant_id.in_(ids),
-                EmaAnswer.item_id.in_(item_ids),
-                EmaAnswer.answered_at >= min(starts[pid] for pid in ids),
-                EmaAnswer.answered_at <= now,
-                EmaAnswer.numeric_value.is_not(None),
-            )
-            # Sums of floats: the order is part of the result.
-            .order_by(EmaAnswer.participant_id, EmaAnswer.item_id, EmaAnswer.answered_at)
-        )
-        for pid, questionnaire_id, item_id, answered_at, numeric in rows:
-            start = starts[pid]
-            if numeric is None or answered_at < start:
-                continue
+        some = {pid: starts[pid] for pid in ids}
+        for pid, questionnaire_id, item_id, answered_at, numeric in answer_rows(
+            session, some, item_ids, now
+        ):
             if matches(rules[pid].item, questionnaire_id, item_id):
-                values[pid][int((answered_at - start) / DAY)].append(numeric)
+                values[pid][int((answered_at - some[pid]) / DAY)].append(numeric)
         for pid in ids:
             complete = int((now - starts[pid]) / DAY)
             found[pid] = assess_non_response(rules[pid], values.get(pid, {}), complete)

@@ -108,14 +108,11 @@ def weekly_figures_of(
     return {p.id: weeks.get(p.id, []) for p in participants}
 
 
-def _add_means(
-    session: Session,
-    starts: dict[uuid.UUID, datetime],
-    now: datetime,
-    references: Sequence[str],
-    weeks: dict[uuid.UUID, list[WeekFigures]],
-) -> None:
-    item_ids = {r.partition(".")[2] for r in references}
+def answer_rows(
+    session: Session, starts: dict[uuid.UUID, datetime], item_ids: set[str], now: datetime
+) -> Iterator[tuple[uuid.UUID, str, str, datetime, float]]:
+    """(participant, questionnaire, item, answered at, value) of every numeric answer to
+    one of ``item_ids`` since the participant's start, up to ``now``."""
     rows = session.execute(
         sa.select(
             EmaAnswer.participant_id,
@@ -135,13 +132,24 @@ def _add_means(
         # means are sums of floats, so the order is part of the result.
         .order_by(EmaAnswer.participant_id, EmaAnswer.item_id, EmaAnswer.answered_at)
     )
+    for participant_id, questionnaire_id, item_id, answered_at, numeric in rows:
+        if numeric is not None and answered_at >= starts[participant_id]:
+            yield participant_id, questionnaire_id, item_id, answered_at, numeric
+
+
+def _add_means(
+    session: Session,
+    starts: dict[uuid.UUID, datetime],
+    now: datetime,
+    references: Sequence[str],
+    weeks: dict[uuid.UUID, list[WeekFigures]],
+) -> None:
+    rows = answer_rows(session, starts, {r.partition(".")[2] for r in references}, now)
     values: dict[tuple[uuid.UUID, int, str], list[float]] = defaultdict(list)
     for participant_id, questionnaire_id, item_id, answered_at, numeric in rows:
         start = starts[participant_id]
-        if answered_at < start:
-            continue
         for reference in references:
-            if numeric is not None and matches(reference, questionnaire_id, item_id):
+            if matches(reference, questionnaire_id, item_id):
                 values[(participant_id, _week_of(start, answered_at), reference)].append(numeric)
     for participant_id in starts:
         for figures in weeks[participant_id]:
