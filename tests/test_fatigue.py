@@ -29,6 +29,8 @@ from app.notifications.models import Notification
 from app.participants.models import Participant
 from app.protocols.loading import parse_protocol
 from app.protocols.monitoring import Fatigue
+from app.protocols.timing import EmaSchedule
+from app.scheduling.burden import thinned_out, with_reminders_scaled
 from app.staff.models import Role
 from tests.conftest import World
 from tests.support.decisions import example_document
@@ -195,6 +197,26 @@ def test_without_a_cap_the_factor_scales_the_decision_moments() -> None:
     assert burden_reason(protocol, Moment("afternoon", local, {}, prompts_today=4)) is None
     tired = Moment("afternoon", local, {}, prompts_today=2, prompt_budget_factor=0.5)
     assert burden_reason(protocol, tired) == "daily cap reached (2 prompts today, the cap is 2)"
+
+
+@settings(max_examples=20, deadline=None)
+@given(factor=st.sampled_from([0.25, 0.5, 0.75]))
+def test_thinning_keeps_the_factors_share_reproducibly(factor: float) -> None:
+    participant = uuid.uuid4()
+    slots = [f"ema:afternoon:2026-03-{d:02d}:{n}" for d in range(1, 29) for n in range(40)]
+    dropped = [thinned_out(participant, slot, factor) for slot in slots]
+    assert abs(sum(not d for d in dropped) / len(slots) - factor) < 0.06
+    assert dropped == [thinned_out(participant, slot, factor) for slot in slots]
+    assert not any(thinned_out(participant, slot, 1.0) for slot in slots)
+
+
+def test_reminders_are_scaled_down() -> None:
+    schedule = EmaSchedule(
+        id="s", questionnaire="q", times=["08:00"], reminders={"count": 3, "every_minutes": 10}
+    )
+    assert with_reminders_scaled(schedule, 0.5).reminders.count == 1
+    assert with_reminders_scaled(schedule, 0.5).reminders.every_minutes == 10
+    assert with_reminders_scaled(schedule, 1.0) is schedule
 
 
 # --- through the app -----------------------------------------------------------------------
