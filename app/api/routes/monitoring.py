@@ -58,10 +58,12 @@ def list_flags(
         bool, Query(description="Only flags whose condition still holds.")
     ] = True,
 ) -> FlagPage:
-    """Non-response (too little improvement from baseline after N weeks), treatment fatigue
-    (EMA completion or engagement falling over two weeks) and unreachable (no delivered push
-    and no app contact for N days), as the protocol's `monitoring` section sets them.
-    Evaluated daily by the worker. The read is audited.
+    """Non-response (too little improvement on the declared measure from the baseline
+    window to the recent window), treatment fatigue (an open episode: EMA completion or
+    engagement declined against the participant's own first weeks) and unreachable (no
+    delivered push and no app contact for N days), as the protocol's `monitoring` section
+    sets them. Evaluated hourly by the worker; `resolution` says how a resolved flag ended.
+    The read is audited.
 
     Roles: all staff.
     """
