@@ -446,6 +446,12 @@ def test_the_decision_log_and_export_carry_the_burden_factor(world: World) -> No
         participant, "afternoon", datetime(2026, 3, 4, 13, 0, tzinfo=UTC)
     )
     assert decision.burden_factor == 0.5
+    history = world.client.get(
+        f"/v1/studies/{trial.study_id}/participants/{participant}/decisions",
+        headers=world.staff(Role.researcher),
+    )
+    assert history.status_code == 200, history.text
+    assert [d["burden_factor"] for d in history.json()["items"]] == [0.5]
     response = world.client.get(
         f"/v1/studies/{trial.study_id}/exports/decisions/dictionary",
         headers=world.staff(Role.researcher),
