@@ -9,12 +9,14 @@ The two trajectories of the issue (3 EMA prompts a day, 21 a week):
 - a gradual fall 20, 16, 13, 10, 8, 6 of 21: flagged (never, week over week).
 """
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,7 +34,7 @@ from app.protocols.monitoring import Fatigue
 from app.protocols.timing import EmaSchedule
 from app.scheduling.burden import thinned_out, with_reminders_scaled
 from app.staff.models import Role
-from tests.conftest import World
+from tests.conftest import World, is_postgres_run
 from tests.support.decisions import example_document
 from tests.support.scheduling import decide_nothing, items, run_until, worker
 from tests.test_exports import PAIN_ATTRIBUTES
@@ -459,3 +461,30 @@ def test_the_decision_log_and_export_carry_the_burden_factor(world: World) -> No
     assert response.status_code == 200, response.text
     columns = {c["name"]: c for c in response.json()["data_dictionary"]["columns"]}
     assert "fatigue" in columns["burden_factor"]["meaning"]
+
+
+@pytest.mark.skipif(not is_postgres_run(), reason="row locks are PostgreSQL's")
+def test_two_workers_evaluating_at_once_send_one_message(world: World) -> None:
+    start = world.clock.now()
+    study, participant = _setup(world, FLAT)
+    world.clock.set(start + 21 * DAY + timedelta(minutes=30))
+    first = world.session_factory()
+    raised_first = evaluate_all(first, world.clock)  # holds the study's lock until commit
+    done: list[int] = []
+
+    def second_worker() -> None:
+        with world.session_factory() as session:
+            done.append(evaluate_all(session, world.clock))
+            session.commit()
+
+    thread = threading.Thread(target=second_worker)
+    thread.start()
+    thread.join(timeout=1)
+    assert thread.is_alive()  # waiting for the first worker's lock
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert raised_first >= 1
+    assert done == [0]
+    assert len(_fatigue_flags(world, study["id"])) == 1
+    assert len(_re_engagements(world, participant)) == 1

@@ -1,4 +1,4 @@
-"""Care-team flags: non-response, treatment fatigue, unreachable. Evaluated daily.
+"""Care-team flags: non-response, treatment fatigue, unreachable. Evaluated hourly.
 
 A flag is raised once and stays until the evaluation finds its condition gone (resolved);
 staff acknowledge it with a note meanwhile. One unresolved flag per participant and kind.
@@ -184,8 +184,13 @@ def _evaluate(
 
 
 def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFlag]:
-    """Raise and resolve every active participant's flags; returns the newly raised ones."""
+    """Raise and resolve every active participant's flags; returns the newly raised ones.
+
+    The study's row is locked first (``FOR UPDATE`` on PostgreSQL), so that two workers
+    evaluating at once take turns: the second sees the flags the first raised, and a
+    fatigue episode's re-engagement message is written once."""
     now = clock.now()
+    session.execute(sa.select(Study.id).where(Study.id == study.id).with_for_update())
     participants = session.scalars(
         sa.select(Participant).where(
             Participant.study_id == study.id,
@@ -254,9 +259,9 @@ def _sync_burden_factor(participant: Participant, protocol: Protocol, fatigued: 
 
 def evaluate_all(session: Session, clock: Clock) -> int:
     """Every study's flags (the worker's daily job); returns how many were raised."""
-    return sum(
-        len(evaluate_study(session, clock, study)) for study in session.scalars(sa.select(Study))
-    )
+    # In id order: concurrent evaluations lock the studies in the same order.
+    studies = session.scalars(sa.select(Study).order_by(Study.id))
+    return sum(len(evaluate_study(session, clock, study)) for study in studies)
 
 
 def prompt_budget_factor(session: Session, participant_id: uuid.UUID, protocol: Protocol) -> float:
