@@ -38,6 +38,7 @@ from app.participants.models import Participant
 from app.protocols.document import Protocol
 from app.protocols.monitoring import Fatigue, ReEngagementMessage
 from app.protocols.primitives import minute_of_day
+from app.studies.models import Study
 
 DAY = timedelta(days=1)
 # A re-engagement message is worth showing for two days.
@@ -240,7 +241,14 @@ def end_fatigue_episode(
     ``end_response``, or a care-team review): the flag is resolved as
     ``ended_by_care_team``, the burden factor goes back to 1 and the decision is audited.
     Returns the flag, or None when no episode was open. Writes in the caller's
-    transaction; the reviews module calls this when a review ends the response."""
+    transaction; the reviews module calls this when a review ends the response.
+
+    The study's row is locked first, as the flags evaluation locks it, so that the two
+    take turns (and always lock in the same order)."""
+    study_id = session.scalar(
+        sa.select(Participant.study_id).where(Participant.id == participant_id)
+    )
+    session.execute(sa.select(Study.id).where(Study.id == study_id).with_for_update())
     flag = session.scalar(
         sa.select(CareFlag)
         .where(

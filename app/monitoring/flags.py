@@ -302,6 +302,11 @@ def acknowledge(
             field="end_response",
             code="flag_resolved",
         )
+    if end_response:
+        # First: it locks the study, then the flag, in the evaluation's order.
+        end_fatigue_episode(
+            session, clock, actor, flag.participant_id, reason=f"acknowledged: {note}"
+        )
     flag.acknowledged_at, flag.acknowledged_by, flag.note = clock.now(), actor.label, note
     record(
         session,
@@ -318,8 +323,4 @@ def acknowledge(
             "end_response": end_response,
         },
     )
-    if end_response:
-        end_fatigue_episode(
-            session, clock, actor, flag.participant_id, reason=f"acknowledged: {note}"
-        )
     return flag
