@@ -25,6 +25,7 @@ from app.monitoring.trends import trend_items, weekly_figures
 from app.participants.models import Participant
 from app.participants.service import get_participant
 from app.protocols.document import Protocol
+from app.protocols.monitoring import Direction
 from app.protocols.store import get_version, load_protocol
 from app.studies.models import Study
 from app.studies.service import get_study
@@ -178,7 +179,9 @@ def my_summary(caller: Me, session: SessionDep, clock: ClockDep) -> SummaryOut:
 
 
 def _pain_item(protocol: Protocol | None) -> str:
-    """The non-response item when declared, else an item called pain."""
-    if protocol is not None and protocol.monitoring.non_response is not None:
-        return protocol.monitoring.non_response.item.partition(".")[2]
+    """The non-response item when declared and lower is better (pain, interference), else
+    an item called pain (a function item, where higher is better, is not pain)."""
+    rule = protocol.monitoring.non_response if protocol is not None else None
+    if rule is not None and rule.direction is Direction.lower_is_better:
+        return rule.item.partition(".")[2]
     return "pain"
