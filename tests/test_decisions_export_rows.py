@@ -316,6 +316,7 @@ def _reference_rows(
             None if d.learning is None else json.dumps(d.learning, sort_keys=True),
             None if d.dose is None else json.dumps(d.dose, sort_keys=True),
             d.phase,
+            d.burden_factor,
             *(extra.get(name) for name in names),
         )
 

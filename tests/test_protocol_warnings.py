@@ -78,12 +78,28 @@ def test_a_rule_that_never_holds_is_reported() -> None:
     assert "never fire" in _warnings(document)["policy.rules[0].when"]
 
 
-def test_a_fatigue_response_without_a_cap_is_reported() -> None:
+def test_a_fatigue_response_without_a_cap_still_works() -> None:
+    # Without max_prompts_per_day the factor scales the decision moments a day (5 -> 2).
     document = example_document()
     del document["policy"]["availability"]["max_prompts_per_day"]
     found = _warnings(document)
-    assert "it does nothing" in found["monitoring.fatigue.response"]
+    assert "monitoring.fatigue.response" not in found
     assert "policy.availability.max_prompts_per_day" not in found
+
+
+def test_a_fatigue_response_without_effect_is_reported() -> None:
+    document = example_document()
+    del document["policy"]["availability"]["max_prompts_per_day"]
+    document["decision_points"] = [
+        {"id": point["id"], "triggers": [{"event": "ema_submitted"}]}
+        for point in document["decision_points"]
+    ]
+    for schedule in document["ema_schedules"]:
+        schedule.pop("droppable", None)
+        schedule.pop("reminders", None)
+    document["monitoring"]["fatigue"]["response"] = {"prompt_budget_factor": 0.5}
+    found = _warnings(document)
+    assert "would have no effect" in found["monitoring.fatigue.response"]
 
 
 def test_defaults_silence_the_missing_data_warning() -> None:

@@ -20,7 +20,7 @@ from app.staff.models import Role
 from tests.conftest import World
 from tests.support.care import Inbox, care_worker, put_routes
 from tests.support.ingest import Phone, pain_study, phone
-from tests.test_monitoring import _pain
+from tests.test_monitoring import answer as _pain
 
 DAY = timedelta(days=1)
 ON_CALL = {"label": "Study nurse", "channel": "email", "address": "nurse@clinic.example"}

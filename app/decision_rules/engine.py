@@ -35,7 +35,6 @@ from app.decision_rules.record import DecisionRecord
 from app.decision_rules.seeding import choose, derive_seed, uniform
 from app.decision_rules.smart import SmartState, advance
 from app.decision_rules.tailoring import Subject, Tailoring, compute_tailoring
-from app.monitoring.models import CareFlag, FlagKind
 from app.notifications.delivery import Delivery
 from app.notifications.history import intervention_prompts
 from app.participants.models import Participant, ParticipantStatus
@@ -71,7 +70,8 @@ class _Burden:
     prompts_today: int = 0
     pushes_today: int = 0
     last_prompt_at: datetime | None = None
-    # The protocol's automatic response to an unresolved fatigue flag (1.0: none).
+    # The burden factor in force: the protocol's response to an open fatigue episode
+    # (1.0: none; app/monitoring/fatigue.py).
     budget_factor: float = 1.0
     # For the dose constraint: the rest of the day's decision points, recent availability.
     dose: DoseHistory = field(default_factory=DoseHistory)
@@ -87,13 +87,20 @@ class _Person:
     enrolled_at: datetime | None
     attributes: dict[str, Any]
     protocol_version: int | None
+    burden_factor: float
 
 
 def _participants(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, _Person]:
     p = Participant
     rows = session.execute(
         sa.select(
-            p.id, p.timezone, p.status, p.enrolled_at, p.attributes, p.protocol_version
+            p.id,
+            p.timezone,
+            p.status,
+            p.enrolled_at,
+            p.attributes,
+            p.protocol_version,
+            p.burden_factor,
         ).where(among(session, p.id, ids))
     ).all()
     return {row[0]: _Person(*row) for row in rows}
@@ -162,12 +169,13 @@ def decide_batch(
         participant = participants[item.participant_id]
         protocol = protocols.get((item.study_id, item.protocol_version))
         tailoring = tailorings[subject_of[position]] if protocol is not None else Tailoring()
+        load = burden.setdefault(participant.id, _Burden())
         record, delivery, added = _decide(
             batch,
-            _Decided(item, participant, zones[participant.id], tailoring),
+            _Decided(item, participant, zones[participant.id], tailoring, load.budget_factor),
             protocol,
             smart_rows.setdefault(participant.id, {}),
-            burden.setdefault(participant.id, _Burden()),
+            load,
         )
         for row in added:
             smart_rows[participant.id][row.stage_id] = row
@@ -194,6 +202,8 @@ class _Decided:
     participant: _Person
     zone: ZoneInfo
     tailoring: Tailoring
+    # The burden factor in force, logged with the decision.
+    burden_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -472,6 +482,7 @@ def _log(
         error=evaluation.error,
         learning=evaluation.learning,
         dose=evaluation.dose,
+        burden_factor=decided.burden_factor,
         created_at=now,
     )
 
@@ -537,32 +548,6 @@ def _burden(
     histories = dose_histories(session, {pid: zones[pid] for pid in dosed}, dosed, now)
     for pid, history in histories.items():
         result[pid].dose = history
-    _fatigue_responses(session, items, protocols, result)
+    for pid, participant in participants.items():
+        result[pid].budget_factor = participant.burden_factor
     return result
-
-
-def _fatigue_responses(
-    session: Session,
-    items: Sequence[ScheduledItem],
-    protocols: Mapping[VersionKey, Protocol],
-    burden: dict[uuid.UUID, _Burden],
-) -> None:
-    """Scale the daily cap of participants with an unresolved fatigue flag, where their
-    protocol declares an automatic response (one query for the batch)."""
-    factors = {}
-    for item in items:
-        protocol = protocols.get((item.study_id, item.protocol_version))
-        response = protocol.monitoring.fatigue.response if protocol else None
-        if response is not None:
-            factors[item.participant_id] = response.prompt_budget_factor
-    if not factors:
-        return
-    flagged = session.scalars(
-        sa.select(CareFlag.participant_id).where(
-            among(session, CareFlag.participant_id, set(factors)),
-            CareFlag.kind == FlagKind.fatigue,
-            CareFlag.resolved_at.is_(None),
-        )
-    )
-    for pid in flagged:
-        burden[pid].budget_factor = factors[pid]

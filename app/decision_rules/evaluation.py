@@ -100,8 +100,12 @@ def burden_reason(protocol: Protocol, moment: Moment) -> str | None:
             cap = min(track.max_prompts_per_day, phase.max_prompts_per_day)
         else:
             cap = phase.max_prompts_per_day
-    if cap is not None and moment.prompt_budget_factor < 1.0:
-        cap = math.floor(cap * moment.prompt_budget_factor)
+    if moment.prompt_budget_factor < 1.0:
+        # Without a declared cap the factor scales the decision moments a day, the most
+        # interventions a day can have (docs/monitoring.md).
+        base = cap if cap is not None else protocol.decision_moments_per_day
+        if base:
+            cap = math.floor(base * moment.prompt_budget_factor)
     if cap is not None and moment.prompts_today >= cap:
         return f"daily cap reached ({moment.prompts_today} prompts today, the cap is {cap})"
     over_budget = budget_reason(moment.pushes_today, limits.max_pushes_per_day)

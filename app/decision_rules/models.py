@@ -76,6 +76,9 @@ class Decision(IdMixin, Base):
     # interventions delivered so far, the decision points left and their expected
     # availability, P(treat) before and after the bounds (docs/learning-policies.md).
     dose: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # The burden factor in force (1: none; the fatigue response's prompt_budget_factor while
+    # a fatigue episode is open). Null for decisions logged before revision 0014.
+    burden_factor: Mapped[float | None]
     created_at: Mapped[datetime]
 
 

@@ -48,6 +48,7 @@ class DecisionRecord:
     error: str | None
     learning: dict[str, Any] | None
     dose: dict[str, Any] | None
+    burden_factor: float
     created_at: datetime
 
     def row(self) -> dict[str, Any]:

@@ -101,6 +101,11 @@ FIXED_COLUMNS = [
         "probability.",
     ),
     string("phase", "The participant's treatment phase (stepped care) at the decision."),
+    number(
+        "burden_factor",
+        "The burden factor in force: 1, or the fatigue response's prompt_budget_factor "
+        "while a fatigue episode was open (empty for decisions logged before it was kept).",
+    ),
 ]
 
 _VALUE_TYPES = {
@@ -168,7 +173,7 @@ def decision_rows(
         for row in page:
             known = probabilities.known.get((row[9], row[17]))
             text, p_treated = known or probabilities.add(row[9], row[17])
-            tailoring = loads(row[35])[0]
+            tailoring = loads(row[36])[0]
             yield (
                 *row[:17],
                 text,
@@ -177,6 +182,7 @@ def decision_rows(
                 _learning_text(row[32]),
                 _learning_text(row[33]),
                 row[34],
+                row[35],
                 *map(tailoring.get, variables),
                 *map(dict.get, values, repeat(row[0])),
             )
@@ -258,7 +264,7 @@ def _page_statement(
     """The first page; the next ones add ``Decision.id > <last id>``. The columns are in
     the order of FIXED_COLUMNS, except that the probabilities come as JSON text at 17 (and
     P(treated) is computed from them), the learning and dose records as JSON text at 32
-    and 33, the phase at 34, and the tailoring snapshot comes last."""
+    and 33, the phase at 34, the burden factor at 35, and the tailoring snapshot comes last."""
     d = Decision
     ids = partial(uuid_text, sqlite=sqlite)
     utc = partial(_utc, sqlite=sqlite)
@@ -300,6 +306,7 @@ def _page_statement(
             sa.cast(d.learning, sa.Text),
             sa.cast(d.dose, sa.Text),
             d.phase,
+            d.burden_factor,
             sa.cast(d.tailoring, sa.Text),
         )
         .join(Participant, Participant.id == d.participant_id)

@@ -1,12 +1,12 @@
-"""Care-team flags: non-response, treatment fatigue, unreachable. Evaluated daily.
+"""Care-team flags: non-response, treatment fatigue, unreachable. Evaluated hourly.
 
 A flag is raised once and stays until the evaluation finds its condition gone (resolved);
 staff acknowledge it with a note meanwhile. One unresolved flag per participant and kind.
 """
 
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,12 +16,21 @@ from sqlalchemy.orm import Session
 from app.audit.service import Actor, record
 from app.core.batches import chunks
 from app.core.clock import Clock
-from app.core.errors import NotFoundError
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.ema.models import EmaResponse
 from app.engagement.models import EngagementEvent
-from app.monitoring.models import CareFlag, FlagKind
-from app.monitoring.trends import WeekFigures, weekly_figures_of
+from app.monitoring.fatigue import (
+    Counts,
+    assess,
+    daily_series,
+    end_fatigue_episode,
+    re_engagement_notification,
+    study_day_index,
+)
+from app.monitoring.models import CareFlag, FlagKind, FlagResolution
+from app.monitoring.non_response import non_response_of
 from app.notifications.models import Device, Notification, NotificationStatus
+from app.notifications.outbox import NotificationValues, write_outbox
 from app.participants.models import Participant, ParticipantStatus, ParticipantToken
 from app.protocols.document import Protocol
 from app.protocols.store import get_version, load_protocol, protocol_of_version
@@ -29,51 +38,57 @@ from app.sensing.models import WearableSummary
 from app.studies.models import Study
 
 
-def _non_response(protocol: Protocol, weeks: Sequence[WeekFigures]) -> dict[str, Any] | None:
-    rule = protocol.monitoring.non_response
-    # weeks[-1] is the current, unfinished week; the last complete one is compared.
-    if rule is None or len(weeks) < 2 or weeks[-1].week < rule.after_weeks:
-        return None
-    baseline, recent = weeks[0].means.get(rule.item), weeks[-2].means.get(rule.item)
-    if baseline is None or recent is None or baseline <= 0:
-        return None
-    improvement = (baseline - recent) / baseline
-    if improvement >= rule.min_improvement:
-        return None
-    return {
-        "item": rule.item,
-        "baseline_mean": baseline,
-        "last_week_mean": recent,
-        "improvement": round(improvement, 4),
-        "required_improvement": rule.min_improvement,
-        "week": weeks[-1].week,
-    }
-
-
-def _fatigue(protocol: Protocol, weeks: Sequence[WeekFigures]) -> dict[str, Any] | None:
+def _fatigue(
+    protocol: Protocol,
+    series: Mapping[str, Sequence[Counts]] | None,
+    episode: "_Episode",
+) -> dict[str, Any] | None:
+    """The fatigue flag's detail while an episode should be open: a new decline, or an
+    open episode that has not recovered (hysteresis); None otherwise."""
     rule = protocol.monitoring.fatigue
-    if len(weeks) < 3:
+    if series is None:
         return None
-    before, last = weeks[-3], weeks[-2]
-    drops: dict[str, Any] = {}
-    rates = {
-        "ema_completion": (
-            (before.prompts_offered, before.ema_completion),
-            (last.prompts_offered, last.ema_completion),
-        ),
-        "engagement": (
-            (before.interventions_sent, before.engagement),
-            (last.interventions_sent, last.engagement),
-        ),
-    }
-    for name, ((offered_before, previous), (offered_last, latest)) in rates.items():
-        if offered_before < rule.min_prompts or offered_last < rule.min_prompts:
-            continue
-        if previous and latest is not None and (previous - latest) / previous >= rule.drop_fraction:
-            drops[name] = {"week_before": previous, "last_week": latest}
-    if not drops:
+    found = assess(rule, series, opened_day=episode.opened_day, from_day=episode.from_day)
+    if episode.opened_day is not None:
+        if found is not None and found.recovered:
+            return None
+        return found.detail(rule) if found is not None else {"day": None}
+    if found is None or not found.declined:
         return None
-    return {"drops": drops, "drop_fraction": rule.drop_fraction}
+    return found.detail(rule)
+
+
+@dataclass(frozen=True)
+class _Episode:
+    """A participant's fatigue episode, in study days: the open one's first day, and the
+    first day a new one's windows may start (after the care team last ended one)."""
+
+    opened_day: int | None = None
+    from_day: int = 0
+
+
+def _episodes(session: Session, participants: Sequence[Participant]) -> dict[uuid.UUID, _Episode]:
+    starts = {p.id: p.enrolled_at for p in participants if p.enrolled_at is not None}
+    opened: dict[uuid.UUID, int] = {}
+    ended: dict[uuid.UUID, int] = {}
+    for ids in chunks(list(starts)):
+        rows = session.execute(
+            sa.select(CareFlag.participant_id, CareFlag.raised_at, CareFlag.resolved_at).where(
+                CareFlag.participant_id.in_(ids),
+                CareFlag.kind == FlagKind.fatigue,
+                sa.or_(
+                    CareFlag.resolved_at.is_(None),
+                    CareFlag.resolution == FlagResolution.ended_by_care_team,
+                ),
+            )
+        )
+        for pid, raised_at, resolved_at in rows:
+            start = starts[pid]
+            if resolved_at is None:
+                opened[pid] = study_day_index(start, raised_at)
+            else:
+                ended[pid] = max(ended.get(pid, 0), study_day_index(start, resolved_at) + 1)
+    return {pid: _Episode(opened_day=opened.get(pid), from_day=ended.get(pid, 0)) for pid in starts}
 
 
 def _latest_of(
@@ -152,18 +167,16 @@ def _evaluate(
 ) -> dict[uuid.UUID, dict[FlagKind, dict[str, Any] | None]]:
     """``evaluate_participant`` of each participant, with a fixed number of queries for
     those on one protocol (the daily evaluation reads the whole study)."""
-    weeks: dict[uuid.UUID, list[WeekFigures]] = {}
-    by_references: dict[tuple[str, ...], list[Participant]] = defaultdict(list)
-    for participant in participants:
-        rule = protocols[participant.id].monitoring.non_response
-        by_references[(rule.item,) if rule is not None else ()].append(participant)
-    for references, group in by_references.items():
-        weeks |= weekly_figures_of(session, group, references, now)
+    non_response = non_response_of(session, participants, protocols, now)
+    series = daily_series(session, participants, now)
+    episodes = _episodes(session, participants)
     unreachable = _unreachable_of(session, protocols, participants, now)
     return {
         p.id: {
-            FlagKind.non_response: _non_response(protocols[p.id], weeks[p.id]),
-            FlagKind.fatigue: _fatigue(protocols[p.id], weeks[p.id]),
+            FlagKind.non_response: non_response[p.id],
+            FlagKind.fatigue: _fatigue(
+                protocols[p.id], series.get(p.id), episodes.get(p.id, _Episode())
+            ),
             FlagKind.unreachable: unreachable[p.id],
         }
         for p in participants
@@ -171,8 +184,13 @@ def _evaluate(
 
 
 def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFlag]:
-    """Raise and resolve every active participant's flags; returns the newly raised ones."""
+    """Raise and resolve every active participant's flags; returns the newly raised ones.
+
+    The study's row is locked first (``FOR UPDATE`` on PostgreSQL), so that two workers
+    evaluating at once take turns: the second sees the flags the first raised, and a
+    fatigue episode's re-engagement message is written once."""
     now = clock.now()
+    session.execute(sa.select(Study.id).where(Study.id == study.id).with_for_update())
     participants = session.scalars(
         sa.select(Participant).where(
             Participant.study_id == study.id,
@@ -197,11 +215,14 @@ def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFla
     evaluated = [p for p in participants if p.id in protocols]
     raised = []
     findings = _evaluate(session, now, evaluated, protocols)
+    outbox: list[NotificationValues] = []
     for participant in evaluated:
+        protocol = protocols[participant.id]
         for kind, detail in findings[participant.id].items():
             existing = unresolved.get((participant.id, kind))
             if detail is None and existing is not None:
-                existing.resolved_at = now
+                existing.resolved_at, existing.resolution = now, FlagResolution.condition_gone
+                unresolved.pop((participant.id, kind))
             elif detail is not None and existing is None:
                 flag = CareFlag(
                     participant_id=participant.id,
@@ -210,34 +231,45 @@ def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFla
                     detail=detail,
                     raised_at=now,
                 )
+                response = protocol.monitoring.fatigue.response
+                if kind == FlagKind.fatigue and response and response.re_engagement:
+                    # Once per episode: written with the flag that opens it.
+                    message = re_engagement_notification(
+                        participant, protocol, response.re_engagement, now
+                    )
+                    outbox.append(message)
+                    flag.detail = {**detail, "re_engagement_notification_id": str(message["id"])}
                 session.add(flag)
+                unresolved[(participant.id, kind)] = flag
                 raised.append(flag)
+        _sync_burden_factor(participant, protocol, (participant.id, FlagKind.fatigue) in unresolved)
+    session.flush()
+    write_outbox(session, outbox)
     return raised
+
+
+def _sync_burden_factor(participant: Participant, protocol: Protocol, fatigued: bool) -> None:
+    """The factor in force follows the open episode and the protocol's response (also
+    after a protocol change while one is open)."""
+    response = protocol.monitoring.fatigue.response
+    factor = response.prompt_budget_factor if fatigued and response is not None else 1.0
+    if participant.burden_factor != factor:
+        participant.burden_factor = factor
 
 
 def evaluate_all(session: Session, clock: Clock) -> int:
     """Every study's flags (the worker's daily job); returns how many were raised."""
-    return sum(
-        len(evaluate_study(session, clock, study)) for study in session.scalars(sa.select(Study))
-    )
+    # In id order: concurrent evaluations lock the studies in the same order.
+    studies = session.scalars(sa.select(Study).order_by(Study.id))
+    return sum(len(evaluate_study(session, clock, study)) for study in studies)
 
 
 def prompt_budget_factor(session: Session, participant_id: uuid.UUID, protocol: Protocol) -> float:
-    """The protocol's automatic response to fatigue: scale the daily prompt cap while an
-    unresolved fatigue flag stands (1.0 otherwise)."""
-    response = protocol.monitoring.fatigue.response
-    if response is None:
+    """The burden factor in force for the participant: the protocol's response while a
+    fatigue episode is open (1.0 otherwise)."""
+    if protocol.monitoring.fatigue.response is None:
         return 1.0
-    flagged = session.scalar(
-        sa.select(
-            sa.exists().where(
-                CareFlag.participant_id == participant_id,
-                CareFlag.kind == FlagKind.fatigue,
-                CareFlag.resolved_at.is_(None),
-            )
-        )
-    )
-    return response.prompt_budget_factor if flagged else 1.0
+    return session.get_one(Participant, participant_id).burden_factor
 
 
 def get_flag(session: Session, study: Study, flag_id: uuid.UUID) -> CareFlag:
@@ -248,8 +280,33 @@ def get_flag(session: Session, study: Study, flag_id: uuid.UUID) -> CareFlag:
 
 
 def acknowledge(
-    session: Session, clock: Clock, actor: Actor, flag: CareFlag, note: str
+    session: Session,
+    clock: Clock,
+    actor: Actor,
+    flag: CareFlag,
+    note: str,
+    *,
+    end_response: bool = False,
 ) -> CareFlag:
+    """Record that the care team has seen the flag; with ``end_response`` (fatigue flags
+    only) the care team also ends the fatigue episode and its automatic response."""
+    if end_response and flag.kind != FlagKind.fatigue:
+        raise InvalidInputError(
+            f"end_response applies to fatigue flags only; this flag is {flag.kind}",
+            field="end_response",
+            code="not_a_fatigue_flag",
+        )
+    if end_response and flag.resolved_at is not None:
+        raise ConflictError(
+            "this fatigue episode has already ended (the flag is resolved)",
+            field="end_response",
+            code="flag_resolved",
+        )
+    if end_response:
+        # First: it locks the study, then the flag, in the evaluation's order.
+        end_fatigue_episode(
+            session, clock, actor, flag.participant_id, reason=f"acknowledged: {note}"
+        )
     flag.acknowledged_at, flag.acknowledged_by, flag.note = clock.now(), actor.label, note
     record(
         session,
@@ -259,6 +316,11 @@ def acknowledge(
         resource_type="care_flag",
         resource_id=flag.id,
         study_id=flag.study_id,
-        detail={"kind": flag.kind, "participant_id": str(flag.participant_id), "note": note},
+        detail={
+            "kind": flag.kind,
+            "participant_id": str(flag.participant_id),
+            "note": note,
+            "end_response": end_response,
+        },
     )
     return flag

@@ -16,6 +16,13 @@ class FlagKind(StrEnum):
     unreachable = "unreachable"
 
 
+class FlagResolution(StrEnum):
+    # The evaluation found the condition gone (for fatigue: the clearing condition held).
+    condition_gone = "condition_gone"
+    # The care team ended it (a fatigue episode ended by an acknowledgement or a review).
+    ended_by_care_team = "ended_by_care_team"
+
+
 class CareFlag(IdMixin, Base):
     """Something the care team must look at. Raised by the daily evaluation, acknowledged
     by staff with a note, resolved by the evaluation when the condition no longer holds."""
@@ -35,3 +42,6 @@ class CareFlag(IdMixin, Base):
     acknowledged_by: Mapped[str | None] = mapped_column(sa.String(80))
     note: Mapped[str | None] = mapped_column(sa.Text)
     resolved_at: Mapped[datetime | None]
+    # How it was resolved (FlagResolution); null while open and for flags resolved before
+    # revision 0014.
+    resolution: Mapped[str | None] = mapped_column(sa.String(24))

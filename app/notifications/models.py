@@ -44,6 +44,8 @@ class NotificationKind(StrEnum):
     # The protocol's safety response to a crisis answer (e.g. a crisis line), pushed as well
     # as returned in the EMA batch result.
     safety_response = "safety_response"
+    # The protocol's re-engagement message, once when a fatigue episode opens.
+    re_engagement = "re_engagement"
 
 
 class NotificationStatus(StrEnum):

@@ -52,6 +52,9 @@ class Participant(IdMixin, TimestampsMixin, Base):
     # invalid, or none registered); cleared when a device is registered or a push arrives.
     unreachable_since: Mapped[datetime | None]
     unreachable_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # The burden factor in force: the protocol's fatigue response while a fatigue episode
+    # is open (written by the flags evaluation), else 1 (app/monitoring/fatigue.py).
+    burden_factor: Mapped[float] = mapped_column(default=1.0, server_default=sa.text("1.0"))
 
 
 class ParticipantStatusChange(IdMixin, Base):

@@ -176,6 +176,11 @@ class Protocol(ProtocolModel):
                 return variable
         raise KeyError(name)
 
+    @property
+    def decision_moments_per_day(self) -> int:
+        """Scheduled decision moments on a day when every decision point is active."""
+        return sum(point.moments_per_day for point in self.decision_points)
+
     def decision_point(self, decision_point_id: str) -> DecisionPoint:
         """The decision point with this id; KeyError if there is none."""
         for point in self.decision_points:

@@ -79,6 +79,11 @@ class Timing(ProtocolModel):
     triggers: tuple[EventTrigger, ...] = ()
     """Events that start one as well, at any time of day on active days."""
 
+    @property
+    def moments_per_day(self) -> int:
+        """Fixed times and random moments on an active day (triggered ones not counted)."""
+        return len(self.times) + sum(window.count for window in self.random_windows)
+
     def is_active_on(self, study_day: int, weekday: Weekday, last_study_day: int) -> bool:
         """Whether fixed and random times apply on this study day (0 = enrollment day)."""
         end = self.end_day if self.end_day is not None else last_study_day
@@ -103,6 +108,9 @@ class EmaSchedule(Timing):
     """An unanswered prompt expires (is recorded as missed) after this many minutes."""
     reminders: ReminderPolicy = ReminderPolicy()
     """Reminder pushes while the prompt is unanswered (default: none)."""
+    droppable: bool = False
+    """An optional schedule: while a fatigue episode is open its prompts are thinned by the
+    fatigue response's prompt_budget_factor (monitoring.fatigue.response)."""
 
 
 class DecisionPoint(Timing):

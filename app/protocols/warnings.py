@@ -7,6 +7,7 @@ of the names the condition uses", a strong hint rather than a proof; the simulat
 (`kairos simulate`) confirms them on simulated participants.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,6 @@ from app.protocols.tailoring import (
     EnrollmentVariable,
     WindowedVariable,
 )
-from app.protocols.timing import Timing
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def protocol_warnings(protocol: Protocol) -> list[ProtocolWarning]:
         *_unavailable_on_enrollment_day(protocol, scope),
         *_rules_that_cannot_fire(protocol, scope),
         *_pushes_beyond_the_cap(protocol),
-        *_fatigue_response_without_cap(protocol),
+        *_fatigue_response_without_effect(protocol),
+        *_non_response_windows_overlap(protocol),
     ]
 
 
@@ -131,7 +132,7 @@ def _rules_that_cannot_fire(protocol: Protocol, scope: Scope) -> list[ProtocolWa
 def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
     limits = protocol.policy.availability
     cap, budget = limits.max_prompts_per_day, limits.max_pushes_per_day
-    prompts = sum(_per_day(s) for s in protocol.ema_schedules)
+    prompts = sum(s.moments_per_day for s in protocol.ema_schedules)
     if budget is not None:
         if prompts <= budget:
             return []
@@ -144,8 +145,8 @@ def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
         ]
     if cap is None:
         return []
-    reminders = sum(_per_day(s) * s.reminders.count for s in protocol.ema_schedules)
-    interventions = min(cap, sum(_per_day(d) for d in protocol.decision_points))
+    reminders = sum(s.moments_per_day * s.reminders.count for s in protocol.ema_schedules)
+    interventions = min(cap, protocol.decision_moments_per_day)
     total = prompts + reminders + interventions
     if total <= cap:
         return []
@@ -160,19 +161,53 @@ def _pushes_beyond_the_cap(protocol: Protocol) -> list[ProtocolWarning]:
     ]
 
 
-def _per_day(timing: Timing) -> int:
-    return len(timing.times) + sum(window.count for window in timing.random_windows)
-
-
-def _fatigue_response_without_cap(protocol: Protocol) -> list[ProtocolWarning]:
+def _fatigue_response_without_effect(protocol: Protocol) -> list[ProtocolWarning]:
+    """The fatigue response must change something: interventions, reminders, droppable
+    prompts or a message (docs/monitoring.md)."""
     response = protocol.monitoring.fatigue.response
-    if response is None or protocol.policy.availability.max_prompts_per_day is not None:
+    if response is None:
+        return []
+    factor = response.prompt_budget_factor
+    cap = protocol.policy.availability.max_prompts_per_day
+    base = cap if cap is not None else protocol.decision_moments_per_day
+    effects = [
+        bool(base) and math.floor(base * factor) < base,
+        any(
+            math.floor(s.reminders.count * factor) < s.reminders.count
+            for s in protocol.ema_schedules
+        ),
+        factor < 1 and any(s.droppable for s in protocol.ema_schedules),
+        response.re_engagement is not None,
+    ]
+    if any(effects):
         return []
     return [
         ProtocolWarning(
             "monitoring.fatigue.response",
-            "the fatigue response scales max_prompts_per_day, which is not set: it does "
-            "nothing; set policy.availability.max_prompts_per_day",
+            f"the fatigue response (prompt_budget_factor {factor}) would have no effect: it "
+            "scales the daily intervention cap (max_prompts_per_day, else the decision "
+            "moments a day), EMA reminders and droppable EMA schedules, and none of them "
+            "changes; lower the factor, mark optional schedules droppable or declare a "
+            "re_engagement message",
+        )
+    ]
+
+
+def _non_response_windows_overlap(protocol: Protocol) -> list[ProtocolWarning]:
+    rule = protocol.monitoring.non_response
+    if rule is None:
+        return []
+    first_recent_day = 7 * rule.after_weeks - rule.recent.days
+    baseline_end = rule.baseline.start_day + rule.baseline.days
+    if baseline_end <= first_recent_day:
+        return []
+    return [
+        ProtocolWarning(
+            "monitoring.non_response",
+            f"the baseline window (study days {rule.baseline.start_day} to {baseline_end - 1}) "
+            f"overlaps the recent window at the first evaluation (week {rule.after_weeks}, "
+            f"days {max(first_recent_day, 0)} on): the first flags compare a window with "
+            "itself; raise after_weeks or shorten a window",
         )
     ]
 

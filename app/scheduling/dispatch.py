@@ -36,6 +36,7 @@ from app.notifications.outbox import (
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Protocol
 from app.protocols.store import protocols_of_versions
+from app.scheduling.burden import thinning_reason, with_reminders_scaled
 from app.scheduling.decision_hook import DecideBatch
 from app.scheduling.models import UNANSWERED, ItemKind, ItemStatus, ScheduledItem
 
@@ -187,13 +188,13 @@ def settle(
     items = session.scalars(
         sa.select(ScheduledItem).where(ScheduledItem.id.in_(owned)).order_by(ScheduledItem.due_at)
     ).all()
-    statuses: dict[uuid.UUID, str] = dict(
-        session.execute(
-            sa.select(Participant.id, Participant.status).where(
-                Participant.id.in_({i.participant_id for i in items})
-            )
-        ).all()
-    )
+    people = session.execute(
+        sa.select(Participant.id, Participant.status, Participant.burden_factor).where(
+            Participant.id.in_({i.participant_id for i in items})
+        )
+    ).all()
+    statuses: dict[uuid.UUID, str] = {pid: status for pid, status, _ in people}
+    factors: dict[uuid.UUID, float] = {pid: factor for pid, _, factor in people}
     protocols = protocols_of_versions(session, {(i.study_id, i.protocol_version) for i in items})
     outcomes = _Outcomes(now)
     to_number, to_decide, prompts, cancelled, missed = [], [], [], [], []
@@ -204,6 +205,11 @@ def settle(
             continue
         protocol = protocols.get((item.study_id, item.protocol_version))
         problem = lateness_problem(item, protocol, now)
+        if problem is None and item.kind == ItemKind.ema_prompt:
+            thinned = thinning_reason(item, protocol, factors[item.participant_id])
+            if thinned is not None:
+                cancelled.append((item, thinned))
+                continue
         to_number.append(item)
         if problem is not None:
             logger.warning("missed %s %s: %s", item.kind, item.slot_key, problem)
@@ -222,7 +228,7 @@ def settle(
     result.cancelled, result.missed = len(cancelled), len(missed)
     outbox: list[NotificationValues] = []
     for item, protocol in prompts:
-        outbox += _prompt_rows(item, protocol, now)
+        outbox += _prompt_rows(item, protocol, now, factors[item.participant_id])
         outcomes.finish(item, ItemStatus.done, None)
         result.fired += 1
         result.lags.append(_lag(item, "fired", now))
@@ -262,12 +268,13 @@ def _origin_of(item: ScheduledItem) -> Origin:
 
 
 def _prompt_rows(
-    item: ScheduledItem, protocol: Protocol | None, now: datetime
+    item: ScheduledItem, protocol: Protocol | None, now: datetime, burden_factor: float
 ) -> list[NotificationValues]:
     schedule = questionnaire = None
     if protocol is not None:
         try:
-            schedule = protocol.ema_schedule(item.source_id)
+            # Fewer reminders while a fatigue episode is open (app/scheduling/burden.py).
+            schedule = with_reminders_scaled(protocol.ema_schedule(item.source_id), burden_factor)
             questionnaire = protocol.questionnaire(item.questionnaire_id or schedule.questionnaire)
         except KeyError:
             logger.warning("EMA schedule %s not in protocol; prompting anyway", item.source_id)

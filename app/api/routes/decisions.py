@@ -73,6 +73,7 @@ def _out(item: DecisionRecord) -> DecisionOut:
         fallback=d.fallback,
         error=d.error,
         learning=d.learning,
+        burden_factor=d.burden_factor,
         notification_id=item.notification_id,
         delivery_status=item.delivery_status,
         sent_at=item.sent_at,

@@ -25,6 +25,7 @@ from app.monitoring.trends import trend_items, weekly_figures
 from app.participants.models import Participant
 from app.participants.service import get_participant
 from app.protocols.document import Protocol
+from app.protocols.monitoring import Direction
 from app.protocols.store import get_version, load_protocol
 from app.studies.models import Study
 from app.studies.service import get_study
@@ -58,10 +59,12 @@ def list_flags(
         bool, Query(description="Only flags whose condition still holds.")
     ] = True,
 ) -> FlagPage:
-    """Non-response (too little improvement from baseline after N weeks), treatment fatigue
-    (EMA completion or engagement falling over two weeks) and unreachable (no delivered push
-    and no app contact for N days), as the protocol's `monitoring` section sets them.
-    Evaluated daily by the worker. The read is audited.
+    """Non-response (too little improvement on the declared measure from the baseline
+    window to the recent window), treatment fatigue (an open episode: EMA completion or
+    engagement declined against the participant's own first weeks) and unreachable (no
+    delivered push and no app contact for N days), as the protocol's `monitoring` section
+    sets them. Evaluated hourly by the worker; `resolution` says how a resolved flag ended.
+    The read is audited.
 
     Roles: all staff.
     """
@@ -77,7 +80,12 @@ def list_flags(
     return FlagPage(items=[FlagOut.model_validate(f) for f in items], next_cursor=next_cursor)
 
 
-@router.post("/flags/{flag_id}/acknowledge", response_model=FlagOut, summary="Acknowledge a flag")
+@router.post(
+    "/flags/{flag_id}/acknowledge",
+    response_model=FlagOut,
+    summary="Acknowledge a flag",
+    responses=problem_responses(409),
+)
 def acknowledge_flag(
     study_id: uuid.UUID,
     flag_id: uuid.UUID,
@@ -87,12 +95,17 @@ def acknowledge_flag(
     clock: ClockDep,
 ) -> FlagOut:
     """Records that the care team has seen the flag and what they did. The flag stays
-    listed until the daily evaluation finds its condition gone.
+    listed until the evaluation finds its condition gone, except that a fatigue flag
+    acknowledged with `end_response: true` ends the fatigue episode and its automatic
+    response at once (`resolution: ended_by_care_team`; 422 on other kinds, 409 when the
+    episode is already over). Audited.
 
     Roles: coordinator, admin.
     """
     flag = care_flags.get_flag(session, get_study(session, study_id), flag_id)
-    care_flags.acknowledge(session, clock, caller.actor, flag, body.note)
+    care_flags.acknowledge(
+        session, clock, caller.actor, flag, body.note, end_response=body.end_response
+    )
     session.commit()
     return FlagOut.model_validate(flag)
 
@@ -111,7 +124,8 @@ def participant_trends(
 ) -> TrendsOut:
     """Routine outcome monitoring for one participant: each study week's mean of the
     protocol's trend items (pain, interference, acceptance …) against the enrollment week,
-    EMA completion and prompt engagement. The read is audited.
+    EMA completion, prompt engagement and the week's wearable summaries (steps, sleep,
+    resting heart rate …). The read is audited.
 
     Roles: all staff.
     """
@@ -136,6 +150,7 @@ def participant_trends(
                 prompts_answered=f.prompts_answered,
                 interventions_sent=f.interventions_sent,
                 interventions_opened=f.interventions_opened,
+                wearables=f.wearables,
             )
             for f in figures
         ]
@@ -164,7 +179,9 @@ def my_summary(caller: Me, session: SessionDep, clock: ClockDep) -> SummaryOut:
 
 
 def _pain_item(protocol: Protocol | None) -> str:
-    """The non-response item when declared, else an item called pain."""
-    if protocol is not None and protocol.monitoring.non_response is not None:
-        return protocol.monitoring.non_response.item.partition(".")[2]
+    """The non-response item when declared and lower is better (pain, interference), else
+    an item called pain (a function item, where higher is better, is not pain)."""
+    rule = protocol.monitoring.non_response if protocol is not None else None
+    if rule is not None and rule.direction is Direction.lower_is_better:
+        return rule.item.partition(".")[2]
     return "pain"

@@ -38,6 +38,7 @@ _DECISION_EXAMPLE: dict[str, Any] = {
     "fallback": False,
     "error": None,
     "learning": None,
+    "burden_factor": 1.0,
     "notification_id": "019a8b5e-5e3c-7000-8000-7b8c9d0e1f2b",
     "delivery_status": "sent",
     "sent_at": "2026-11-05T13:00:05Z",
@@ -95,6 +96,12 @@ class DecisionOut(Schema):
         description="What a learning policy did (null for rule-table decisions): "
         "posterior_id, features, effect_mean, effect_variance, probability_unclipped, "
         "probability_clipped, fallback, fallback_reason (docs/learning-policies.md).",
+    )
+    burden_factor: float | None = Field(
+        default=None,
+        description="The burden factor in force: 1, or the fatigue response's "
+        "prompt_budget_factor while a fatigue episode was open (docs/monitoring.md); null "
+        "for decisions logged before it was kept.",
     )
     notification_id: uuid.UUID | None = Field(description="The push created, if any.")
     delivery_status: str | None

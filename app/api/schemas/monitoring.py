@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from app.api.schemas.common import NonEmptyText, Schema, examples
-from app.monitoring.models import FlagKind
+from app.monitoring.models import FlagKind, FlagResolution
 
 _FLAG_EXAMPLE = {
     "id": "019a8b5e-7a5d-7f6e-9b82-9d0e1f2a3b4c",
@@ -14,8 +14,13 @@ _FLAG_EXAMPLE = {
     "kind": "non_response",
     "detail": {
         "item": "*.pain",
+        "direction": "lower_is_better",
         "baseline_mean": 6.4,
-        "last_week_mean": 6.1,
+        "baseline_days": [0, 6],
+        "baseline_answers": 14,
+        "recent_mean": 6.1,
+        "recent_days": [28, 34],
+        "recent_answers": 13,
         "improvement": 0.0469,
         "required_improvement": 0.3,
         "week": 5,
@@ -25,6 +30,7 @@ _FLAG_EXAMPLE = {
     "acknowledged_by": None,
     "note": None,
     "resolved_at": None,
+    "resolution": None,
 }
 
 
@@ -40,7 +46,13 @@ class FlagOut(Schema):
     acknowledged_by: str | None
     note: str | None
     resolved_at: datetime | None = Field(
-        description="When the daily evaluation found the condition gone."
+        description="When the evaluation found the condition gone, or the care team ended "
+        "a fatigue episode."
+    )
+    resolution: FlagResolution | None = Field(
+        None,
+        description="condition_gone (for fatigue: the clearing condition held) or "
+        "ended_by_care_team (an acknowledgement with end_response, or a review).",
     )
 
 
@@ -55,10 +67,21 @@ class FlagPage(Schema):
 
 class AcknowledgeRequest(Schema):
     model_config = ConfigDict(
-        json_schema_extra=examples({"note": "Called the participant; plan reviewed with GP."})
+        json_schema_extra=examples(
+            {"note": "Called the participant; plan reviewed with GP."},
+            {
+                "note": "Agreed fewer check-ins for now; back to the full plan.",
+                "end_response": True,
+            },
+        )
     )
 
     note: NonEmptyText = Field(max_length=2000, description="What the care team did about it.")
+    end_response: bool = Field(
+        False,
+        description="Fatigue flags only: also end the fatigue episode now, with its automatic "
+        "response (burden factor back to 1). Otherwise it lasts until its clearing condition.",
+    )
 
 
 _WEEK_EXAMPLE = {
@@ -73,6 +96,13 @@ _WEEK_EXAMPLE = {
     "prompts_answered": 17,
     "interventions_sent": 9,
     "interventions_opened": 5,
+    "wearables": {
+        "steps": 5210.0,
+        "active_minutes": 31.0,
+        "sleep_minutes": 402.5,
+        "sleep_efficiency": 88.0,
+        "resting_heart_rate": 64.2,
+    },
 }
 
 
@@ -90,6 +120,11 @@ class WeekOut(Schema):
     prompts_answered: int
     interventions_sent: int
     interventions_opened: int
+    wearables: dict[str, float | None] = Field(
+        description="Wearable summaries this week: steps, active_minutes and sleep_minutes "
+        "as the mean of each day's total (days with data), resting_heart_rate and "
+        "sleep_efficiency as the mean of the values; null without data."
+    )
 
 
 class TrendsOut(Schema):
