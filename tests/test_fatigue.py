@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.audit.models import AuditEvent
+from app.core.config import Settings
 from app.decision_rules.evaluation import burden_reason
 from app.decision_rules.moment import Moment
 from app.monitoring.fatigue import Counts, assess, end_fatigue_episode
@@ -35,8 +36,10 @@ from app.protocols.timing import EmaSchedule
 from app.scheduling.burden import thinned_out, with_reminders_scaled
 from app.staff.models import Role
 from tests.conftest import World, is_postgres_run
+from tests.support.care import Inbox, care_worker, put_routes
 from tests.support.decisions import example_document
 from tests.support.scheduling import decide_nothing, items, run_until, worker
+from tests.support.webhook_receiver import Receiver
 from tests.test_exports import PAIN_ATTRIBUTES
 from tests.test_monitoring import _prompts, _study
 
@@ -402,6 +405,70 @@ def test_the_review_hook_ends_the_episode(world: World) -> None:
     assert _fatigue_flags(world, study["id"]) == []
     history = _fatigue_flags(world, study["id"], unresolved="false")
     assert history[0]["resolution"] == "ended_by_care_team"
+
+
+def test_completing_a_review_can_end_the_episode(world: World) -> None:
+    from app.care.reviews import plan_all
+
+    start = world.clock.now()
+    study, participant = _setup(world, FLAT)
+    _daily_evaluations(world, study["id"], start, range(1, 22))
+    assert _fatigue_flags(world, study["id"])
+    with world.session_factory() as session:
+        plan_all(session, world.clock)  # the 14-day cadence review: overdue by day 21
+        session.commit()
+    staff = world.staff(Role.coordinator)
+    due = world.client.get(
+        f"/v1/studies/{study['id']}/reviews", params={"status": "overdue"}, headers=staff
+    )
+    assert due.status_code == 200, due.text
+    (review, *_) = due.json()["items"]
+    url = f"/v1/studies/{study['id']}/reviews/{review['id']}/complete"
+    body = {"outcome": "step_down", "note": "Lighter plan agreed.", "end_fatigue_response": True}
+    done = world.client.post(url, json=body, headers=staff)
+    assert done.status_code == 200, done.text
+    assert _fatigue_flags(world, study["id"]) == []
+    history = _fatigue_flags(world, study["id"], unresolved="false")
+    assert history[0]["resolution"] == "ended_by_care_team"
+    assert _participant_row(world, participant).burden_factor == 1.0
+
+
+def test_a_new_flag_reaches_the_care_routes_by_e_mail_and_webhook(
+    care: World, care_settings: Settings, inbox: Inbox, receiver: Receiver
+) -> None:
+    start = care.clock.now()
+    study, participant = _setup(care, FLAT)
+    routes = {
+        "routes": [
+            {"label": "Study nurse", "channel": "email", "address": "nurse@clinic.example"},
+            {"label": "Dashboard", "channel": "webhook"},
+        ]
+    }
+    assert put_routes(care, study["id"], routes).status_code == 200
+    worker = care_worker(care, care_settings)
+    _daily_evaluations(care, study["id"], start, range(1, 22))
+    worker.tick()
+    (flag,) = _fatigue_flags(care, study["id"])
+    # (The seeded participant never opened the app: an unreachable flag is sent too.)
+    [mail] = [m for m in inbox.messages if "fatigue" in m["Subject"]]
+    assert mail["Subject"].startswith("[Kairos flag]")
+    assert participant["code"] in mail["Subject"]
+    assert str(flag["id"]) in mail.get_payload()
+    assert inbox.to() == ["nurse@clinic.example"] * len(inbox.messages)
+    (hook,) = [p for p in receiver.payloads() if p.get("kind") == "fatigue"]
+    assert hook["type"] == "kairos.flag"
+    assert hook["flag_id"] == flag["id"]
+    assert hook["kind"] == "fatigue"
+    assert "detail" not in hook  # ids and the kind, never the participant's data
+    assert sorted((s["channel"], s["status"]) for s in flag["sends"]) == [
+        ("email", "delivered"),
+        ("webhook", "delivered"),
+    ]
+    # Sent once: later evaluations of the open episode send nothing more.
+    sent = len(inbox.messages)
+    _daily_evaluations(care, study["id"], start, range(22, 24))
+    worker.tick()
+    assert len(inbox.messages) == sent
 
 
 def test_the_response_thins_droppable_schedules_and_reminders(world: World) -> None:

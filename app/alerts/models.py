@@ -121,15 +121,20 @@ class AlertSend(IdMixin, Base):
         sa.Index("ix_alert_sends_due", "status", "next_attempt_at"),
         sa.Index("ix_alert_sends_alert", "alert_id", "created_at"),
         sa.Index("ix_alert_sends_review", "review_id", "created_at"),
+        sa.Index("ix_alert_sends_flag", "flag_id", "created_at"),
     )
 
-    # What is sent: an alert, or a review (``app.care.reviews``), whose message is
-    # composed when the send is added (``content``: subject, body, payload).
+    # What is sent: an alert, or a review (``app.care.reviews``) or a care flag
+    # (``app.monitoring.flags``), whose message is composed when the send is added
+    # (``content``: subject, body, payload).
     alert_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("alerts.id", ondelete="CASCADE")
     )
     review_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("care_reviews.id", ondelete="CASCADE")
+    )
+    flag_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("care_flags.id", ondelete="CASCADE")
     )
     content: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # The route may be removed later; what was sent where stays on the alert's timeline.

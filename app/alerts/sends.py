@@ -144,13 +144,15 @@ def _add_sends(session: Session, now: datetime, alert: Alert, level: int) -> lis
 
 @dataclass(frozen=True)
 class Notice:
-    """A message for the care team that is not an alert (a due or overdue review),
-    composed when its sends are added: e-mail subject and body, webhook payload."""
+    """A message for the care team that is not an alert (a due or overdue review, a care
+    flag raised), composed when its sends are added: e-mail subject and body, webhook
+    payload; and what it is about (one of the ids)."""
 
-    review_id: uuid.UUID
     subject: str
     body: str
     payload: dict[str, Any]
+    review_id: uuid.UUID | None = None
+    flag_id: uuid.UUID | None = None
 
 
 def send_notice(
@@ -160,7 +162,14 @@ def send_notice(
     (flushed, in the caller's transaction; the worker sends them)."""
     content = {"subject": notice.subject, "body": notice.body, "payload": notice.payload}
     sends = _new_sends(
-        session, clock.now(), study_id, severity, level, review_id=notice.review_id, content=content
+        session,
+        clock.now(),
+        study_id,
+        severity,
+        level,
+        review_id=notice.review_id,
+        flag_id=notice.flag_id,
+        content=content,
     )
     session.flush()
     return sends
@@ -292,7 +301,7 @@ def _claim(
 
 
 def _notice_message(send: AlertSend) -> _Claimed:
-    """A send of a notice (a review): its message as composed when it was added."""
+    """A send of a notice (a review, a flag): its message as composed when it was added."""
     content = send.content or {}
     message: Any
     if send.channel == RouteChannel.email:
@@ -304,7 +313,9 @@ def _notice_message(send: AlertSend) -> _Claimed:
         )
     else:
         body = dict(content.get("payload") or {}) | {"attempt": send.attempts, "level": send.level}
-        message = WebhookMessage(send.review_id or send.id, json.dumps(body).encode())
+        message = WebhookMessage(
+            send.review_id or send.flag_id or send.id, json.dumps(body).encode()
+        )
     return _Claimed(send.id, send.channel, message)
 
 

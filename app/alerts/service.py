@@ -91,8 +91,8 @@ def list_alerts(
 def sends_of(
     session: Session, alert_ids: Sequence[uuid.UUID], *, of: Any = AlertSend.alert_id
 ) -> dict[uuid.UUID, list[AlertSend]]:
-    """Each alert's sends (or each review's, with ``of=AlertSend.review_id``), oldest
-    first (one query for a page of them)."""
+    """Each alert's sends (or each review's or flag's, with ``of=AlertSend.review_id`` or
+    ``AlertSend.flag_id``), oldest first (one query for a page of them)."""
     found: dict[uuid.UUID, list[AlertSend]] = {}
     if not alert_ids:
         return found
@@ -101,7 +101,7 @@ def sends_of(
         .where(of.in_(list(alert_ids)))
         .order_by(AlertSend.created_at, AlertSend.level, AlertSend.id)
     ):
-        owner = send.alert_id if send.alert_id is not None else send.review_id
+        owner = send.alert_id or send.review_id or send.flag_id
         if owner is not None:
             found.setdefault(owner, []).append(send)
     return found

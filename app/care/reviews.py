@@ -29,6 +29,7 @@ from app.core.clock import Clock
 from app.core.db import session_scope
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.core.pagination import keyset_page
+from app.monitoring.fatigue import end_fatigue_episode
 from app.monitoring.models import CareFlag, FlagKind
 from app.participants.models import Participant, ParticipantStatus
 from app.protocols.document import Reviews
@@ -198,7 +199,7 @@ def _notice(review: Review, code: str, slug: str, overdue: bool, level: int) -> 
         "due_at": review.due_at.isoformat(),
         "overdue_at": review.overdue_at.isoformat(),
     }
-    return Notice(review.id, subject, body, payload)
+    return Notice(subject, body, payload, review_id=review.id)
 
 
 def send_review_notices(session_factory: sessionmaker[Session], clock: Clock) -> int:
@@ -305,6 +306,8 @@ class Completion:
     note: str
     reason: str | None = None
     phase: str | None = None
+    # End the participant's open fatigue episode with this review (its reduced burden).
+    end_fatigue_response: bool = False
 
 
 # Outcomes that may carry a new phase (required for change_phase).
@@ -370,6 +373,20 @@ def complete_review(
             reason or completion.note,
             review_id=review.id,
         )
+    ended = None
+    if completion.end_fatigue_response:
+        ended = end_fatigue_episode(
+            session,
+            clock,
+            actor,
+            review.participant_id,
+            reason=f"review {review.id}: {reason or completion.note}",
+        )
+        if ended is None:
+            raise ConflictError(
+                "end_fatigue_response: the participant has no open fatigue episode",
+                code="no_fatigue_episode",
+            )
     review.completed_at = clock.now()
     review.completed_by = actor.label
     review.outcome = outcome
@@ -392,6 +409,7 @@ def complete_review(
             "note": completion.note,
             "phase": completion.phase,
             "open_non_response_flag_id": str(flag.id) if flag is not None else None,
+            "ended_fatigue_flag_id": str(ended.id) if ended is not None else None,
         },
     )
     return review

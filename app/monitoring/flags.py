@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.alerts.sends import Notice, next_level, send_notice
 from app.audit.service import Actor, record
 from app.core.batches import chunks
 from app.core.clock import Clock
@@ -245,7 +246,42 @@ def evaluate_study(session: Session, clock: Clock, study: Study) -> list[CareFla
         _sync_burden_factor(participant, protocol, (participant.id, FlagKind.fatigue) in unresolved)
     session.flush()
     write_outbox(session, outbox)
+    codes = {p.id: p.code for p in evaluated}
+    for flag in raised:
+        _send_flag(session, clock, study, codes.get(flag.participant_id, ""), flag)
     return raised
+
+
+# Flags go to the lowest level of the routes that take this severity (a route without
+# severities takes every one); unlike crisis alerts they are not escalated by themselves:
+# a flag that needs a decision makes a review due, and an overdue review is escalated.
+FLAG_SEVERITY = "medium"
+
+
+def _send_flag(session: Session, clock: Clock, study: Study, code: str, flag: CareFlag) -> None:
+    """The durable sends telling the care team of a new flag (none without routes)."""
+    level = next_level(session, study.id, FLAG_SEVERITY, -1)
+    if level is None:
+        return
+    subject = f"[Kairos flag] {study.slug}: {flag.kind} for participant {code}"
+    body = (
+        f"A {flag.kind} flag was raised for participant {code} in study {study.slug} at "
+        f"{flag.raised_at.isoformat()}.\n\n"
+        f"See it in Kairos: GET /v1/studies/{study.id}/flags?kind={flag.kind}\n"
+        f"Flag id: {flag.id}\n"
+    )
+    # The webhook carries ids and the kind, never the participant's data.
+    payload = {
+        "type": "kairos.flag",
+        "flag_id": str(flag.id),
+        "kind": flag.kind,
+        "study_id": str(study.id),
+        "participant_id": str(flag.participant_id),
+        "participant_code": code,
+        "raised_at": flag.raised_at.isoformat(),
+    }
+    notice = Notice(subject, body, payload, flag_id=flag.id)
+    send_notice(session, clock, study.id, FLAG_SEVERITY, level, notice)
 
 
 def _sync_burden_factor(participant: Participant, protocol: Protocol, fatigued: bool) -> None:

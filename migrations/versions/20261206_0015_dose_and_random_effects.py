@@ -1,5 +1,6 @@
-"""Dose-constrained randomization: what the dose constraint did in each decision; and
-per-participant sufficient statistics of posteriors with random effects (revision 0015)."""
+"""Dose-constrained randomization: what the dose constraint did in each decision;
+per-participant sufficient statistics of posteriors with random effects; and care flags
+sent through the care routes (revision 0015)."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -16,9 +17,23 @@ def upgrade() -> None:
         batch.add_column(sa.Column("dose", _JSON, nullable=True))
     with op.batch_alter_table("policy_posteriors") as batch:
         batch.add_column(sa.Column("participants", _JSON, nullable=True))
+    with op.batch_alter_table("alert_sends") as batch:
+        batch.add_column(sa.Column("flag_id", sa.Uuid(), nullable=True))
+        batch.create_foreign_key(
+            "fk_alert_sends_flag_id_care_flags",
+            "care_flags",
+            ["flag_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
+        batch.create_index("ix_alert_sends_flag", ["flag_id", "created_at"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert_sends") as batch:
+        batch.drop_index("ix_alert_sends_flag")
+        batch.drop_constraint("fk_alert_sends_flag_id_care_flags", type_="foreignkey")
+        batch.drop_column("flag_id")
     with op.batch_alter_table("policy_posteriors") as batch:
         batch.drop_column("participants")
     with op.batch_alter_table("decisions") as batch:

@@ -121,7 +121,9 @@ def complete_review(
     clock: ClockDep,
 ) -> ReviewOut:
     review = reviews.get_review(session, get_study(session, study_id), review_id)
-    completion = reviews.Completion(body.outcome, body.note, body.reason, body.phase)
+    completion = reviews.Completion(
+        body.outcome, body.note, body.reason, body.phase, body.end_fatigue_response
+    )
     reviews.complete_review(session, clock, caller.actor, review, completion)
     session.commit()
     return _out(review, ReviewStatus.completed, _sends(session, [review.id]).get(review.id, []))

@@ -4,9 +4,12 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
+from app.alerts.models import AlertSend
+from app.alerts.service import sends_of
 from app.api.auth import AnyStaff, Coordinator, Me
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
+from app.api.schemas.alerts import AlertSendOut
 from app.api.schemas.monitoring import (
     AcknowledgeRequest,
     DayOut,
@@ -77,7 +80,13 @@ def list_flags(
     items, next_cursor = keyset_page(session, stmt, CareFlag.id, after=cursor, limit=limit)
     record(session, clock, caller.actor, "flags.read", resource_type="care_flag", study_id=study.id)
     session.commit()
-    return FlagPage(items=[FlagOut.model_validate(f) for f in items], next_cursor=next_cursor)
+    sends = sends_of(session, [f.id for f in items], of=AlertSend.flag_id)
+    return FlagPage(items=[_out(f, sends.get(f.id, [])) for f in items], next_cursor=next_cursor)
+
+
+def _out(flag: CareFlag, sends: list[AlertSend]) -> FlagOut:
+    out = FlagOut.model_validate(flag)
+    return out.model_copy(update={"sends": [AlertSendOut.model_validate(s) for s in sends]})
 
 
 @router.post(
@@ -107,7 +116,7 @@ def acknowledge_flag(
         session, clock, caller.actor, flag, body.note, end_response=body.end_response
     )
     session.commit()
-    return FlagOut.model_validate(flag)
+    return _out(flag, sends_of(session, [flag.id], of=AlertSend.flag_id).get(flag.id, []))
 
 
 @router.get(

@@ -103,6 +103,12 @@ class ReviewCompletion(Schema):
         description="The phase to move the participant to: required for change_phase, "
         "allowed for escalate and step_down.",
     )
+    end_fatigue_response: bool = Field(
+        default=False,
+        description="End the participant's open fatigue episode with this review: the flag "
+        "is resolved (ended_by_care_team) and the burden factor goes back to 1. 409 when no "
+        "episode is open.",
+    )
 
 
 class PhaseChangeRequest(Schema):

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
+from app.api.schemas.alerts import AlertSendOut
 from app.api.schemas.common import NonEmptyText, Schema, examples
 from app.monitoring.models import FlagKind, FlagResolution
 
@@ -53,6 +54,11 @@ class FlagOut(Schema):
         None,
         description="condition_gone (for fatigue: the clearing condition held) or "
         "ended_by_care_team (an acknowledgement with end_response, or a review).",
+    )
+    sends: list[AlertSendOut] = Field(
+        default_factory=list,
+        description="The flag's sends to the care routes (e-mail, webhook) with their "
+        "delivery status: its timeline.",
     )
 
 
