@@ -69,9 +69,15 @@ def test_a_crisis_answer_reaches_smtp_and_the_webhook_at_once(
         [push] = session.query(Notification).filter_by(kind=NotificationKind.safety_response)
         assert push.deep_link == "tel:988"
         assert push.data == {"alert_id": alert["id"]}
+    assert alert["safety_response_push"]["notification_id"] == str(push.id)
+    assert alert["safety_response_push"]["status"] == NotificationStatus.pending
     care_worker(care, care_settings).tick()
     with care.session_factory() as session:
         assert session.get_one(Notification, push.id).status == NotificationStatus.sent
+    # All of it on the alert's timeline: the care team sees the participant was told.
+    [alert] = _alerts(care, study_id)
+    assert alert["safety_response_push"]["status"] == NotificationStatus.sent
+    assert alert["safety_response_push"]["sent_at"] is not None
     # An answer that raises nothing carries no safety response.
     calm = me.post("ema-responses", [evening(care.clock.now(), self_harm=False)])
     assert "safety_response" not in calm["items"][0]

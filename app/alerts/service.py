@@ -14,6 +14,7 @@ from app.audit.service import Actor, record
 from app.core.clock import Clock
 from app.core.errors import ConflictError, NotFoundError
 from app.core.pagination import keyset_page
+from app.notifications.models import Notification, NotificationKind
 from app.participants.models import Participant
 from app.protocols.questionnaires import Escalation
 from app.studies.models import Study
@@ -137,3 +138,34 @@ def acknowledge(session: Session, clock: Clock, actor: Actor, alert: Alert, note
         detail={"note": note},
     )
     return alert
+
+
+def safety_pushes(session: Session, alerts: Sequence[Alert]) -> dict[uuid.UUID, Notification]:
+    """The safety-response push sent to the participant for each alert that had one (two
+    queries for a page). One push goes out per answered questionnaire, however many of its
+    items alerted, naming the first alert: each alert of that response shows it."""
+    if not alerts:
+        return {}
+    responses = {a.response_id for a in alerts if a.response_id is not None}
+    response_of: dict[str, uuid.UUID | None] = {
+        str(alert_id): response_id
+        for alert_id, response_id in session.execute(
+            sa.select(Alert.id, Alert.response_id).where(Alert.response_id.in_(responses))
+        )
+    }
+    pushes = session.scalars(
+        sa.select(Notification).where(
+            Notification.kind == NotificationKind.safety_response,
+            Notification.participant_id.in_({a.participant_id for a in alerts}),
+        )
+    ).all()
+    by_alert = {str(n.data.get("alert_id")): n for n in pushes}
+    by_response = {
+        response_of[alert_id]: n for alert_id, n in by_alert.items() if response_of.get(alert_id)
+    }
+    found = {}
+    for alert in alerts:
+        push = by_alert.get(str(alert.id)) or by_response.get(alert.response_id)
+        if push is not None:
+            found[alert.id] = push
+    return found

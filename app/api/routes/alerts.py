@@ -11,8 +11,15 @@ from app.alerts.models import Alert, AlertSend
 from app.api.auth import AnyStaff, Coordinator
 from app.api.deps import DEFAULT_LIMIT, ClockDep, LimitQuery, SessionDep
 from app.api.problems import problem_responses
-from app.api.schemas.alerts import AlertAcknowledge, AlertOut, AlertPage, AlertSendOut
+from app.api.schemas.alerts import (
+    AlertAcknowledge,
+    AlertOut,
+    AlertPage,
+    AlertSendOut,
+    SafetyPushOut,
+)
 from app.audit.service import record
+from app.notifications.models import Notification
 from app.protocols.questionnaires import Severity
 from app.studies.service import get_study
 
@@ -23,11 +30,25 @@ router = APIRouter(
 )
 
 
-def alert_out(alert: Alert, sends: Sequence[AlertSend] = ()) -> AlertOut:
+def alert_out(
+    alert: Alert, sends: Sequence[AlertSend] = (), push: Notification | None = None
+) -> AlertOut:
+    fields = {c for c in AlertOut.model_fields if c not in ("sends", "safety_response_push")}
     return AlertOut.model_validate(
         {
-            **{c: getattr(alert, c) for c in AlertOut.model_fields if c != "sends"},
+            **{c: getattr(alert, c) for c in fields},
             "sends": [AlertSendOut.model_validate(s) for s in sends],
+            "safety_response_push": (
+                SafetyPushOut(
+                    notification_id=push.id,
+                    status=push.status,
+                    status_reason=push.status_reason,
+                    created_at=push.created_at,
+                    sent_at=push.sent_at,
+                )
+                if push is not None
+                else None
+            ),
         }
     )
 
@@ -81,8 +102,10 @@ def list_alerts(
     )
     session.commit()
     sends = service.sends_of(session, [a.id for a in items])
+    pushes = service.safety_pushes(session, items)
     return AlertPage(
-        items=[alert_out(a, sends.get(a.id, [])) for a in items], next_cursor=next_cursor
+        items=[alert_out(a, sends.get(a.id, []), pushes.get(a.id)) for a in items],
+        next_cursor=next_cursor,
     )
 
 
@@ -105,4 +128,5 @@ def acknowledge_alert(
     alert = service.get_alert(session, get_study(session, study_id), alert_id)
     service.acknowledge(session, clock, caller.actor, alert, body.note)
     session.commit()
-    return alert_out(alert, service.sends_of(session, [alert.id]).get(alert.id, []))
+    sends = service.sends_of(session, [alert.id]).get(alert.id, [])
+    return alert_out(alert, sends, service.safety_pushes(session, [alert]).get(alert.id))

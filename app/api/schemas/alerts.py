@@ -26,6 +26,13 @@ _ALERT_EXAMPLE = {
     "webhook_last_error": None,
     "escalation_level": 0,
     "escalation_due_at": "2026-11-20T19:17:01Z",
+    "safety_response_push": {
+        "notification_id": "019a8b5e-be31-7a3b-8c4d-5e6f7a8b9c0f",
+        "status": "sent",
+        "status_reason": None,
+        "created_at": "2026-11-20T19:02:01Z",
+        "sent_at": "2026-11-20T19:02:03Z",
+    },
     "sends": [
         {
             "id": "019a8b5e-be30-7a3b-8c4d-5e6f7a8b9c0e",
@@ -54,6 +61,16 @@ class AlertSendOut(Schema):
     last_error: str | None
     created_at: datetime = Field(description="When it was due: raised, or escalated.")
     delivered_at: datetime | None
+
+
+class SafetyPushOut(Schema):
+    """The safety response pushed to the participant's phone (crisis line text and link)."""
+
+    notification_id: uuid.UUID
+    status: str = Field(description="pending, sending, sent, failed, expired or cancelled.")
+    status_reason: str | None
+    created_at: datetime
+    sent_at: datetime | None = Field(description="When the push provider accepted it.")
 
 
 class AlertOut(Schema):
@@ -86,6 +103,11 @@ class AlertOut(Schema):
     )
     sends: list[AlertSendOut] = Field(
         description="Its timeline: every send to a care route, escalations included, oldest first."
+    )
+    safety_response_push: SafetyPushOut | None = Field(
+        None,
+        description="The protocol's safety response pushed to the participant when the "
+        "answer was accepted, with its delivery status (null: the item declares none).",
     )
 
 
