@@ -135,6 +135,10 @@ def broken_rule_protocol(fallback: dict[str, Any]) -> dict[str, Any]:
         0, {"id": "broken", "when": "uint(steps_3h) > 10u", "option": "activity_pacing"}
     )
     document["policy"]["fallback"] = fallback
+    # Every option of a randomized fallback must be allowed in every treatment phase: the
+    # example's education phase has no activity pacing, and phases are not what this tests.
+    document.pop("phases", None)
+    document["adaptation"] = "smart"
     return document
 
 
