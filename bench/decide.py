@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import yaml
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from app.alerts.routing import declare_poll_only
 from app.audit.service import CLI_ACTOR
@@ -48,20 +48,25 @@ ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 
 
-def fill(url: str, participants: int, days: int, protocol: str = CHRONIC_PAIN_JITAI) -> None:
-    # Filling runs statements of minutes; the service's statement timeout is for requests.
+def bench_study(url: str, protocol: str) -> tuple[Engine, uuid.UUID]:
+    """A migrated database with an active study under the example ``protocol`` (poll-only:
+    a benchmark has no care team), and an engine without a statement timeout (filling runs
+    statements of minutes; the service's timeout is for requests)."""
     engine = create_db_engine(url, timeouts=DatabaseTimeouts(statement=0))
     upgrade_to_head(engine)
     clock = SimulatedClock(START)
-    factory = make_session_factory(engine)
-    with factory() as session:
+    with make_session_factory(engine)() as session:
         study = create_study(
             session, clock, CLI_ACTOR, slug="bench", name="Bench", status=StudyStatus.active
         )
         declare_poll_only(session, clock, CLI_ACTOR, study, "A benchmark study.")
         upload_version(session, clock, CLI_ACTOR, study, example_text(protocol))
         session.commit()
-        study_id = study.id
+        return engine, study.id
+
+
+def fill(url: str, participants: int, days: int, protocol: str = CHRONIC_PAIN_JITAI) -> None:
+    engine, study_id = bench_study(url, protocol)
     steps = [
         (
             "participants",

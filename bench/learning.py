@@ -25,7 +25,7 @@ import resource
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,21 +33,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decide import ZONES
+from decide import START, ZONES, bench_study
 
-from app.alerts.routing import declare_poll_only
-from app.audit.service import CLI_ACTOR
 from app.core.clock import SimulatedClock
 from app.core.db import DatabaseTimeouts, create_db_engine, make_session_factory
-from app.core.migrations import upgrade_to_head
 from app.decision_rules.posteriors import update_posterior
-from app.protocols.example_files import CHRONIC_PAIN_ADAPTIVE, example_text
+from app.protocols.example_files import CHRONIC_PAIN_ADAPTIVE
 from app.protocols.store import get_version, load_protocol
-from app.studies.models import StudyStatus
-from app.studies.service import create_study
-from app.study_operations.protocol_versions import upload_version
 
-START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 # Decisions 2, 4, 6, 8 and 10 hours after 07:00 UTC; check-ins at 0, 4 and 10 hours, so
 # most decisions have an interference answer within the outcome's 4 hours.
 DECISION_HOURS = (2, 4, 6, 8, 10)
@@ -113,18 +106,7 @@ STEPS = [
 
 
 def fill(url: str, participants: int, days: int) -> uuid.UUID:
-    engine = create_db_engine(url, timeouts=DatabaseTimeouts(statement=0))
-    upgrade_to_head(engine)
-    clock = SimulatedClock(START)
-    factory = make_session_factory(engine)
-    with factory() as session:
-        study = create_study(
-            session, clock, CLI_ACTOR, slug="bench", name="Bench", status=StudyStatus.active
-        )
-        declare_poll_only(session, clock, CLI_ACTOR, study, "A benchmark study.")
-        upload_version(session, clock, CLI_ACTOR, study, example_text(CHRONIC_PAIN_ADAPTIVE))
-        session.commit()
-        study_id = study.id
+    engine, study_id = bench_study(url, CHRONIC_PAIN_ADAPTIVE)
     params = {"study": study_id, "zones": list(ZONES), "start": START, "n": participants}
     with engine.begin() as conn:
         for label, sql in STEPS:

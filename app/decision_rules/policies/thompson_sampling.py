@@ -53,31 +53,44 @@ class ThompsonSamplingPolicy:
         )
 
 
-def learned_probability(
-    protocol: Protocol, config: ThompsonSampling, moment: Moment, values: dict[str, Any]
+def _fallback_record(
+    config: ThompsonSampling,
+    posterior: learning.Posterior | None,
+    values: dict[str, Any],
+    fallback: float | dict[str, float],
 ) -> dict[str, Any]:
-    """The learning record of a decision: P(treat) and what it came from (never raises)."""
-    features = {name: values.get(name) for name in config.features}
-    posterior = moment.posterior
-    record: dict[str, Any] = {
-        "policy": ThompsonSamplingPolicy.name,
-        "posterior_id": posterior.id if posterior is not None else None,
-        "features": features,
-        "effect_mean": None,
-        "effect_variance": None,
-        "probability_unclipped": config.fallback_probability,
-        "probability_clipped": config.fallback_probability,
-        "fallback": True,
-        "fallback_reason": None,
-    }
+    """The record of a decision on the fallback probability; its ``fallback_reason`` is
+    set when the posterior is missing or rests on too little data (else None: the caller
+    goes on to compute the probability)."""
+    reason = None
     if posterior is None:
-        return {**record, "fallback_reason": NO_POSTERIOR}
-    if posterior.rows_total < config.min_rows:
+        reason = NO_POSTERIOR
+    elif posterior.rows_total < config.min_rows:
         reason = (
             f"too little data ({posterior.rows_total} rows with an outcome, "
             f"the minimum is {config.min_rows})"
         )
-        return {**record, "fallback_reason": reason}
+    return {
+        "policy": ThompsonSamplingPolicy.name,
+        "posterior_id": posterior.id if posterior is not None else None,
+        "features": {name: values.get(name) for name in config.features},
+        "effect_mean": None,
+        "effect_variance": None,
+        "probability_unclipped": fallback,
+        "probability_clipped": fallback,
+        "fallback": True,
+        "fallback_reason": reason,
+    }
+
+
+def learned_probability(
+    protocol: Protocol, config: ThompsonSampling, moment: Moment, values: dict[str, Any]
+) -> dict[str, Any]:
+    """The learning record of a decision: P(treat) and what it came from (never raises)."""
+    posterior = moment.posterior
+    record = _fallback_record(config, posterior, values, config.fallback_probability)
+    if posterior is None or record["fallback_reason"] is not None:
+        return record
     try:
         x = learning.feature_vector(config, values)
         mean, variance = learning.effect(config, posterior, x, moment.participant)
@@ -127,25 +140,9 @@ def learned_probabilities(
     share = config.fallback_probability
     fallback = {t: share * declared[t] / total for t in treats} | {"": 1.0 - share}
     posterior = moment.posterior
-    record: dict[str, Any] = {
-        "policy": ThompsonSamplingPolicy.name,
-        "posterior_id": posterior.id if posterior is not None else None,
-        "features": {name: values.get(name) for name in config.features},
-        "effect_mean": None,
-        "effect_variance": None,
-        "probability_unclipped": fallback,
-        "probability_clipped": fallback,
-        "fallback": True,
-        "fallback_reason": None,
-    }
-    if posterior is None:
-        return {**record, "fallback_reason": NO_POSTERIOR}
-    if posterior.rows_total < config.min_rows:
-        reason = (
-            f"too little data ({posterior.rows_total} rows with an outcome, "
-            f"the minimum is {config.min_rows})"
-        )
-        return {**record, "fallback_reason": reason}
+    record = _fallback_record(config, posterior, values, fallback)
+    if posterior is None or record["fallback_reason"] is not None:
+        return record
     try:
         x = learning.feature_vector(config, values)
         coefficients, covariance = learning.participant_coefficients(posterior, moment.participant)
