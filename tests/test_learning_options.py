@@ -17,8 +17,20 @@ from app.decision_rules.posteriors import learning_row
 from app.protocols.document import Protocol
 from app.protocols.loading import parse_protocol
 from app.protocols.problems import ProtocolInvalid
+from app.staff.models import Role
+from tests.conftest import World
+from tests.support.decisions import ATTRIBUTES, Trial
+from tests.test_decisions_api import TAILORING
 from tests.test_learning_policy import ADAPTIVE, tailoring
 from tests.test_learning_policy import MOMENT as STAGE_1
+from tests.test_learning_updates import (
+    _day,
+    _documented_procedure,
+    _export,
+    _local,
+    _posteriors,
+    _update_at,
+)
 
 TREATS = ["pain_acceptance", "mindfulness"]
 
@@ -136,3 +148,47 @@ def test_checks_name_the_field() -> None:
     with pytest.raises(ProtocolInvalid) as caught:
         parse_protocol(yaml.safe_dump(_document(treat=["pain_acceptance", "nothing"])))
     assert "policy.thompson_sampling.treat[1]" in {p.path for p in caught.value.problems}
+
+
+def test_several_options_recompute_from_the_export_and_the_preview_uses_the_posterior(
+    world: World,
+) -> None:
+    world.clock.set(_local(0, 7))
+    document = _document(min_rows=3)
+    trial = Trial(world, document)
+    pids = [trial.participant() for _ in range(2)]
+    rng = np.random.default_rng(8)
+    for day in range(5):
+        for pid in pids:
+            _day(trial, pid, day, rng)
+        assert _update_at(world, _local(day + 1, 3)) == 1
+    stored = _posteriors(world, trial)
+    assert len(stored[-1].mean) == 9
+    rows = _export(world, trial.study_id)
+    assert {r["action"] for r in rows} <= {"pain_acceptance", "mindfulness", "nothing"}
+    history = world.client.get(
+        f"/v1/studies/{trial.study_id}/posteriors", headers=world.staff(Role.researcher)
+    ).json()["items"][::-1]
+    config = document["policy"]["thompson_sampling"]
+    recompute = _documented_procedure()
+    for row, (ids, mean, cov) in zip(stored, recompute(config, 1, rows, history), strict=True):
+        assert ids == [i for i, _ in row.inputs]
+        np.testing.assert_allclose(mean, row.mean, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(cov, row.covariance, rtol=1e-12, atol=1e-15)
+    # The preview decides with the study's current posterior, as the live engine does.
+    preview = world.client.post(
+        f"/v1/studies/{trial.study_id}/decisions/preview",
+        json={
+            "decision_point": "morning",
+            "local_time": "2026-03-09T09:00:00",
+            "tailoring": {**TAILORING, "steps_3h": 900},
+            "attributes": ATTRIBUTES,
+            "study_day": 7,
+        },
+        headers=world.staff(Role.researcher),
+    )
+    assert preview.status_code == 200, preview.text
+    learned = preview.json()["learning"]
+    assert learned["posterior_id"] == str(stored[-1].id)
+    assert learned["fallback"] is False
+    assert set(learned["effect_mean"]) == set(TREATS)
