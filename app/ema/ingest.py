@@ -36,6 +36,7 @@ from app.ema.answers import check_answers, numeric_value, numeric_values
 from app.ema.escalation import EscalationCandidate, raise_escalations
 from app.ema.models import EmaAnswer, EmaResponse
 from app.ema.questionnaire_lookup import QuestionnaireLookup
+from app.ema.scores import score_values
 from app.notifications.outbox import safety_response_notification, write_outbox
 from app.participants.models import Participant
 from app.protocols.questionnaires import Questionnaire
@@ -438,8 +439,9 @@ def _insert_with_answers(
     answers = []
     # Increasing, handed out in batch order: answers given at the same instant count in the
     # order they were sent (app.ema.escalation breaks such ties by answer id).
-    answer_ids = iter(new_id_hexes(sum(len(a.answers) for a in accepted)))
-    for a in accepted:
+    scores = [score_values(a.questionnaire, a.answers) for a in accepted]
+    answer_ids = iter(new_id_hexes(sum(len(a.answers) for a in accepted) + sum(map(len, scores))))
+    for a, scored in zip(accepted, scores, strict=True):
         sub = a.submission
         response_id = str(a.id)
         responses.append(
@@ -469,6 +471,16 @@ def _insert_with_answers(
                 a.answers.items(), numeric_values(a.questionnaire, a.answers), strict=True
             )
         ]
+        answers += [
+            {
+                "id": next(answer_ids),
+                "response_id": response_id,
+                "item_id": score_id,
+                "value": value,
+                "numeric_value": value,
+            }
+            for score_id, value in scored.items()
+        ]
     params = {
         "participant_id": participant.id,
         "study_id": participant.study_id,
@@ -493,6 +505,20 @@ def _insert_answers(session: Session, participant: Participant, kept: list[_Acce
         }
         for a in kept
         for item_id, value in a.answers.items()
+    ]
+    answers += [
+        {
+            "id": new_id(),
+            "response_id": a.id,
+            "participant_id": participant.id,
+            "questionnaire_id": a.questionnaire.id,
+            "item_id": score_id,
+            "answered_at": a.submission.answered_at,
+            "value": value,
+            "numeric_value": value,
+        }
+        for a in kept
+        for score_id, value in score_values(a.questionnaire, a.answers).items()
     ]
     if answers:
         session.execute(sa.insert(sa_table(EmaAnswer)), answers)

@@ -272,6 +272,17 @@ def _item_columns(session: Session, study: Study, filters: Filters) -> list[Colu
                     if item.type in ("multiple_choice", "free_text", "single_choice")
                     else number(name, f"{item.type}: {item.text}", _item_unit(item.type)),
                 )
+            for score in questionnaire.scores:
+                name = f"{questionnaire.id}.{score.id}"
+                items = ", ".join(score.items)
+                about = f"score, {score.method} of {items}"
+                if score.reverse:
+                    about += f" ({', '.join(score.reverse)} reversed)"
+                if score.min_answered is not None:
+                    about += f", prorated from {score.min_answered} answered"
+                columns.setdefault(
+                    name, number(name, f"{about}: {score.description}".rstrip(": "))
+                )
     return list(columns.values())
 
 

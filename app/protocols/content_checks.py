@@ -27,6 +27,7 @@ from app.protocols.questionnaires import (
     answer_scale,
     on_grid,
 )
+from app.protocols.score_checks import check_scores
 from app.protocols.smart import Smart, TrackAssignment
 
 PROBABILITY_TOLERANCE = 1e-9
@@ -104,6 +105,7 @@ def _check_duplicate_ids(protocol: Protocol, problems: Problems) -> None:
 
 
 def _check_questionnaire(questionnaire: Questionnaire, base: str, problems: Problems) -> None:
+    check_scores(questionnaire, base, problems)
     for j, item in enumerate(questionnaire.items):
         path = path_of(base, "items", j)
         if isinstance(item, NumericRatingItem):
@@ -185,7 +187,7 @@ def item_reference_problem(protocol: Protocol, reference: str) -> str | None:
     if questionnaire_id == "*":
         matches = protocol.items(reference)
         if not matches:
-            every = sorted({i.id for q in protocol.questionnaires for i in q.items})
+            every = sorted({i.id for q in protocol.questionnaires for i in q.referable})
             return f"no questionnaire has an item '{item_id}'{suggestion(item_id, every)}"
         scales = {answer_scale(item) for _, item in matches}
         if len(scales) > 1:
@@ -195,7 +197,7 @@ def item_reference_problem(protocol: Protocol, reference: str) -> str | None:
     ids = [q.id for q in protocol.questionnaires]
     if questionnaire_id not in ids:
         return f"unknown questionnaire '{questionnaire_id}'{suggestion(questionnaire_id, ids)}"
-    items = [i.id for i in protocol.questionnaire(questionnaire_id).items]
+    items = [i.id for i in protocol.questionnaire(questionnaire_id).referable]
     if item_id not in items:
         return (
             f"questionnaire '{questionnaire_id}' has no item '{item_id}'"

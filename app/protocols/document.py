@@ -165,7 +165,7 @@ class Protocol(ProtocolModel):
             (q, item)
             for q in self.questionnaires
             if questionnaire_id in ("*", q.id)
-            for item in q.items
+            for item in q.referable
             if item.id == item_id
         ]
 

@@ -221,6 +221,15 @@ ItemReference = Annotated[
 ]
 
 
+def _numeric_range(item: "Item | None") -> tuple[float, float]:
+    """A numeric item's range (0..0 for anything else: the upload checks refuse it)."""
+    if isinstance(item, NumericRatingItem):
+        return float(item.min), float(item.max)
+    if isinstance(item, DurationItem):
+        return float(item.min_minutes), float(item.max_minutes)
+    return 0.0, 0.0
+
+
 def answer_scale(item: Item) -> tuple[Any, ...]:
     """What must agree between items that one wildcard reference pools together."""
     if isinstance(item, NumericRatingItem):
@@ -230,6 +239,42 @@ def answer_scale(item: Item) -> tuple[Any, ...]:
     if isinstance(item, DurationItem):
         return (item.type, item.min_minutes, item.max_minutes)
     return (item.type,)
+
+
+class ScoreMethod(StrEnum):
+    sum = "sum"
+    mean = "mean"
+    weighted_sum = "weighted_sum"
+
+
+class Score(ProtocolModel):
+    """A score computed from a response's numeric items when it is accepted (e.g. the PEG's
+    mean of three 0-10 ratings), stored beside the answers under its own id: tailoring
+    variables, proximal outcomes and monitoring refer to it like an item
+    ("<questionnaire>.<score>"). Sub-scales are scores over fewer items."""
+
+    id: Identifier
+    """Unique among the questionnaire's items and scores."""
+    description: str = ""
+    """What it measures and its source (shown in the data dictionary)."""
+    method: ScoreMethod = ScoreMethod.sum
+    """sum, mean, or weighted_sum (each item's value times its weight)."""
+    items: tuple[Identifier, ...] = Field(min_length=1)
+    """The numeric items (numeric ratings or durations) it is computed from."""
+    weights: dict[Identifier, float] | None = None
+    """For weighted_sum: a weight for each item."""
+    reverse: tuple[Identifier, ...] = ()
+    """Items scored in reverse (min + max - answer), e.g. a positively worded item in a
+    scale where higher means worse."""
+    min_answered: PositiveInt | None = None
+    """Compute the score when at least this many of its items are answered, prorated (a
+    sum scaled up to all items; a mean of those answered); fewer: the score is missing.
+    Default: every item must be answered."""
+
+
+# Scores are presented to references as numeric ratings on a continuous scale (a prorated
+# sum or a mean is rarely whole).
+_SCORE_STEP = 1e-6
 
 
 class Questionnaire(ProtocolModel):
@@ -243,6 +288,43 @@ class Questionnaire(ProtocolModel):
     """Shown at the top of the prompt."""
     items: tuple[Item, ...] = Field(min_length=1)
     """The questions, in display order."""
+    scores: tuple[Score, ...] = ()
+    """Scores computed from the items at ingestion (see Score)."""
+
+    @property
+    def referable(self) -> tuple["Item", ...]:
+        """The items, then each score as a numeric rating over its range: what an item
+        reference ("<questionnaire>.<id>") may name."""
+        if not self.scores:
+            return self.items
+        return (*self.items, *(self.score_item(s) for s in self.scores))
+
+    def score_item(self, score: Score) -> NumericRatingItem:
+        low, high = self.score_range(score)
+        return NumericRatingItem(
+            id=score.id,
+            type="numeric_rating",
+            text=score.description or f"score: {score.method} of {', '.join(score.items)}",
+            optional=True,
+            min=float(low),
+            max=float(high),
+            step=_SCORE_STEP,
+        )
+
+    def score_range(self, score: Score) -> tuple[float, float]:
+        """The lowest and highest value the score can take."""
+        ranges = []
+        for item_id in score.items:
+            item = self.find_item(item_id)
+            low, high = _numeric_range(item)
+            weight = (score.weights or {}).get(item_id, 1.0)
+            if score.method is not ScoreMethod.weighted_sum:
+                weight = 1.0
+            ranges.append(sorted((low * weight, high * weight)))
+        low, high = sum(r[0] for r in ranges), sum(r[1] for r in ranges)
+        if score.method is ScoreMethod.mean:
+            return low / len(ranges), high / len(ranges)
+        return low, high
 
     def item(self, item_id: str) -> Item:
         """The item with this id; KeyError if there is none."""

@@ -1,0 +1,284 @@
+"""Questionnaire scores (``questionnaires[].scores``): computed at ingestion with reverse
+coding, weights and prorating; checked at upload naming the field; stored with the
+response and exported with a data-dictionary entry; and read like an item by tailoring
+variables and the non-response flag."""
+
+import csv
+import io
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.ema.models import EmaAnswer
+from app.ema.scores import score_values
+from app.monitoring.flags import evaluate_all
+from app.protocols.example_files import MINIMAL, example_text
+from app.protocols.loading import parse_protocol
+from app.protocols.problems import ProtocolInvalid
+from app.protocols.questionnaires import Questionnaire
+from app.staff.models import Role
+from tests.conftest import World
+from tests.support.decisions import Trial
+from tests.support.ingest import Phone
+
+
+def _rating(item_id: str, *, optional: bool = True) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "type": "numeric_rating",
+        "text": f"{item_id}?",
+        "min": 0,
+        "max": 10,
+        "optional": optional,
+    }
+
+
+PEG = {
+    "id": "peg",
+    "description": "PEG-3 (pain, enjoyment of life, general activity), mean of 0-10.",
+    "method": "mean",
+    "items": ["pain", "enjoyment", "activity"],
+    "min_answered": 2,
+}
+
+
+def _document(**questionnaire: Any) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(example_text(MINIMAL))
+    daily = document["questionnaires"][0]
+    daily["items"] = [_rating("pain"), _rating("enjoyment"), _rating("activity"), _rating("mood")]
+    daily["scores"] = [
+        PEG,
+        # Higher is better for mood: reversed so that the sub-scale runs the way pain does.
+        {"id": "distress", "method": "sum", "items": ["pain", "mood"], "reverse": ["mood"]},
+        {
+            "id": "weighted",
+            "method": "weighted_sum",
+            "items": ["pain", "activity"],
+            "weights": {"pain": 2, "activity": 0.5},
+            "min_answered": 1,
+        },
+    ]
+    daily.update(questionnaire)
+    document["tailoring_variables"] = [
+        {
+            "name": "peg_today",
+            "type": "number",
+            "source": "ema",
+            "item": "daily.peg",
+            "aggregate": "latest",
+            "window": "today",
+            "default": -1,
+        }
+    ]
+    document["policy"]["rules"][0]["when"] = "peg_today >= 5.0"
+    return document
+
+
+QUESTIONNAIRE: Questionnaire = parse_protocol(yaml.safe_dump(_document())).questionnaires[0]
+
+
+def test_scores_are_computed_with_reverse_coding_weights_and_prorating() -> None:
+    full = score_values(QUESTIONNAIRE, {"pain": 6, "enjoyment": 4, "activity": 8, "mood": 7})
+    assert full == {"peg": 6.0, "distress": 6 + (10 - 7), "weighted": 2 * 6 + 0.5 * 8}
+    # Two of three PEG items: the mean of those answered. The weighted sum is prorated to
+    # all its weight: 2 * 6 scaled by 2.5 / 2.
+    partial = score_values(QUESTIONNAIRE, {"pain": 6, "enjoyment": 4})
+    assert partial["peg"] == 5.0
+    assert partial["weighted"] == pytest.approx(12 * 2.5 / 2)
+    # Distress needs both of its items (no min_answered); PEG needs two.
+    assert "distress" not in partial
+    assert "peg" not in score_values(QUESTIONNAIRE, {"pain": 6})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    answers=st.dictionaries(
+        st.sampled_from(["pain", "enjoyment", "activity", "mood"]), st.integers(0, 10)
+    )
+)
+def test_a_score_stays_within_its_declared_range(answers: dict[str, int]) -> None:
+    for score in QUESTIONNAIRE.scores:
+        low, high = QUESTIONNAIRE.score_range(score)
+        value = score_values(QUESTIONNAIRE, answers).get(score.id)
+        if value is not None:
+            assert low - 1e-9 <= value <= high + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("score", "field", "message"),
+    [
+        (
+            {**PEG, "items": ["pain", "joy"]},
+            "questionnaires[0].scores[0].items[1]",
+            "no item 'joy'",
+        ),
+        ({**PEG, "id": "pain"}, "questionnaires[0].scores[0].id", "already an item"),
+        ({**PEG, "reverse": ["mood"]}, "questionnaires[0].scores[0].reverse[0]", "not one of"),
+        ({**PEG, "min_answered": 4}, "questionnaires[0].scores[0].min_answered", "more than"),
+        (
+            {**PEG, "method": "weighted_sum", "weights": {"pain": 1}},
+            "questionnaires[0].scores[0].weights",
+            "no weight for activity, enjoyment",
+        ),
+        ({**PEG, "weights": {"pain": 1}}, "questionnaires[0].scores[0].weights", "weighted_sum"),
+    ],
+)
+def test_a_bad_score_names_the_field(score: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(ProtocolInvalid) as caught:
+        parse_protocol(yaml.safe_dump(_document(scores=[score])))
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert field in problems, problems
+    assert message in problems[field]
+
+
+def test_a_free_text_item_cannot_be_scored() -> None:
+    document = _document()
+    daily = document["questionnaires"][0]
+    daily["items"].append({"id": "note", "type": "free_text", "text": "?", "max_length": 50})
+    daily["scores"] = [{**PEG, "items": ["pain", "note"]}]
+    with pytest.raises(ProtocolInvalid) as caught:
+        parse_protocol(yaml.safe_dump(document))
+    assert "free_text item" in caught.value.problems[0].message
+
+
+def _upload(world: World, document: dict[str, Any]) -> str:
+    study = world.study()
+    response = world.client.post(
+        f"/v1/studies/{study['id']}/protocols",
+        content=yaml.safe_dump(document),
+        headers={**world.staff(Role.admin), "Content-Type": "application/yaml"},
+    )
+    assert response.status_code == 201, response.text
+    return str(study["id"])
+
+
+def _response(world: World, **answers: Any) -> dict[str, Any]:
+    return {
+        "client_id": uuid.uuid4().hex,
+        "questionnaire_id": "daily",
+        "questionnaire_version": 1,
+        "answered_at": world.clock.now().isoformat(),
+        "answers": answers,
+    }
+
+
+def test_scores_are_stored_with_the_response_and_exported(world: World) -> None:
+    study_id = _upload(world, _document())
+    participant, token = world.enrolled_participant(study_id)
+    me = Phone(world.client, participant, token, study_id)
+    result = me.post("ema-responses", [_response(world, pain=6, enjoyment=4, activity=8, mood=7)])
+    assert result["items"][0]["status"] == "accepted"
+    me.post("ema-responses", [_response(world, pain=6)])  # too few items for the PEG
+    with world.session_factory() as session:
+        stored = session.execute(
+            sa.select(EmaAnswer.item_id, EmaAnswer.numeric_value).where(
+                EmaAnswer.item_id.in_(["peg", "distress", "weighted"])
+            )
+        ).all()
+    # The second response's weighted sum: 2 * 6 prorated to all the weight, 12 * 2.5 / 2.
+    assert sorted(stored) == [
+        ("distress", 9.0),
+        ("peg", 6.0),
+        ("weighted", 15.0),
+        ("weighted", 16.0),
+    ]
+    # A phone cannot send a score: it is not an item.
+    refused = world.client.post(
+        "/v1/me/ema-responses",
+        json={"items": [_response(world, pain=6, peg=3)]},
+        headers=me.headers,
+    )
+    assert refused.json()["items"][0]["status"] == "rejected"
+    researcher = world.staff(Role.researcher)
+    export = world.client.get(f"/v1/studies/{study_id}/exports/ema_responses", headers=researcher)
+    assert export.status_code == 200, export.text
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [r["daily.peg"] for r in rows] == ["6.0", ""]
+    dictionary = world.client.get(
+        f"/v1/studies/{study_id}/exports/ema_responses/dictionary", headers=researcher
+    )
+    assert dictionary.status_code == 200, dictionary.text
+    assert "score, mean of pain, enjoyment, activity" in dictionary.text
+    assert "prorated from 2 answered" in dictionary.text
+
+
+def test_a_tailoring_variable_reads_a_score(world: World) -> None:
+    trial = Trial(world, _document())
+    participant, token = world.enrolled_participant(trial.study_id)
+    me = Phone(world.client, participant, token, trial.study_id)
+    me.post("ema-responses", [_response(world, pain=7, enjoyment=5, activity=6)])
+    pid = uuid.UUID(participant["id"])
+    decision, _ = trial.decide_one(pid, "afternoon", world.clock.now() + timedelta(minutes=30))
+    assert decision.tailoring["peg_today"] == 6.0
+    assert decision.rule_id == "everyone"
+
+
+def test_non_response_is_flagged_on_a_score(world: World) -> None:
+    document = _document()
+    document["monitoring"] = {
+        "non_response": {"item": "daily.peg", "after_weeks": 2, "min_answers": 3}
+    }
+    study_id = _upload(world, document)
+    participant, _ = world.enrolled_participant(study_id)
+    start = world.clock.now()
+    me_id = uuid.UUID(participant["id"])
+    with world.session_factory() as session:
+        responses, answers = _answers(me_id, uuid.UUID(study_id), start, days=range(0, 21))
+        session.add_all(responses)
+        session.flush()
+        session.add_all(answers)
+        session.commit()
+    world.clock.set(start + timedelta(days=21, hours=1))
+    with world.session_factory() as session:
+        evaluate_all(session, world.clock)
+        session.commit()
+    flags = world.client.get(
+        f"/v1/studies/{study_id}/flags",
+        params={"kind": "non_response"},
+        headers=world.staff(Role.researcher),
+    ).json()["items"]
+    assert len(flags) == 1
+    assert flags[0]["detail"]["item"] == "daily.peg"
+
+
+def _answers(
+    participant_id: uuid.UUID, study_id: uuid.UUID, start: Any, *, days: range
+) -> tuple[list[Any], list[Any]]:
+    """A PEG of 6 every day, the way ingestion stores it (no improvement)."""
+    from app.ema.models import EmaResponse
+
+    rows: list[Any] = []
+    answers: list[Any] = []
+    for day in days:
+        at = start + timedelta(days=day, hours=2)
+        response = EmaResponse(
+            id=uuid.uuid4(),
+            participant_id=participant_id,
+            study_id=study_id,
+            client_id=uuid.uuid4().hex,
+            questionnaire_id="daily",
+            questionnaire_version=1,
+            protocol_version=1,
+            answered_at=at,
+            utc_offset_minutes=0,
+            received_at=at,
+        )
+        rows.append(response)
+        answers.append(
+            EmaAnswer(
+                response_id=response.id,
+                participant_id=participant_id,
+                questionnaire_id="daily",
+                item_id="peg",
+                answered_at=at,
+                value=6.0,
+                numeric_value=6.0,
+            )
+        )
+    return rows, answers
