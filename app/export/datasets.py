@@ -280,9 +280,7 @@ def _item_columns(session: Session, study: Study, filters: Filters) -> list[Colu
                     about += f" ({', '.join(score.reverse)} reversed)"
                 if score.min_answered is not None:
                     about += f", prorated from {score.min_answered} answered"
-                columns.setdefault(
-                    name, number(name, f"{about}: {score.description}".rstrip(": "))
-                )
+                columns.setdefault(name, number(name, f"{about}: {score.description}".rstrip(": ")))
     return list(columns.values())
 
 

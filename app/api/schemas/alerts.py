@@ -66,6 +66,8 @@ class AlertSendOut(Schema):
 class SafetyPushOut(Schema):
     """The safety response pushed to the participant's phone (crisis line text and link)."""
 
+    model_config = ConfigDict(json_schema_extra=examples(_ALERT_EXAMPLE["safety_response_push"]))
+
     notification_id: uuid.UUID
     status: str = Field(description="pending, sending, sent, failed, expired or cancelled.")
     status_reason: str | None
