@@ -77,6 +77,9 @@ def _document(**questionnaire: Any) -> dict[str, Any]:
         }
     ]
     document["policy"]["rules"][0]["when"] = "peg_today >= 5.0"
+    document["proximal_outcomes"] = [
+        {"name": "next_peg", "source": "ema", "item": "daily.peg", "window_minutes_after": 240}
+    ]
     return document
 
 
@@ -217,6 +220,18 @@ def test_a_tailoring_variable_reads_a_score(world: World) -> None:
     decision, _ = trial.decide_one(pid, "afternoon", world.clock.now() + timedelta(minutes=30))
     assert decision.tailoring["peg_today"] == 6.0
     assert decision.rule_id == "everyone"
+    # And a proximal outcome: the next PEG within 4 hours of the decision.
+    world.clock.advance(timedelta(hours=2))
+    me.post("ema-responses", [_response(world, pain=3, enjoyment=5, activity=4)])
+    world.clock.advance(timedelta(hours=3))
+    export = world.client.get(
+        f"/v1/studies/{trial.study_id}/exports/decisions", headers=world.staff(Role.researcher)
+    )
+    assert export.status_code == 200, export.text
+    [row] = [
+        r for r in csv.DictReader(io.StringIO(export.text)) if r["decision_id"] == str(decision.id)
+    ]
+    assert float(row["outcome_next_peg"]) == pytest.approx(4.0)
 
 
 def test_non_response_is_flagged_on_a_score(world: World) -> None:
