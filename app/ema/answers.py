@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.core.batches import ItemProblem
+from app.protocols.cel_rules import compile_condition, evaluate_condition
 from app.protocols.questionnaires import (
     DurationItem,
     FreeTextItem,
@@ -105,6 +106,16 @@ def check_answers(
     integer_scales = checks.integer_scales
     for item in checks.items:
         value = answers.get(item.id)
+        if item.enable_when is not None and not is_enabled(item.enable_when, stored):
+            if value is not None:
+                problems.append(
+                    ItemProblem(
+                        f"answers.{item.id}",
+                        f"not asked: its enable_when ({item.enable_when}) is false for this "
+                        "response's earlier answers",
+                    )
+                )
+            continue
         reason = checks.verdict(item, value)
         if reason is not None:
             problems.append(ItemProblem(f"answers.{item.id}", reason))
@@ -114,6 +125,16 @@ def check_answers(
                 value = int(value)
             stored[item.id] = value
     return stored, problems
+
+
+def is_enabled(condition: str, earlier: Mapping[str, Any]) -> bool:
+    """Whether an item with this enable_when is asked after these (stored) earlier answers.
+    A condition that cannot be evaluated (it reads a skipped item) is false: the item is
+    not asked."""
+    try:
+        return evaluate_condition(compile_condition(condition), earlier)
+    except Exception:
+        return False
 
 
 def _reason(item: Item, value: Any) -> str | None:

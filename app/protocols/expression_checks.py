@@ -78,6 +78,10 @@ def check_expressions(protocol: Protocol, problems: Problems) -> None:
                 _check_placeholders(template, types, path_of(base, field), problems)
     for i, questionnaire in enumerate(protocol.questionnaires):
         for j, item in enumerate(questionnaire.items):
+            if item.enable_when is not None:
+                path = path_of("questionnaires", i, "items", j, "enable_when")
+                scope = _branching_scope(questionnaire.items, j, decision_scope)
+                _check(item.enable_when, scope, path, problems)
             if item.escalation is not None:
                 path = path_of("questionnaires", i, "items", j, "escalation", "when")
                 _check(
@@ -252,6 +256,18 @@ def _escalation_scope(item: Item, decision: Scope) -> Scope:
     return Scope(
         samples={"value": _answer_samples(item)},
         out_of_scope=dict.fromkeys(decision.samples, hint),
+    )
+
+
+def _branching_scope(items: Sequence[Item], position: int, decision: Scope) -> Scope:
+    """An item's enable_when sees the answers to the items before it, by id."""
+    later = "enable_when sees only the answers to earlier items of the questionnaire"
+    return Scope(
+        samples={item.id: _answer_samples(item) for item in items[:position]},
+        out_of_scope={
+            **dict.fromkeys(decision.samples, later),
+            **dict.fromkeys((item.id for item in items[position:]), later),
+        },
     )
 
 

@@ -66,6 +66,11 @@ class ItemBase(ProtocolModel):
     """If true, the participant may skip the item."""
     escalation: Escalation | None = None
     """Alert the care team when an answer matches (see Escalation)."""
+    enable_when: CelExpression | None = None
+    """Branching: ask this item only when this CEL condition over the answers to earlier
+    items of the same questionnaire holds (each earlier item by its id, e.g.
+    `pain >= 7 && flare == true`). A condition that reads a skipped item is false. An
+    answer to an item not asked is rejected; a required item is required only when asked."""
 
     def validate_answer(self, value: Any) -> str | None:
         """Why `value` is not an acceptable answer to this item, or None if it is.
