@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from app.analysis.decisions_csv import load_columns
+from app.analysis.emee import OutcomeType, emee, method_of
 from app.analysis.wcls import WclsResult, wcls
 
 analyze = typer.Typer(
@@ -71,8 +72,16 @@ def mrt(
         bool, typer.Option(help="Mancl-DeRouen small-sample correction of the variance.")
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    outcome_type: Annotated[
+        OutcomeType,
+        typer.Option(
+            help="continuous: WCLS (an additive effect); binary: EMEE, the log relative risk "
+            "of a 0/1 outcome (numerator probability 0.5 by default)."
+        ),
+    ] = OutcomeType.continuous,
 ) -> None:
-    """Estimate the causal excursion effect of treatment on a proximal outcome (WCLS)."""
+    """Estimate the causal excursion effect of treatment on a proximal outcome (WCLS, or
+    EMEE for a binary outcome)."""
     moderators = moderator or []
     controls = control or []
     available_column = None if always_available else availability
@@ -81,7 +90,10 @@ def mrt(
         columns.append(available_column)
     try:
         data = load_columns(file, columns)
-        result = wcls(
+        estimator = emee if outcome_type is OutcomeType.binary else wcls
+        if outcome_type is OutcomeType.binary and numerator_prob is None:
+            numerator_prob = 0.5
+        result = estimator(
             data,
             id=id_column,
             outcome=outcome,
@@ -98,23 +110,46 @@ def mrt(
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
     if as_json:
-        typer.echo(json.dumps({"treatment": treatment, "outcome": outcome, **result.to_dict()}))
+        typer.echo(
+            json.dumps(
+                {
+                    "treatment": treatment,
+                    "outcome": outcome,
+                    **method_of(outcome_type),
+                    **result.to_dict(),
+                }
+            )
+        )
     else:
-        typer.echo(format_table(result, treatment=treatment, outcome=outcome))
+        typer.echo(
+            format_table(result, treatment=treatment, outcome=outcome, outcome_type=outcome_type)
+        )
 
 
-def format_table(result: WclsResult, *, treatment: str, outcome: str) -> str:
+def format_table(
+    result: WclsResult,
+    *,
+    treatment: str,
+    outcome: str,
+    outcome_type: OutcomeType | None = None,
+) -> str:
     """The result as a plain-text report for a terminal."""
     level = f"{result.confidence * 100:g}%"
+    binary = outcome_type is OutcomeType.binary
+    method = "EMEE, log relative risk" if binary else "WCLS"
     lines = [
-        f"Causal excursion effect of {treatment!r} on {outcome!r} (WCLS)",
+        f"Causal excursion effect of {treatment!r} on {outcome!r} ({method})",
         f"{result.n_participants} participants, {result.n_decisions} available decision points "
         f"with an outcome ({result.n_rows} rows; {result.n_unavailable} unavailable; "
         f"{result.n_missing_outcome} missing the outcome, dropped)",
         "moderators: " + ", ".join(("(Intercept)", *result.moderators)),
         "controls:   " + ", ".join(("(Intercept)", *result.controls)),
         f"numerator probability {result.numerator_prob:g}; "
-        + ("Mancl-DeRouen corrected" if result.small_sample_correction else "uncorrected")
+        + (
+            ("small-sample corrected" if binary else "Mancl-DeRouen corrected")
+            if result.small_sample_correction
+            else "uncorrected"
+        )
         + f" sandwich variance; F(1, {result.df}) reference",
         "",
     ]

@@ -175,6 +175,67 @@ def wcls(
     decision points, collinear controls or moderators, or too few participants (fewer than
     p + q + 1).
     """
+    prepared = prepare(
+        data,
+        outcome=outcome,
+        id=id,
+        treatment=treatment,
+        rand_prob=rand_prob,
+        availability=availability,
+        moderators=moderators,
+        controls=controls,
+        numerator_prob=numerator_prob,
+        confidence=confidence,
+    )
+    theta, covariance = _fit(
+        prepared.design,
+        prepared.y,
+        prepared.weight,
+        prepared.cluster,
+        prepared.n_participants,
+        small_sample_correction,
+    )
+    return result(prepared, theta, covariance, confidence, small_sample_correction)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The available decision points with an outcome, checked and ready to fit: outcome y,
+    treatment a, randomization and numerator probabilities, the weights, the control (g)
+    and moderator (f) design and the design [g, (a - p~) f], participant clusters."""
+
+    y: FloatArray
+    a: FloatArray
+    p: FloatArray
+    numerator: float
+    weight: FloatArray
+    g: FloatArray
+    f: FloatArray
+    design: FloatArray
+    cluster: npt.NDArray[np.intp]
+    n_participants: int
+    df: int
+    moderators: tuple[str, ...]
+    controls: tuple[str, ...]
+    n_rows: int
+    n_unavailable: int
+    n_missing_outcome: int
+
+
+def prepare(
+    data: Mapping[str, npt.ArrayLike],
+    *,
+    outcome: str,
+    id: str,
+    treatment: str,
+    rand_prob: str | float,
+    availability: str | None,
+    moderators: Sequence[str],
+    controls: Sequence[str],
+    numerator_prob: float | None,
+    confidence: float,
+) -> Prepared:
+    """The checks and design shared by WCLS and EMEE (see ``wcls`` for what is refused)."""
     if not 0 < confidence < 1:
         raise ValueError("confidence must lie strictly between 0 and 1")
     moderators = tuple(moderators)
@@ -283,7 +344,37 @@ def wcls(
             f"points; drop one of: {', '.join((*controls, *moderators)) or 'none'}"
         )
 
-    theta, covariance = _fit(design, y, weight, cluster, n_participants, small_sample_correction)
+    return Prepared(
+        y=y,
+        a=a,
+        p=p,
+        numerator=numerator,
+        weight=weight,
+        g=g,
+        f=f,
+        design=design,
+        cluster=cluster,
+        n_participants=n_participants,
+        df=df,
+        moderators=moderators,
+        controls=controls,
+        n_rows=n_rows,
+        n_unavailable=n_unavailable,
+        n_missing_outcome=n_missing_outcome,
+    )
+
+
+def result(
+    prepared: Prepared,
+    theta: FloatArray,
+    covariance: FloatArray,
+    confidence: float,
+    small_sample_correction: bool,
+) -> WclsResult:
+    """The effect coefficients (after the q control coefficients of ``theta``) with t
+    inference on ``prepared.df`` degrees of freedom."""
+    q, df = prepared.g.shape[1], prepared.df
+    moderators = prepared.moderators
 
     # Imported here: scipy.stats adds some 75 MiB to every process that imports this
     # module (the API does, for its routes), and only an analysis needs it.
@@ -312,15 +403,15 @@ def wcls(
     return WclsResult(
         coefficients=tuple(coefficients),
         moderators=moderators,
-        controls=controls,
-        numerator_prob=numerator,
+        controls=prepared.controls,
+        numerator_prob=prepared.numerator,
         confidence=confidence,
         small_sample_correction=small_sample_correction,
-        n_participants=n_participants,
-        n_decisions=int(rows.size),
-        n_rows=n_rows,
-        n_unavailable=n_unavailable,
-        n_missing_outcome=n_missing_outcome,
+        n_participants=prepared.n_participants,
+        n_decisions=len(prepared.y),
+        n_rows=prepared.n_rows,
+        n_unavailable=prepared.n_unavailable,
+        n_missing_outcome=prepared.n_missing_outcome,
         df=df,
         covariance=covariance[q:, q:].copy(),
     )

@@ -3,6 +3,7 @@ import uuid
 from fastapi import APIRouter
 
 from app.analysis.decisions_data import mrt_arrays
+from app.analysis.emee import OutcomeType, emee, method_of
 from app.analysis.wcls import wcls
 from app.api.auth import Researcher
 from app.api.deps import ClockDep, SessionDep
@@ -21,7 +22,9 @@ router = APIRouter(
 )
 
 
-@router.post("/mrt", response_model=MrtAnalysisResult, summary="Causal excursion effect (WCLS)")
+@router.post(
+    "/mrt", response_model=MrtAnalysisResult, summary="Causal excursion effect (WCLS or EMEE)"
+)
 def analyze_mrt(
     study_id: uuid.UUID,
     body: MrtAnalysisRequest,
@@ -32,7 +35,9 @@ def analyze_mrt(
     """Estimates the proximal causal excursion effect of prompting (or of one option) on a
     proximal outcome from the decision log, by weighted and centred least squares (Boruvka
     et al. 2018), with moderators and controls from the tailoring variables, the
-    Mancl-DeRouen small-sample correction and the F(1, n - p - q) reference distribution.
+    Mancl-DeRouen small-sample correction and the F(1, n - p - q) reference distribution;
+    or, with `outcome_type: binary`, on the log relative-risk scale by EMEE (Qian et al.
+    2021, as MRTAnalysis `emee()`), for a 0/1 outcome such as an engagement outcome.
     Only micro-randomized decisions (0 < probability < 1) count as available. Audited.
 
     Roles: researcher, admin.
@@ -49,13 +54,15 @@ def analyze_mrt(
         option=body.option,
         covariates=[*body.moderators, *body.controls],
     )
+    binary = body.outcome_type is OutcomeType.binary
+    numerator = body.numerator_prob if body.numerator_prob is not None or not binary else 0.5
     try:
-        result = wcls(
+        result = (emee if binary else wcls)(
             arrays,
             outcome=body.outcome,
             moderators=body.moderators,
             controls=body.controls,
-            numerator_prob=body.numerator_prob,
+            numerator_prob=numerator,
             confidence=body.confidence,
             small_sample_correction=body.small_sample_correction,
         )
@@ -75,5 +82,8 @@ def analyze_mrt(
     )
     session.commit()
     return MrtAnalysisResult(
-        outcome=body.outcome, treatment=body.option or "any prompt", **result.to_dict()
+        outcome=body.outcome,
+        treatment=body.option or "any prompt",
+        **method_of(body.outcome_type),
+        **result.to_dict(),
     )

@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
+from app.analysis.emee import OutcomeType
 from app.api.schemas.common import CheckText, Instant, Schema, Version, examples
 
 Name = Annotated[str, StringConstraints(max_length=200), CheckText]
@@ -42,7 +43,13 @@ class MrtAnalysisRequest(Schema):
     )
     confidence: float = Field(0.95, gt=0, lt=1)
     small_sample_correction: bool = Field(
-        True, description="Mancl-DeRouen correction of the sandwich variance."
+        True, description="Small-sample correction of the sandwich variance."
+    )
+    outcome_type: OutcomeType = Field(
+        OutcomeType.continuous,
+        description="continuous: WCLS, an additive effect; binary: EMEE (Qian et al. 2021), "
+        "the log relative risk of a 0/1 outcome (e.g. engagement), numerator probability "
+        "0.5 by default.",
     )
     participant_ids: list[uuid.UUID] = Field(default_factory=list)
     start: Instant | None = None
@@ -78,6 +85,10 @@ class MrtAnalysisResult(Schema):
 
     outcome: str
     treatment: str = Field(description="The option analysed, or 'any prompt'.")
+    method: str = Field("wcls", description="wcls or emee.")
+    scale: str = Field(
+        "difference in means", description="difference in means, or log relative risk."
+    )
     coefficients: list[dict[str, Any]] = Field(
         description="The effect (intercept) and each moderator's coefficient: estimate, "
         "standard error, confidence interval, t and F statistics, degrees of freedom, p-value."
