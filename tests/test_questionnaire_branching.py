@@ -2,7 +2,6 @@
 match), enforced at ingestion per item (an answer to an item not asked is rejected with
 the reason; a required item is required only when asked)."""
 
-import uuid
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from app.protocols.loading import parse_protocol
 from app.protocols.problems import ProtocolInvalid
 from app.staff.models import Role
 from tests.conftest import World
-from tests.support.ingest import Phone
+from tests.support.ingest import Phone, response_to
 
 
 def _document(**flare: Any) -> dict[str, Any]:
@@ -80,13 +79,7 @@ def me(world: World) -> Phone:
 
 
 def _response(world: World, **answers: Any) -> dict[str, Any]:
-    return {
-        "client_id": uuid.uuid4().hex,
-        "questionnaire_id": "daily",
-        "questionnaire_version": 1,
-        "answered_at": world.clock.now().isoformat(),
-        "answers": answers,
-    }
+    return response_to("daily", world.clock.now(), **answers)
 
 
 def test_answers_follow_the_branches(world: World, me: Phone) -> None:

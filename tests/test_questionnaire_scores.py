@@ -25,7 +25,7 @@ from app.protocols.questionnaires import Questionnaire
 from app.staff.models import Role
 from tests.conftest import World
 from tests.support.decisions import Trial
-from tests.support.ingest import Phone
+from tests.support.ingest import Phone, response_to
 
 
 def _rating(item_id: str, *, optional: bool = True) -> dict[str, Any]:
@@ -162,13 +162,7 @@ def _upload(world: World, document: dict[str, Any]) -> str:
 
 
 def _response(world: World, **answers: Any) -> dict[str, Any]:
-    return {
-        "client_id": uuid.uuid4().hex,
-        "questionnaire_id": "daily",
-        "questionnaire_version": 1,
-        "answered_at": world.clock.now().isoformat(),
-        "answers": answers,
-    }
+    return response_to("daily", world.clock.now(), **answers)
 
 
 def test_scores_are_stored_with_the_response_and_exported(world: World) -> None:

@@ -154,3 +154,14 @@ def recording(*kinds: Event) -> Iterator[Recorder]:
     finally:
         for kind in kinds or tuple(Event):
             unsubscribe(kind, recorder)
+
+
+def response_to(questionnaire: str, answered_at: datetime, **answers: Any) -> dict[str, Any]:
+    """One EMA response to version 1 of ``questionnaire`` with exactly these answers."""
+    return {
+        "client_id": uuid.uuid4().hex,
+        "questionnaire_id": questionnaire,
+        "questionnaire_version": 1,
+        "answered_at": answered_at.isoformat(),
+        "answers": answers,
+    }
