@@ -228,10 +228,11 @@ def test_a_tailoring_variable_reads_a_score(world: World) -> None:
     assert float(row["outcome_next_peg"]) == pytest.approx(4.0)
 
 
-def test_non_response_is_flagged_on_a_score(world: World) -> None:
+def test_non_response_and_trends_on_a_score(world: World) -> None:
     document = _document()
     document["monitoring"] = {
-        "non_response": {"item": "daily.peg", "after_weeks": 2, "min_answers": 3}
+        "trend_items": ["daily.peg"],
+        "non_response": {"item": "daily.peg", "after_weeks": 2, "min_answers": 3},
     }
     study_id = _upload(world, document)
     participant, _ = world.enrolled_participant(study_id)
@@ -254,6 +255,15 @@ def test_non_response_is_flagged_on_a_score(world: World) -> None:
     ).json()["items"]
     assert len(flags) == 1
     assert flags[0]["detail"]["item"] == "daily.peg"
+    # And the staff trends show the score's weekly means against its baseline.
+    trends = world.client.get(
+        f"/v1/studies/{study_id}/participants/{participant['id']}/trends",
+        headers=world.staff(Role.researcher),
+    )
+    assert trends.status_code == 200, trends.text
+    weeks = trends.json()["weeks"]
+    assert weeks[0]["means"]["daily.peg"] == 6.0
+    assert weeks[2]["baseline"]["daily.peg"] == 6.0
 
 
 def _answers(
