@@ -18,6 +18,7 @@ from app.protocols.instruments import instrument, instrument_names
 from app.protocols.loading import parse_protocol
 from app.protocols.problems import ProtocolInvalid
 from app.protocols.questionnaires import Questionnaire
+from app.protocols.schema import protocol_json_schema
 from app.staff.models import Role
 from tests.conftest import World
 from tests.support.ingest import Phone, response_to
@@ -238,3 +239,14 @@ def test_start_back_stratum_becomes_a_participant_attribute(world: World) -> Non
     assert reasons.count("stratified") == 2
     # The value is not written to the audit log, only which attribute changed.
     assert all("high" not in str(e.detail) for e in audited)
+
+
+def test_the_json_schema_offers_an_include() -> None:
+    schema = protocol_json_schema()
+    assert schema["properties"]["questionnaires"]["items"]["anyOf"][1] == {
+        "$ref": "#/$defs/InstrumentInclude"
+    }
+    include = schema["$defs"]["InstrumentInclude"]
+    assert include["properties"]["include"]["enum"] == list(instrument_names())
+    assert include["required"] == ["include"]
+    assert include["additionalProperties"] is False
