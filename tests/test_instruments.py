@@ -250,3 +250,27 @@ def test_the_json_schema_offers_an_include() -> None:
     assert include["properties"]["include"]["enum"] == list(instrument_names())
     assert include["required"] == ["include"]
     assert include["additionalProperties"] is False
+
+
+def test_the_documented_snippet_validates() -> None:
+    document = _document(
+        {"include": "peg3"},
+        {"include": "start_back", "id": "screening"},
+        participant_attributes={"start_back_risk": START_BACK_RISK},
+        tailoring_variables=[
+            {
+                "name": "peg_7d",
+                "type": "number",
+                "source": "ema",
+                "item": "peg.peg_score",
+                "aggregate": "mean",
+                "window": "7d",
+                "default": -1,
+            }
+        ],
+    )
+    document["policy"]["rules"][0]["when"] = (
+        'peg_7d >= 5.0 || (has(attributes.start_back_risk) && attributes.start_back_risk == "high")'
+    )
+    protocol = parse_protocol(document)
+    assert [q.id for q in protocol.questionnaires] == ["daily", "peg", "screening"]
