@@ -2,8 +2,10 @@
 scores as its instrument specifies; a protocol includes one by name, with overrides; and the
 STarT Back risk stratum becomes a participant attribute when a response is accepted."""
 
+import tomllib
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -274,3 +276,12 @@ def test_the_documented_snippet_validates() -> None:
     )
     protocol = parse_protocol(document)
     assert [q.id for q in protocol.questionnaires] == ["daily", "peg", "screening"]
+
+
+def test_the_fragments_are_package_data() -> None:
+    # An installed wheel must hold them: pyproject's package-data names the directory.
+    config = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["app"]
+    shipped = Path(__file__).parents[1] / "app"
+    files = {p.relative_to(shipped) for pattern in patterns for p in shipped.glob(pattern)}
+    assert {Path("protocols/instruments") / f"{n}.yaml" for n in instrument_names()} <= files
