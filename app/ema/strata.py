@@ -4,7 +4,8 @@ care can follow it (CEL: ``attributes.start_back_risk``).
 
 The change is written like a staff change of attributes (audited as ``participant.update``,
 naming the attribute and not its value) and the PAI is scored again when the attributes fit
-the protocol. Within a batch the latest answered response wins.
+the protocol. Within a batch the latest answered response wins. Only responses on the
+participant's current protocol version stratify.
 """
 
 from collections.abc import Sequence
@@ -54,7 +55,10 @@ def apply_strata(
 ) -> dict[str, str]:
     """Set the participant attributes the accepted responses stratify; returns those that
     changed."""
-    updates = stratum_updates(responses)
+    # A response on an earlier protocol version may stratify into an attribute the
+    # participant's current version no longer declares.
+    current = [r for r in responses if r.protocol_version == participant.protocol_version]
+    updates = stratum_updates(current)
     changed = {k: v for k, v in updates.items() if participant.attributes.get(k) != v}
     if not changed:
         return {}
@@ -70,8 +74,7 @@ def apply_strata(
         study_id=participant.study_id,
         detail={"fields": ["attributes"], "attributes": sorted(changed), "reason": "stratified"},
     )
-    versions = {r.protocol_version for r in responses if r.questionnaire.stratify is not None}
-    if participant.protocol_version in versions:
+    if participant.protocol_version is not None:
         protocol = require_protocol(session, participant.study_id, participant.protocol_version)
         # Attributes set before may not fit the protocol: then the engine falls back, as at
         # enrollment, rather than the upload of the answers failing.
