@@ -13,9 +13,10 @@ import sqlalchemy as sa
 import yaml
 
 from app.audit.models import AuditEvent
+from app.decision_rules.models import PaiScore
 from app.ema.scores import score_values
 from app.participants.models import Participant
-from app.protocols.example_files import MINIMAL, example_text
+from app.protocols.example_files import CHRONIC_PAIN_JITAI, MINIMAL, example_text
 from app.protocols.instruments import instrument, instrument_names
 from app.protocols.loading import parse_protocol
 from app.protocols.problems import ProtocolInvalid
@@ -23,7 +24,7 @@ from app.protocols.questionnaires import Questionnaire
 from app.protocols.schema import protocol_json_schema
 from app.staff.models import Role
 from tests.conftest import World
-from tests.support.ingest import Phone, response_to
+from tests.support.ingest import Phone, phone, response_to
 
 START_BACK_RISK = {
     "type": "choice",
@@ -285,3 +286,21 @@ def test_the_fragments_are_package_data() -> None:
     shipped = Path(__file__).parents[1] / "app"
     files = {p.relative_to(shipped) for pattern in patterns for p in shipped.glob(pattern)}
     assert {Path("protocols/instruments") / f"{n}.yaml" for n in instrument_names()} <= files
+
+
+def test_a_stratum_rescores_the_pai(world: World) -> None:
+    document: dict[str, Any] = yaml.safe_load(example_text(CHRONIC_PAIN_JITAI))
+    document["participant_attributes"]["start_back_risk"] = START_BACK_RISK
+    document["questionnaires"].append({"include": "start_back"})
+    study_id = _upload(world, document)
+    me = phone(world, study_id)
+    now = world.clock.now()
+    result = me.post("ema-responses", [response_to("start_back", now, **_start_back({1}))])
+    assert result["items"][0]["status"] == "accepted", result
+    with world.session_factory() as session:
+        reasons = session.scalars(
+            sa.select(PaiScore.reason).where(PaiScore.participant_id == uuid.UUID(me.id))
+        ).all()
+        row = session.get_one(Participant, uuid.UUID(me.id))
+        assert row.attributes["start_back_risk"] == "low"
+    assert "stratified" in reasons
