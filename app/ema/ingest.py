@@ -37,6 +37,7 @@ from app.ema.escalation import EscalationCandidate, raise_escalations
 from app.ema.models import EmaAnswer, EmaResponse
 from app.ema.questionnaire_lookup import QuestionnaireLookup
 from app.ema.scores import score_values
+from app.ema.strata import apply_strata
 from app.notifications.outbox import safety_response_notification, write_outbox
 from app.participants.models import Participant
 from app.protocols.questionnaires import Questionnaire
@@ -71,6 +72,10 @@ class _Accepted:
     answers: dict[str, Any]
     prompt: ScheduledItem | None
     late: bool
+
+    @property
+    def answered_at(self) -> datetime:
+        return _utc(self.submission.answered_at)
 
 
 def submit_responses(
@@ -110,6 +115,7 @@ def submit_responses(
         if a.prompt is not None:
             a.prompt.answered_at = _utc(a.submission.answered_at)
             a.prompt.updated_at = now
+    apply_strata(session, clock, participant, kept)
     candidates = _candidates(kept)
     alerts = raise_escalations(
         session, clock, participant, candidates, webhook_configured=webhook_configured

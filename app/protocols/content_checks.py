@@ -27,7 +27,7 @@ from app.protocols.questionnaires import (
     answer_scale,
     on_grid,
 )
-from app.protocols.score_checks import check_scores
+from app.protocols.score_checks import check_scores, check_stratify
 from app.protocols.smart import Smart, TrackAssignment
 
 PROBABILITY_TOLERANCE = 1e-9
@@ -37,6 +37,9 @@ def check_content(protocol: Protocol, problems: Problems) -> None:
     _check_duplicate_ids(protocol, problems)
     for i, questionnaire in enumerate(protocol.questionnaires):
         _check_questionnaire(questionnaire, path_of("questionnaires", i), problems)
+        check_stratify(
+            questionnaire, protocol.participant_attributes, path_of("questionnaires", i), problems
+        )
     for name, spec in protocol.participant_attributes.items():
         _check_attribute(spec, path_of("participant_attributes", name), problems)
     _check_schedule_references(protocol, problems)

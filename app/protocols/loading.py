@@ -10,13 +10,16 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from app.core.text import MAX_DATA_DEPTH, data_problem, json_nesting
+from app.protocols.cel_rules import suggestion
 from app.protocols.checks import check_protocol
 from app.protocols.document import Protocol
+from app.protocols.instruments import INCLUDE_OVERRIDES, instrument, instrument_names
 from app.protocols.problems import ProtocolInvalid, ProtocolProblem, path_of
 
 __all__ = [
     "ProtocolInvalid",
     "ProtocolProblem",
+    "expand_includes",
     "load_document",
     "load_stored",
     "parse_protocol",
@@ -133,7 +136,9 @@ def parse_protocol(
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ProtocolInvalid([ProtocolProblem("", f"expected a mapping at the top, got {kind}")])
-    protocol = load_stored(data)
+    # Stored versions are the validated model's dump, includes expanded: a later change to
+    # the instrument library never changes a stored version.
+    protocol = load_stored(expand_includes(data))
     problems = check_protocol(protocol)
     if problems:
         raise ProtocolInvalid(problems)
@@ -152,6 +157,57 @@ def load_stored(data: dict[str, Any]) -> Protocol:
         return Protocol.model_validate(data)
     except ValidationError as exc:
         raise ProtocolInvalid(structural_problems(exc, data)) from None
+
+
+def expand_includes(data: dict[str, Any]) -> dict[str, Any]:
+    """The document with each ``questionnaires[i]`` of the form ``{include: <name>, id?,
+    title?, stratify?}`` replaced by that instrument's questionnaire from the instrument
+    library (its version, items, scores, citation and terms) with the overrides given
+    (``stratify: null`` drops the instrument's stratification). ProtocolInvalid names an
+    unknown instrument or field at its path."""
+    questionnaires = data.get("questionnaires")
+    if not isinstance(questionnaires, list) or not any(
+        isinstance(q, dict) and "include" in q for q in questionnaires
+    ):
+        return data
+    problems: list[ProtocolProblem] = []
+    expanded: list[Any] = []
+    names = instrument_names()
+    for i, entry in enumerate(questionnaires):
+        if not isinstance(entry, dict) or "include" not in entry:
+            expanded.append(entry)
+            continue
+        for key in entry:
+            if key != "include" and key not in INCLUDE_OVERRIDES:
+                problems.append(
+                    ProtocolProblem(
+                        path_of("questionnaires", i, str(key)),
+                        f"an include may set only {', '.join(INCLUDE_OVERRIDES)}; write the "
+                        "questionnaire out to change more",
+                    )
+                )
+        name = entry["include"]
+        if not isinstance(name, str) or name not in names:
+            shown = name if isinstance(name, str) else repr(name)
+            problems.append(
+                ProtocolProblem(
+                    path_of("questionnaires", i, "include"),
+                    f"no instrument '{shown}' in the instrument library"
+                    f"{suggestion(shown, list(names))} (instruments: {', '.join(names)})",
+                )
+            )
+            continue
+        questionnaire = instrument(name)
+        for key in INCLUDE_OVERRIDES:
+            if key in entry:
+                if entry[key] is None:
+                    questionnaire.pop(key, None)
+                else:
+                    questionnaire[key] = entry[key]
+        expanded.append(questionnaire)
+    if problems:
+        raise ProtocolInvalid(problems)
+    return {**data, "questionnaires": expanded}
 
 
 def load_document(source: str | bytes, *, content_type: str | None = None) -> Any:

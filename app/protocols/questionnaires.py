@@ -277,6 +277,47 @@ class Score(ProtocolModel):
     Default: every item must be answered."""
 
 
+class Stratum(ProtocolModel):
+    """One stratum of a stratification: the value given when the score is in range."""
+
+    value: Identifier
+    """The attribute value given (one of the choice attribute's choices)."""
+    score: Identifier
+    """The questionnaire's score compared."""
+    min: Number | None = None
+    """The stratum applies when the score is at least this (no bound when omitted)."""
+    max: Number | None = None
+    """The stratum applies when the score is at most this (no bound when omitted)."""
+
+    def matches(self, scores: dict[str, float]) -> bool:
+        value = scores.get(self.score)
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class Stratify(ProtocolModel):
+    """Turn the scores of an accepted response into a participant attribute (e.g. the
+    STarT Back risk stratum, so care can follow it): the first stratum whose range holds
+    gives the value, else `otherwise`. With a score missing no stratum holds; when none
+    holds and `otherwise` is unset, the attribute is left as it was."""
+
+    attribute: Identifier
+    """A participant attribute of type choice (participant_attributes)."""
+    strata: tuple[Stratum, ...] = Field(min_length=1)
+    """Checked in order; the first that holds gives the value."""
+    otherwise: Identifier | None = None
+    """The value when no stratum holds (and every stratum's score was computed)."""
+
+    def value(self, scores: dict[str, float]) -> str | None:
+        for stratum in self.strata:
+            if stratum.matches(scores):
+                return stratum.value
+        if self.otherwise is not None and all(s.score in scores for s in self.strata):
+            return self.otherwise
+        return None
+
+
 # Scores are presented to references as numeric ratings on a continuous scale (a prorated
 # sum or a mean is rarely whole).
 _SCORE_STEP = 1e-6
@@ -295,6 +336,13 @@ class Questionnaire(ProtocolModel):
     """The questions, in display order."""
     scores: tuple[Score, ...] = ()
     """Scores computed from the items at ingestion (see Score)."""
+    stratify: Stratify | None = None
+    """Set a participant attribute from the scores of each accepted response (see
+    Stratify)."""
+    citation: str = ""
+    """Where the instrument is published (shown in the data dictionary)."""
+    terms: str = ""
+    """The instrument's terms of use or licence, as far as Kairos knows them."""
 
     @property
     def referable(self) -> tuple["Item", ...]:

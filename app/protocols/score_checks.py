@@ -1,6 +1,9 @@
 """Upload checks of questionnaire scores (``questionnaires[].scores``): every problem names
 its field."""
 
+from collections.abc import Mapping
+
+from app.protocols.attributes import AttributeSpec, ChoiceAttribute
 from app.protocols.cel_rules import suggestion
 from app.protocols.problems import Problems, path_of
 from app.protocols.questionnaires import (
@@ -66,3 +69,46 @@ def check_scores(questionnaire: Questionnaire, base: str, problems: Problems) ->
                 path_of(path, "min_answered"),
                 f"{score.min_answered} is more than the score's {len(score.items)} items",
             )
+
+
+def check_stratify(
+    questionnaire: Questionnaire,
+    attributes: Mapping[str, AttributeSpec],
+    base: str,
+    problems: Problems,
+) -> None:
+    """`stratify` sets a declared choice attribute to its choices from the questionnaire's
+    scores."""
+    stratify = questionnaire.stratify
+    if stratify is None:
+        return
+    path = path_of(base, "stratify")
+    spec = attributes.get(stratify.attribute)
+    if not isinstance(spec, ChoiceAttribute):
+        what = "is not declared" if spec is None else f"is of type {spec.type}"
+        problems.add(
+            path_of(path, "attribute"),
+            f"participant attribute '{stratify.attribute}' {what}; stratify sets an attribute "
+            f"of type choice{suggestion(stratify.attribute, sorted(attributes))}",
+        )
+        choices: tuple[str, ...] | None = None
+    else:
+        choices = spec.choices
+    score_ids = [s.id for s in questionnaire.scores]
+    for j, stratum in enumerate(stratify.strata):
+        at = path_of(path, "strata", j)
+        if stratum.score not in score_ids:
+            problems.add(
+                path_of(at, "score"),
+                f"questionnaire '{questionnaire.id}' has no score '{stratum.score}'"
+                f"{suggestion(stratum.score, score_ids)}",
+            )
+        if stratum.min is None and stratum.max is None:
+            problems.add(at, "give min, max or both")
+        elif stratum.min is not None and stratum.max is not None and stratum.min > stratum.max:
+            problems.add(path_of(at, "max"), f"{stratum.max} is below min {stratum.min}")
+        if choices is not None and stratum.value not in choices:
+            problems.add(path_of(at, "value"), f"expected one of {list(choices)}")
+    otherwise = stratify.otherwise
+    if choices is not None and otherwise is not None and otherwise not in choices:
+        problems.add(path_of(path, "otherwise"), f"expected one of {list(choices)}")
