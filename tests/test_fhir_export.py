@@ -123,6 +123,21 @@ def test_the_filters_apply_and_bad_ones_are_refused(world: World, me: Phone) -> 
     assert coordinator.status_code == 403
 
 
+def test_an_instrument_carries_its_citation_and_terms() -> None:
+    document = branching_document()
+    document["questionnaires"].append({"include": "peg3"})
+    protocol = parse_protocol(yaml.safe_dump(document))
+    peg = next(q for q in protocol.questionnaires if q.id == "peg")
+
+    class _Study:
+        slug = "instruments"
+
+    resource = questionnaire_resource(_Study(), peg)  # type: ignore[arg-type]
+    Questionnaire.model_validate(resource)
+    assert "Krebs" in resource["description"]
+    assert resource["copyright"]
+
+
 def test_branching_becomes_enable_when() -> None:
     document = branching_document()
     document["questionnaires"][0]["items"].append(

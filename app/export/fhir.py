@@ -104,6 +104,9 @@ def questionnaire_resource(study: Study, questionnaire: Questionnaire) -> dict[s
         "status": "active",
         "subjectType": ["Patient"],
         "item": [_item(item, questionnaire) for item in questionnaire.items],
+        # An instrument of the library carries its source and terms of use.
+        **({"description": questionnaire.citation} if questionnaire.citation else {}),
+        **({"copyright": questionnaire.terms} if questionnaire.terms else {}),
     }
 
 
