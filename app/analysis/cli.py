@@ -2,8 +2,9 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from app.analysis.decisions_csv import load_columns
@@ -90,6 +91,8 @@ def mrt(
         columns.append(available_column)
     try:
         data = load_columns(file, columns)
+        if available_column is not None:
+            data = only_randomized(data, available_column, rand_prob)
         estimator = emee if outcome_type is OutcomeType.binary else wcls
         if outcome_type is OutcomeType.binary and numerator_prob is None:
             numerator_prob = 0.5
@@ -174,3 +177,14 @@ def format_table(
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def only_randomized(data: dict[str, Any], availability: str, rand_prob: str) -> dict[str, Any]:
+    """The data with decisions that were not micro-randomized (no probability, or 0 or 1:
+    no rule matched, a fixed option, the fallback) counted as unavailable, as the API's
+    analysis does: the MRT's positivity holds only where both arms had a chance."""
+    available = np.asarray(data[availability], dtype=np.float64)
+    p = np.asarray(data[rand_prob], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        randomized = np.isfinite(p) & (p > 0) & (p < 1)
+    return {**data, availability: np.where(randomized, available, 0.0)}
