@@ -101,8 +101,12 @@ def test_cpaq8_reverses_pain_willingness() -> None:
     }
 
 
-def _start_back(positive: set[int]) -> dict[str, int]:
-    return {f"item{i}": int(i in positive) for i in range(1, 10)}
+def _start_back(positive: set[int]) -> dict[str, int | str]:
+    """Items 1-8 agree (1) or disagree (0); item 9, bothersomeness, is one of five options,
+    "very much" counting as positive and "moderately" not."""
+    answers: dict[str, int | str] = {f"item{i}": int(i in positive) for i in range(1, 9)}
+    answers["item9"] = "very_much" if 9 in positive else "moderately"
+    return answers
 
 
 @pytest.mark.parametrize(

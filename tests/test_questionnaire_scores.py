@@ -365,3 +365,29 @@ def test_the_peg3_instrument_runs_end_to_end(tmp_path: Path) -> None:
     (effect,) = json.loads(result.output)["coefficients"]
     assert effect["ci_low"] <= -4 / 3 <= effect["ci_high"], effect
     assert effect["ci_high"] < 0
+
+
+def test_single_choice_items_are_recoded_into_numbers() -> None:
+    document = _document()
+    daily = document["questionnaires"][0]
+    choices = [{"value": v, "label": v} for v in ("none", "some", "a_lot")]
+    daily["items"].append(
+        {"id": "bother", "type": "single_choice", "text": "?", "choices": choices}
+    )
+    recode = {"bother": {"none": 0, "some": 1, "a_lot": 3}}
+    daily["scores"] = [PEG, {"id": "burden", "items": ["pain", "bother"], "recode": recode}]
+    questionnaire = parse_protocol(yaml.safe_dump(document)).questionnaires[0]
+    assert score_values(questionnaire, {"pain": 4, "bother": "a_lot"}) == {"burden": 7.0}
+    assert questionnaire.score_range(questionnaire.scores[1]) == (0.0, 13.0)
+    for bad, field, message in (
+        ({"bother": {"none": 0, "some": 1}}, "recode.bother", "no number for the choice(s) a_lot"),
+        ({"bother": {**recode["bother"], "lots": 2}}, "recode.bother.lots", "not a choice"),
+        ({"pain": {"x": 1}}, "recode.pain", "single-choice items"),
+    ):
+        daily["scores"] = [PEG, {"id": "burden", "items": ["pain", "bother"], "recode": bad}]
+        with pytest.raises(ProtocolInvalid) as caught:
+            parse_protocol(yaml.safe_dump(document))
+        problems = {p.path: p.message for p in caught.value.problems}
+        path = f"questionnaires[0].scores[1].{field}"
+        assert path in problems, problems
+        assert message in problems[path]

@@ -41,7 +41,9 @@ def score_value(
     for item_id in score.items:
         weight = (score.weights or {}).get(item_id, 1.0) if weighted else 1.0
         total_weight += abs(weight)
-        value = _number(answers.get(item_id))
+        answer = answers.get(item_id)
+        recoded = score.recode.get(item_id)
+        value = recoded.get(answer) if recoded and isinstance(answer, str) else _number(answer)
         if value is None:
             continue
         if item_id in score.reverse:

@@ -271,6 +271,9 @@ class Score(ProtocolModel):
     reverse: tuple[Identifier, ...] = ()
     """Items scored in reverse (min + max - answer), e.g. a positively worded item in a
     scale where higher means worse."""
+    recode: dict[Identifier, dict[Identifier, float]] = Field(default_factory=dict)
+    """Numbers for the choices of single-choice items, e.g. a five-option bothersomeness
+    item scored 0, 0, 0, 1, 1: {item9: {not_at_all: 0, ..., extremely: 1}}."""
     min_answered: PositiveInt | None = None
     """Compute the score when at least this many of its items are answered, prorated (a
     sum scaled up to all items; a mean of those answered); fewer: the score is missing.
@@ -369,7 +372,11 @@ class Questionnaire(ProtocolModel):
         ranges = []
         for item_id in score.items:
             item = self.find_item(item_id)
-            low, high = _numeric_range(item)
+            recoded = score.recode.get(item_id)
+            if recoded:
+                low, high = min(recoded.values()), max(recoded.values())
+            else:
+                low, high = _numeric_range(item)
             weight = (score.weights or {}).get(item_id, 1.0)
             if score.method is not ScoreMethod.weighted_sum:
                 weight = 1.0

@@ -11,6 +11,7 @@ from app.protocols.questionnaires import (
     NumericRatingItem,
     Questionnaire,
     ScoreMethod,
+    SingleChoiceItem,
 )
 
 
@@ -36,11 +37,35 @@ def check_scores(questionnaire: Questionnaire, base: str, problems: Problems) ->
                     f"questionnaire '{questionnaire.id}' has no item '{item_id}'"
                     f"{suggestion(item_id, item_ids)}",
                 )
+            elif isinstance(item, SingleChoiceItem) and item_id in score.recode:
+                choices = [c.value for c in item.choices]
+                missing = [c for c in choices if c not in score.recode[item_id]]
+                unknown = [c for c in score.recode[item_id] if c not in choices]
+                if missing:
+                    problems.add(
+                        path_of(path, "recode", item_id),
+                        f"no number for the choice(s) {', '.join(missing)}",
+                    )
+                for value in unknown:
+                    problems.add(
+                        path_of(path, "recode", item_id, value),
+                        f"'{value}' is not a choice of '{item_id}'{suggestion(value, choices)}",
+                    )
             elif not isinstance(item, NumericRatingItem | DurationItem):
                 problems.add(
                     path_of(path, "items", j),
                     f"'{item_id}' is a {item.type} item; a score adds numeric ratings and "
-                    "durations",
+                    "durations (and single choices it recodes)",
+                )
+        for item_id in score.recode:
+            if item_id not in score.items:
+                problems.add(
+                    path_of(path, "recode", item_id), f"'{item_id}' is not one of the score's items"
+                )
+            elif not isinstance(questionnaire.find_item(item_id), SingleChoiceItem):
+                problems.add(
+                    path_of(path, "recode", item_id),
+                    "recode applies to single-choice items (numeric items count as answered)",
                 )
         for j, item_id in enumerate(score.reverse):
             if item_id not in score.items:
