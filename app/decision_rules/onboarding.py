@@ -138,3 +138,14 @@ def score_at_enrollment(session: Session, clock: Clock, participant: Participant
         # back (and logs why) rather than enrollment failing for the participant.
         return
     score(session, clock, participant, protocol, reason="enrolled")
+
+
+def rescore_after_stratifying(session: Session, clock: Clock, participant: Participant) -> None:
+    """The PAI again after a questionnaire set a stratum attribute (app.ema.strata), when
+    the attributes fit the protocol; otherwise the engine falls back, as at enrollment,
+    rather than the upload of the answers failing."""
+    if participant.protocol_version is None:
+        return
+    protocol = require_protocol(session, participant.study_id, participant.protocol_version)
+    if not attribute_problems(protocol, participant.attributes):
+        score(session, clock, participant, protocol, reason="stratified")

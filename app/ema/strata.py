@@ -8,7 +8,7 @@ the protocol. Within a batch the latest answered response wins. Only responses o
 participant's current protocol version stratify.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,11 +16,20 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import Actor, record
 from app.core.clock import Clock
-from app.decision_rules.onboarding import attribute_problems, score
 from app.ema.scores import score_values
 from app.participants.models import Participant
 from app.protocols.questionnaires import Questionnaire
-from app.protocols.store import require_protocol
+
+# What follows a stratification (the PAI scored again, app.decision_rules.onboarding),
+# connected by app.listeners: EMA ingestion sits below the decision rules.
+Restratified = Callable[[Session, Clock, Participant], None]
+_AFTER_STRATIFYING: list[Restratified] = []
+
+
+def on_stratified(listener: Restratified) -> None:
+    """Call ``listener`` after a participant's attributes were stratified (idempotent)."""
+    if listener not in _AFTER_STRATIFYING:
+        _AFTER_STRATIFYING.append(listener)
 
 
 class Stratified(Protocol):
@@ -74,10 +83,6 @@ def apply_strata(
         study_id=participant.study_id,
         detail={"fields": ["attributes"], "attributes": sorted(changed), "reason": "stratified"},
     )
-    if participant.protocol_version is not None:
-        protocol = require_protocol(session, participant.study_id, participant.protocol_version)
-        # Attributes set before may not fit the protocol: then the engine falls back, as at
-        # enrollment, rather than the upload of the answers failing.
-        if not attribute_problems(protocol, participant.attributes):
-            score(session, clock, participant, protocol, reason="stratified")
+    for listener in _AFTER_STRATIFYING:
+        listener(session, clock, participant)
     return changed
