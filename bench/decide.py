@@ -25,6 +25,8 @@ items from the same state; the last run commits, to show the commit's cost too.
 import argparse
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -46,6 +48,26 @@ from app.study_operations.protocol_versions import upload_version
 
 ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+
+@contextmanager
+def scratch_database(server_url: str, kept: str | None, keep: bool) -> Iterator[str]:
+    """The URL of a new database on the server (or of ``kept``, one kept earlier), dropped
+    at the end unless kept."""
+    name = kept or f"kairos_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    if not kept:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        if keep or kept:
+            print(f"kept database {name}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def bench_study(url: str, protocol: str) -> tuple[Engine, uuid.UUID]:
@@ -270,17 +292,11 @@ def main() -> None:
     args = parser.parse_args()
     learning = args.policy == "learning"
 
-    name = args.database or f"kairos_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
     # 13:00 UTC on the last day: some of today's EMA and steps exist, later ones do not.
     when = START.replace(hour=13) + timedelta(days=args.days - 1)
-    if not args.database:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(args.url, args.database, args.keep) as url:
         if not args.database:
-            print(f"filling {name}: {args.participants:,} participants, {args.days} days")
+            print(f"filling: {args.participants:,} participants, {args.days} days")
             fill(
                 url,
                 args.participants,
@@ -311,13 +327,6 @@ def main() -> None:
             )
         if not args.database:
             measure(url, when, n, commit=True)
-    finally:
-        if args.keep or args.database:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

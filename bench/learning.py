@@ -29,11 +29,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from decide import START, ZONES, bench_study
+from decide import START, ZONES, bench_study, scratch_database
 
 from app.core.clock import SimulatedClock
 from app.core.db import DatabaseTimeouts, create_db_engine, make_session_factory
@@ -148,21 +147,17 @@ def main() -> None:
     parser.add_argument("--database", help="measure on this database, kept by --keep")
     args = parser.parse_args()
 
-    name = args.database or f"kairos_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
     days = args.weeks * 7
-    if not args.database:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(args.url, args.database, args.keep) as url:
         if not args.database:
-            print(f"filling {name}: {args.participants:,} participants, {days} days")
+            print(f"filling: {args.participants:,} participants, {days} days")
             study_id = fill(url, args.participants, days)
         else:
             engine = create_db_engine(url)
             with engine.connect() as conn:
                 study_id = conn.scalar(sa.text("SELECT id FROM studies"))
+                # The kept database's own length, whatever --weeks says.
+                days = int(conn.scalar(sa.text("SELECT max(study_day) + 1 FROM decisions")))
                 conn.execute(sa.text("DELETE FROM policy_posteriors"))
                 conn.commit()
             engine.dispose()
@@ -172,13 +167,6 @@ def main() -> None:
         timed_update(url, study_id, last_night - timedelta(days=1), commit=True)
         print("the nightly update the day after (one day of decisions, all history in place):")
         timed_update(url, study_id, last_night, commit=False)
-    finally:
-        if args.keep or args.database:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":
